@@ -1,0 +1,136 @@
+"""Task specs -> Airflow DAGs. The only module that turns plans into Airflow objects.
+
+Runs at DAG-parse time: reads YAML files and builds objects, never touches a database or the
+network. A broken spec becomes a small DAG whose only task fails with the compiler-style error,
+so it shows up in the UI instead of hiding the other specs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_dtaas.core.plan import plan_tables
+from airflow_provider_dtaas.core.spec import TaskSpec
+from airflow_provider_dtaas.core.spec_loader import SpecError, find_spec_files, load_spec
+
+log = logging.getLogger(__name__)
+
+SPECS_DIR_ENV = "DTAAS_SPECS_DIR"
+_START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
+    """One DAG: begin_run >> one task group per table >> end_run."""
+    from airflow.sdk import DAG, TaskGroup
+
+    from airflow_provider_dtaas.operators.run_state import BeginRunOperator, EndRunOperator
+    from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
+
+    plans = plan_tables(spec, spec_file=spec_file)
+    default_args: dict[str, Any] = {
+        "retries": spec.max_retries if spec.retry_enabled else 0,
+        "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
+        "owner": "dtaas",
+    }
+    with DAG(
+        dag_id=spec.dag_id,
+        description=spec.description or f"DTaaS {spec.mode} from {spec.source.conn_id} ({spec_file})",
+        schedule=spec.schedule,
+        start_date=_START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args,
+        tags=["dtaas", spec.mode, *spec.tags],
+        doc_md=_doc(spec, spec_file),
+    ) as dag:
+        begin = BeginRunOperator(
+            task_id="begin_run",
+            spec_name=spec.name,
+            mode=spec.mode,
+            tables=len(plans),
+            state_conn_id=spec.state_conn_id,
+        )
+        end = EndRunOperator(
+            task_id="end_run",
+            spec_name=spec.name,
+            tables=[p.source_name for p in plans],
+            state_conn_id=spec.state_conn_id,
+        )
+        for plan in plans:
+            with TaskGroup(group_id=plan.group_id, tooltip=f"{plan.source_name}") as group:
+                SqlServerFullLoadOperator(
+                    task_id="full_load",
+                    spec_name=spec.name,
+                    table_plan=plan.to_dict(),
+                    mssql_conn_id=spec.source.conn_id,
+                    source_database=spec.source.database,
+                    state_conn_id=spec.state_conn_id,
+                )
+            begin >> group >> end
+    return dag
+
+
+def build_invalid_spec_dag(spec_file: str, error: SpecError) -> Any:
+    """A DAG that reports a broken spec: visible in the UI, failing with the full message if run."""
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG
+
+    message = str(error)
+    dag_id = "dtaas_invalid__" + "".join(ch if ch.isalnum() else "_" for ch in Path(spec_file).stem)
+    with DAG(
+        dag_id=dag_id,
+        description=f"invalid DTaaS spec {spec_file}",
+        schedule=None,
+        start_date=_START_DATE,
+        catchup=False,
+        tags=["dtaas", "invalid-spec"],
+        doc_md=f"### This spec does not validate\n\n```\n{message}\n```\n",
+    ) as dag:
+        PythonOperator(task_id="report_spec_error", python_callable=_raise_spec_error, op_args=[message])
+    return dag
+
+
+def _raise_spec_error(message: str) -> None:
+    raise ValueError(f"invalid DTaaS spec, fix the file and the DAG will be rebuilt:\n{message}")
+
+
+def specs_dir(default: Path) -> Path:
+    return Path(os.environ.get(SPECS_DIR_ENV) or default)
+
+
+def build_dags(folder: Path) -> dict[str, Any]:
+    """Build a DAG for every spec in ``folder``; one bad file never hides the others."""
+    dags: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for path in find_spec_files(folder):
+        shown = f"{folder.name}/{path.name}"
+        try:
+            spec = load_spec(path, display_name=shown)
+            if spec.name in names:
+                raise SpecError([_duplicate(shown, spec.name, names[spec.name])])
+            dag = build_dag(spec, spec_file=shown)
+            names[spec.name] = shown
+        except SpecError as err:
+            log.error("DTaaS spec %s is invalid:\n%s", shown, err)
+            dag = build_invalid_spec_dag(shown, err)
+        dags[dag.dag_id] = dag
+    return dags
+
+
+def _duplicate(shown: str, name: str, other: str) -> Any:
+    from airflow_provider_dtaas.core.spec_loader import SpecProblem
+
+    return SpecProblem(shown, None, "name", f"spec name {name!r} is already used by {other}")
+
+
+def _doc(spec: TaskSpec, spec_file: str) -> str:
+    lines = [f"### DTaaS spec `{spec.name}`", "", f"Defined in `{spec_file}`. Mode: **{spec.mode}**.", ""]
+    if spec.description:
+        lines += [spec.description, ""]
+    lines += ["| source table | batch rows |", "|---|---|"]
+    lines += [f"| `{t.name}` | {t.batch_rows or spec.batch_rows} |" for t in spec.tables]
+    return "\n".join(lines)

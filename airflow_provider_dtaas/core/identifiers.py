@@ -1,0 +1,37 @@
+"""Identifier quoting: the one place per dialect where names from specs become SQL text."""
+
+from __future__ import annotations
+
+import re
+
+_SAFE_KEY = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def quote_mssql(name: str) -> str:
+    """Quote one SQL Server identifier part: ``my]table`` -> ``[my]]table]``."""
+    _refuse_nul(name)
+    return "[" + name.replace("]", "]]") + "]"
+
+
+def quote_mssql_table(schema: str, table: str) -> str:
+    return f"{quote_mssql(schema)}.{quote_mssql(table)}"
+
+
+def quote_snowflake(name: str) -> str:
+    """Quote one Snowflake identifier part: ``my"col`` -> ``"my""col"``."""
+    _refuse_nul(name)
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_snowflake_path(*parts: str) -> str:
+    return ".".join(quote_snowflake(part) for part in parts)
+
+
+def safe_key(text: str) -> str:
+    """A deterministic, readable token for object keys, stage paths and Airflow ids."""
+    return _SAFE_KEY.sub("_", text).strip("_") or "_"
+
+
+def _refuse_nul(name: str) -> None:
+    if not name or "\x00" in name:
+        raise ValueError(f"invalid identifier {name!r}: identifiers must be non-empty and contain no NUL")

@@ -1,0 +1,129 @@
+"""Spec -> table plans: plain data that says what each table's task group does. Pure, no I/O.
+
+Plans are built at DAG-parse time from the spec alone (no database access) and handed to the
+operators as plain dictionaries, so serialized DAGs carry them unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from airflow_provider_dtaas.core.identifiers import safe_key
+from airflow_provider_dtaas.core.spec import TaskSpec
+from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem
+
+_GROUP_ID = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class S3Target:
+    conn_id: str
+    bucket: str
+    table_prefix: str
+    compression: str
+
+
+@dataclass(frozen=True)
+class SnowflakeTarget:
+    conn_id: str
+    database: str
+    schema: str
+    table: str
+    stage: str
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    source_schema: str
+    source_table: str
+    group_id: str
+    batch_rows: int
+    s3: S3Target | None
+    snowflake: SnowflakeTarget | None
+
+    @property
+    def source_name(self) -> str:
+        return f"{self.source_schema}.{self.source_table}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TablePlan:
+        s3 = data.get("s3")
+        snowflake = data.get("snowflake")
+        return cls(
+            source_schema=data["source_schema"],
+            source_table=data["source_table"],
+            group_id=data["group_id"],
+            batch_rows=int(data["batch_rows"]),
+            s3=S3Target(**s3) if s3 else None,
+            snowflake=SnowflakeTarget(**snowflake) if snowflake else None,
+        )
+
+
+def plan_tables(spec: TaskSpec, *, spec_file: str = "") -> list[TablePlan]:
+    """One plan per listed table; refuses two tables that would land on the same target."""
+    plans: list[TablePlan] = []
+    problems: list[SpecProblem] = []
+    targets: dict[str, str] = {}
+    groups: dict[str, str] = {}
+    for position, table in enumerate(spec.tables):
+        schema, name = table.source_schema, table.source_table
+        group_id = _GROUP_ID.sub("_", f"{schema}-{name}")
+        s3 = None
+        if spec.destinations.s3 is not None:
+            dest = spec.destinations.s3
+            s3 = S3Target(
+                conn_id=dest.conn_id,
+                bucket=dest.bucket,
+                table_prefix=f"{dest.prefix}{safe_key(schema)}/{safe_key(name)}/",
+                compression=dest.compression,
+            )
+        snowflake = None
+        if spec.destinations.snowflake is not None:
+            dest_sf = spec.destinations.snowflake
+            target = table.target or name.upper()
+            snowflake = SnowflakeTarget(
+                conn_id=dest_sf.conn_id,
+                database=dest_sf.database,
+                schema=dest_sf.schema_,
+                table=target,
+                stage=dest_sf.stage,
+            )
+            if target.upper() in targets:
+                problems.append(
+                    SpecProblem(
+                        spec_file,
+                        None,
+                        f"tables[{position}]",
+                        f"{table.name} and {targets[target.upper()]} would both load Snowflake table "
+                        f"{target}; set 'target' on one of them",
+                    )
+                )
+            targets[target.upper()] = table.name
+        if group_id in groups:
+            problems.append(
+                SpecProblem(
+                    spec_file,
+                    None,
+                    f"tables[{position}]",
+                    f"{table.name} and {groups[group_id]} map to the same task group {group_id}",
+                )
+            )
+        groups[group_id] = table.name
+        plans.append(
+            TablePlan(
+                source_schema=schema,
+                source_table=name,
+                group_id=group_id,
+                batch_rows=table.batch_rows or spec.batch_rows,
+                s3=s3,
+                snowflake=snowflake,
+            )
+        )
+    if problems:
+        raise SpecError(problems)
+    return plans

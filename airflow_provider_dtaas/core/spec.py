@@ -1,0 +1,125 @@
+"""The task spec: what a YAML file in ``task_specs/`` may say. Models validate themselves.
+
+This is the walking-skeleton subset of the spec language (full load of listed tables to S3 and
+Snowflake); later issues extend these models rather than replace them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_TABLE_NAME = re.compile(r"^(?P<schema>[^.\s]+)\.(?P<table>[^.\s]+)$")
+_SPEC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SourceSpec(_Model):
+    conn_id: str = Field(min_length=1, description="Airflow connection id of type mssql")
+    database: str | None = Field(default=None, description="overrides the connection's database")
+
+
+class S3Spec(_Model):
+    conn_id: str = Field(default="aws_default", min_length=1)
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = ""
+    file_format: Literal["parquet"] = "parquet"
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, value: str) -> str:
+        value = value.lstrip("/")
+        return value if not value or value.endswith("/") else value + "/"
+
+
+class SnowflakeSpec(_Model):
+    conn_id: str = Field(default="snowflake_default", min_length=1)
+    database: str = Field(min_length=1)
+    schema_: str = Field(alias="schema", min_length=1)
+    stage: str = Field(default="DTAAS_STAGE", min_length=1, description="internal named stage")
+
+
+class DestinationsSpec(_Model):
+    s3: S3Spec | None = None
+    snowflake: SnowflakeSpec | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> DestinationsSpec:
+        if self.s3 is None and self.snowflake is None:
+            raise ValueError("name at least one destination: s3 or snowflake")
+        return self
+
+
+class TableSpec(_Model):
+    name: str = Field(description="schema.table in the source database")
+    batch_rows: int | None = Field(default=None, ge=1, le=5_000_000)
+    target: str | None = Field(default=None, description="Snowflake table name (default: the table's name)")
+
+    @field_validator("name")
+    @classmethod
+    def _schema_dot_table(cls, value: str) -> str:
+        if not _TABLE_NAME.match(value):
+            raise ValueError(f"expected 'schema.table', got {value!r}")
+        return value
+
+    @property
+    def source_schema(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def source_table(self) -> str:
+        return self.name.split(".", 1)[1]
+
+
+class TaskSpec(_Model):
+    name: str = Field(description="unique name; the DAG id is dtaas_<name>")
+    description: str = ""
+    mode: Literal["full_load"] = "full_load"
+    schedule: str | None = Field(default=None, description="cron expression or preset; none = manual")
+    batch_rows: int = Field(default=50_000, ge=1, le=5_000_000)
+    state_conn_id: str = "dtaas_state"
+    retry_enabled: bool = True
+    max_retries: int = Field(default=3, ge=0, le=20)
+    retry_delay_seconds: int = Field(default=20, ge=0, le=86_400)
+    tags: list[str] = Field(default_factory=list)
+    source: SourceSpec
+    destinations: DestinationsSpec
+    tables: list[TableSpec] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _SPEC_NAME.match(value):
+            raise ValueError("use letters, digits, '_' or '-', starting with a letter (at most 64)")
+        return value
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _short_form(cls, value: object) -> object:
+        # `- dbo.orders` is shorthand for `- name: dbo.orders`
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("tables", mode="after")
+    @classmethod
+    def _unique_tables(cls, tables: list[TableSpec]) -> list[TableSpec]:
+        seen: dict[str, int] = {}
+        for position, table in enumerate(tables):
+            key = table.name.lower()
+            if key in seen:
+                raise ValueError(
+                    f"table {table.name} is listed twice (tables[{seen[key]}] and tables[{position}])"
+                )
+            seen[key] = position
+        return tables
+
+    @property
+    def dag_id(self) -> str:
+        return f"dtaas_{self.name}"

@@ -1,0 +1,198 @@
+"""The DTaaS state store in PostgreSQL: versioned migrations and execution records."""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+STATE_SCHEMA = "dtaas"
+# Any constant works as long as every writer uses the same one: migrations run under this lock.
+_MIGRATION_LOCK = 0x44544141
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def bundled_migrations() -> list[Migration]:
+    """The migrations shipped in ``airflow_provider_dtaas/state/migrations``, in order."""
+    folder = resources.files("airflow_provider_dtaas.state").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version, _, rest = entry.name.partition("_")
+            found.append(Migration(int(version), rest.removesuffix(".sql"), entry.read_text("utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+class DtaasStateHook(PostgresHook):
+    """Reads and writes the ``dtaas`` schema through an Airflow connection of type postgres.
+
+    :param state_conn_id: connection to the PostgreSQL database that holds DTaaS state.
+    """
+
+    conn_name_attr = "postgres_conn_id"
+    default_conn_name = "dtaas_state"
+    hook_name = "DTaaS state store"
+
+    def __init__(self, state_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(postgres_conn_id=state_conn_id, **kwargs)
+        self.state_conn_id = state_conn_id
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in order, each in its own transaction; return versions applied."""
+        applied: list[int] = []
+        conn: Any
+        with closing(self.get_conn()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+            try:
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
+                cur.execute(
+                    f"CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.schema_migrations ("
+                    " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                    " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
+                conn.commit()
+                cur.execute(f"SELECT version FROM {STATE_SCHEMA}.schema_migrations")
+                done = {row[0] for row in cur.fetchall()}
+                for migration in bundled_migrations():
+                    if migration.version in done:
+                        continue
+                    cur.execute(migration.sql)
+                    cur.execute(
+                        f"INSERT INTO {STATE_SCHEMA}.schema_migrations (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+                    conn.commit()
+                    applied.append(migration.version)
+            finally:
+                conn.rollback()
+                cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+                conn.commit()
+        if applied:
+            self.log.info("DTaaS state store migrated to version %s", applied[-1])
+        return applied
+
+    def begin_execution(self, *, spec_name: str, dag_id: str, run_id: str, mode: str, tables: int) -> int:
+        row = self._one(
+            "INSERT INTO dtaas.executions (spec_name, dag_id, run_id, mode, status, tables_total)"
+            " VALUES (%s, %s, %s, %s, 'running', %s)"
+            " ON CONFLICT (dag_id, run_id) DO UPDATE SET status = 'running', completed_at = NULL,"
+            " error = NULL RETURNING id",
+            (spec_name, dag_id, run_id, mode, tables),
+        )
+        return int(row[0])
+
+    def execution_id(self, dag_id: str, run_id: str) -> int:
+        row = self._one("SELECT id FROM dtaas.executions WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
+        return int(row[0])
+
+    def begin_table(self, *, execution_id: int, source_table: str, attempt: int) -> None:
+        self._run(
+            "INSERT INTO dtaas.table_executions (execution_id, source_table, status, attempt)"
+            " VALUES (%s, %s, 'running', %s)"
+            " ON CONFLICT (execution_id, source_table) DO UPDATE SET status = 'running',"
+            " attempt = EXCLUDED.attempt, started_at = now(), completed_at = NULL, error = NULL,"
+            " rows_processed = 0, bytes_written = 0",
+            (execution_id, source_table, attempt),
+        )
+
+    def finish_table(
+        self,
+        *,
+        execution_id: int,
+        source_table: str,
+        status: str,
+        rows: int,
+        bytes_written: int,
+        seconds: float,
+        destinations: dict[str, Any],
+        error: str | None = None,
+    ) -> None:
+        self._run(
+            "UPDATE dtaas.table_executions SET status = %s, rows_processed = %s, bytes_written = %s,"
+            " seconds = %s, destinations = %s::jsonb, error = %s, completed_at = now()"
+            " WHERE execution_id = %s AND source_table = %s",
+            (
+                status,
+                rows,
+                bytes_written,
+                seconds,
+                json.dumps(destinations),
+                error,
+                execution_id,
+                source_table,
+            ),
+        )
+
+    def finish_execution(self, execution_id: int, expected_tables: list[str]) -> dict[str, Any]:
+        """Close a run from its tables' outcomes; a table that never started counts as failed."""
+        tables = self.table_summaries(execution_id)
+        seen = {t["source_table"] for t in tables}
+        tables += [
+            {
+                "source_table": name,
+                "status": "failed",
+                "attempt": 0,
+                "rows_processed": 0,
+                "bytes_written": 0,
+                "seconds": None,
+                "destinations": {},
+                "error": "did not start (an upstream task failed)",
+            }
+            for name in expected_tables
+            if name not in seen
+        ]
+        failed = [t["source_table"] for t in tables if t["status"] != "success"]
+        status = "failed" if failed else "success"
+        error = f"tables not loaded: {', '.join(failed)}" if failed else None
+        self._run(
+            "UPDATE dtaas.executions SET status = %s, completed_at = now(), error = %s,"
+            " rows_processed = (SELECT COALESCE(SUM(rows_processed), 0) FROM dtaas.table_executions"
+            "   WHERE execution_id = %s),"
+            " bytes_written = (SELECT COALESCE(SUM(bytes_written), 0) FROM dtaas.table_executions"
+            "   WHERE execution_id = %s)"
+            " WHERE id = %s",
+            (status, error, execution_id, execution_id, execution_id),
+        )
+        return {"status": status, "failed_tables": failed, "tables": tables}
+
+    def table_summaries(self, execution_id: int) -> list[dict[str, Any]]:
+        columns = (
+            "source_table",
+            "status",
+            "attempt",
+            "rows_processed",
+            "bytes_written",
+            "seconds",
+            "destinations",
+            "error",
+        )
+        rows = self.get_records(
+            f"SELECT {', '.join(columns)} FROM dtaas.table_executions WHERE execution_id = %s"
+            " ORDER BY source_table",
+            parameters=(execution_id,),
+        )
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def _one(self, sql: str, parameters: tuple[Any, ...]) -> tuple[Any, ...]:
+        with closing(self.get_conn()) as conn, conn.cursor() as cur:
+            cur.execute(sql, parameters)
+            row = cur.fetchone()
+            conn.commit()
+        if row is None:
+            raise LookupError(f"no row for {parameters!r}")
+        return tuple(row)
+
+    def _run(self, sql: str, parameters: tuple[Any, ...]) -> None:
+        with closing(self.get_conn()) as conn, conn.cursor() as cur:
+            cur.execute(sql, parameters)
+            conn.commit()

@@ -1,0 +1,169 @@
+"""Full load of one SQL Server table into S3 (Parquet) and/or Snowflake, in bounded memory."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_dtaas.core.identifiers import safe_key
+from airflow_provider_dtaas.core.plan import TablePlan
+from airflow_provider_dtaas.core.typemap import map_columns
+from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
+from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
+from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+from airflow_provider_dtaas.hooks.state import DtaasStateHook
+from airflow_provider_dtaas.transfers.sinks import S3ParquetSink, Sink, SnowflakeStageSink
+
+
+class TableLoadError(RuntimeError):
+    """A table's load failed; the message names the spec, the table and the cause."""
+
+
+class SqlServerFullLoadOperator(BaseOperator):
+    """Read one table in batches of ``batch_rows`` and write every batch to each destination.
+
+    Memory is bounded by one batch: rows are fetched with ``fetchmany``, turned into an Arrow
+    record batch, written, and dropped. The destinations become visible only at the end (S3
+    manifest, Snowflake atomic replace), so a failed attempt never leaves a half-loaded table.
+
+    :param spec_name: name of the task spec this load belongs to.
+    :param table_plan: the table's plan (``TablePlan.to_dict()``), built from the spec.
+    :param mssql_conn_id: Airflow connection of the SQL Server source.
+    :param source_database: database to read instead of the connection's own.
+    :param state_conn_id: Airflow connection of the DTaaS state store.
+    """
+
+    template_fields: Sequence[str] = ("source_database",)
+    ui_color = "#cfe8fc"
+
+    def __init__(
+        self,
+        *,
+        spec_name: str,
+        table_plan: dict[str, Any],
+        mssql_conn_id: str,
+        source_database: str | None = None,
+        state_conn_id: str = "dtaas_state",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        plan = TablePlan.from_dict(table_plan)  # fail at parse time on a malformed plan
+        if plan.s3 is None and plan.snowflake is None:
+            raise ValueError(f"table {plan.source_name}: no destination to load")
+        self.spec_name = spec_name
+        self.table_plan = table_plan
+        self.mssql_conn_id = mssql_conn_id
+        self.source_database = source_database
+        self.state_conn_id = state_conn_id
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        plan = TablePlan.from_dict(self.table_plan)
+        run_id: str = context["run_id"]
+        state = DtaasStateHook(self.state_conn_id)
+        execution_id = state.execution_id(self.dag_id, run_id)
+        state.begin_table(
+            execution_id=execution_id, source_table=plan.source_name, attempt=int(context["ti"].try_number)
+        )
+        started = time.monotonic()
+        rows = 0
+        try:
+            rows, results = self._load(plan, run_id)
+        except Exception as err:
+            state.finish_table(
+                execution_id=execution_id,
+                source_table=plan.source_name,
+                status="failed",
+                rows=rows,
+                bytes_written=0,
+                seconds=time.monotonic() - started,
+                destinations={},
+                error=f"{type(err).__name__}: {err}"[:4000],
+            )
+            raise TableLoadError(
+                f"spec {self.spec_name}, table {plan.source_name}: {type(err).__name__}: {err}"
+            ) from err
+        seconds = time.monotonic() - started
+        bytes_written = sum(r["bytes"] for r in results.values())
+        state.finish_table(
+            execution_id=execution_id,
+            source_table=plan.source_name,
+            status="success",
+            rows=rows,
+            bytes_written=bytes_written,
+            seconds=seconds,
+            destinations=results,
+        )
+        self.log.info(
+            "table %s: loaded %d rows in %.1f s (%.0f rows/s) run %s",
+            plan.source_name,
+            rows,
+            seconds,
+            rows / seconds if seconds else 0.0,
+            run_id,
+        )
+        return {
+            "table": plan.source_name,
+            "rows": rows,
+            "seconds": round(seconds, 3),
+            "destinations": results,
+        }
+
+    def _load(self, plan: TablePlan, run_id: str) -> tuple[int, dict[str, Any]]:
+        source = DtaasMsSqlHook(mssql_conn_id=self.mssql_conn_id, database=self.source_database)
+        columns = map_columns(
+            source.get_source_columns(plan.source_schema, plan.source_table), table=plan.source_name
+        )
+        run_token = f"run={safe_key(run_id)}"
+        sinks: list[Sink] = []
+        if plan.s3 is not None:
+            sinks.append(
+                S3ParquetSink(
+                    plan.s3,
+                    hook=DtaasS3Hook(aws_conn_id=plan.s3.conn_id),
+                    run_token=run_token,
+                    source_table=plan.source_name,
+                    run_id=run_id,
+                    columns=columns,
+                )
+            )
+        if plan.snowflake is not None:
+            sinks.append(
+                SnowflakeStageSink(
+                    plan.snowflake,
+                    hook=DtaasSnowflakeHook(snowflake_conn_id=plan.snowflake.conn_id),
+                    run_token=run_token,
+                    columns=columns,
+                )
+            )
+        opened: list[Sink] = []
+        try:
+            for sink in sinks:
+                sink.open()
+                opened.append(sink)
+            rows = 0
+            batches = source.iter_record_batches(
+                plan.source_schema, plan.source_table, columns, batch_rows=plan.batch_rows
+            )
+            for chunk, batch in enumerate(batches):
+                for sink in sinks:
+                    sink.write(chunk, batch)
+                rows += batch.num_rows
+                self.log.info(
+                    "table %s: chunk %d: %d rows (total %d)", plan.source_name, chunk, batch.num_rows, rows
+                )
+            results = {}
+            for sink in sinks:
+                result = sink.commit(rows)
+                results[sink.name] = {
+                    "location": result.location,
+                    "files": result.files,
+                    "bytes": result.bytes_written,
+                }
+            return rows, results
+        except BaseException:
+            for sink in opened:
+                sink.abort()
+            raise

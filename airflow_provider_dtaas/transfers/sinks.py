@@ -1,0 +1,219 @@
+"""Destinations of a full load: each takes Arrow batches chunk by chunk and commits at the end.
+
+A sink's objects are named from (table, run, chunk) only, so a retried attempt overwrites its own
+output and never adds to it; ``commit`` is the single step that makes the load visible.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from airflow_provider_dtaas.core import snowflake_sql as sql
+from airflow_provider_dtaas.core.plan import S3Target, SnowflakeTarget
+from airflow_provider_dtaas.core.typemap import MappedColumn
+
+log = logging.getLogger(__name__)
+
+
+class RowCountMismatchError(RuntimeError):
+    """The destination holds a different number of rows than were read."""
+
+
+@dataclass
+class SinkResult:
+    location: str
+    files: int = 0
+    bytes_written: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    name: str
+
+    def open(self) -> None: ...
+
+    def write(self, chunk: int, batch: pa.RecordBatch) -> int: ...
+
+    def commit(self, rows: int) -> SinkResult: ...
+
+    def abort(self) -> None: ...
+
+
+def parquet_bytes(batch: pa.RecordBatch, compression: str) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_batches([batch]), buffer, compression=compression)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+class S3ParquetSink:
+    """One Parquet object per chunk under ``<table prefix>/<run token>/``, then ``_manifest.json``."""
+
+    name = "s3"
+
+    def __init__(
+        self,
+        target: S3Target,
+        *,
+        hook: Any,
+        run_token: str,
+        source_table: str,
+        run_id: str,
+        columns: list[MappedColumn],
+    ) -> None:
+        self.target = target
+        self.hook = hook
+        self.prefix = f"{target.table_prefix}{run_token}/"
+        self.source_table = source_table
+        self.run_id = run_id
+        self.columns = columns
+        self.files: list[dict[str, Any]] = []
+
+    def open(self) -> None:
+        self.hook.require_bucket(self.target.bucket)
+        removed = self.hook.delete_prefix(bucket=self.target.bucket, prefix=self.prefix)
+        if removed:
+            log.info(
+                "removed %d objects a previous attempt left under s3://%s/%s",
+                removed,
+                self.target.bucket,
+                self.prefix,
+            )
+
+    def write(self, chunk: int, batch: pa.RecordBatch) -> int:
+        key = f"{self.prefix}part-{chunk:05d}.parquet"
+        data = parquet_bytes(batch, self.target.compression)
+        metadata = {
+            "dtaas-source-table": self.source_table,
+            "dtaas-run-id": self.run_id,
+            "dtaas-rows": str(batch.num_rows),
+        }
+        self.hook.put_object_bytes(data, bucket=self.target.bucket, key=key, metadata=metadata)
+        self.files.append({"key": key, "rows": batch.num_rows, "bytes": len(data)})
+        return len(data)
+
+    def commit(self, rows: int) -> SinkResult:
+        written = sum(f["rows"] for f in self.files)
+        if written != rows:
+            raise RowCountMismatchError(f"S3 files hold {written} rows, {rows} were read")
+        manifest = {
+            "source_table": self.source_table,
+            "run_id": self.run_id,
+            "format": "parquet",
+            "rows": rows,
+            "files": self.files,
+            "columns": [
+                {"name": c.name, "source_type": c.source.data_type, "arrow_type": str(c.arrow_type)}
+                for c in self.columns
+            ],
+            "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self.hook.put_json(manifest, bucket=self.target.bucket, key=f"{self.prefix}_manifest.json")
+        return SinkResult(
+            location=f"s3://{self.target.bucket}/{self.prefix}",
+            files=len(self.files),
+            bytes_written=sum(f["bytes"] for f in self.files),
+        )
+
+    def abort(self) -> None:
+        """Leave the parts for inspection; the next attempt clears the prefix before writing."""
+
+
+class SnowflakeStageSink:
+    """PUT each chunk to an internal stage, COPY into a staging table, then replace the target."""
+
+    name = "snowflake"
+
+    def __init__(
+        self, target: SnowflakeTarget, *, hook: Any, run_token: str, columns: list[MappedColumn]
+    ) -> None:
+        self.target = target
+        self.hook = hook
+        self.columns = columns
+        self.target_columns = [c.name.upper() for c in columns]
+        self.staging = f"{target.table}__DTAAS_STAGING"
+        self.location = sql.stage_location(
+            target.database, target.schema, target.stage, f"{target.table}/{run_token}"
+        )
+        self._stack = ExitStack()
+        self._session: Any = None
+        self._tmpdir = ""
+        self.bytes_written = 0
+        self.files = 0
+
+    def open(self) -> None:
+        t = self.target
+        self._session = self._stack.enter_context(self.hook.session())
+        self._tmpdir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="dtaas-sf-"))
+        self._session.execute(sql.create_schema_sql(t.database, t.schema))
+        self._session.execute(sql.create_stage_sql(t.database, t.schema, t.stage))
+        self._session.execute(sql.remove_sql(self.location))
+        columns = [
+            (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
+        ]
+        self._session.execute(sql.create_table_sql(t.database, t.schema, t.table, columns))
+
+    def write(self, chunk: int, batch: pa.RecordBatch) -> int:
+        renamed = batch.rename_columns(self.target_columns)
+        path = os.path.join(self._tmpdir, f"part-{chunk:05d}.parquet")
+        data = parquet_bytes(renamed, "zstd")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        try:
+            self._session.execute(sql.put_sql(path, self.location))
+        finally:
+            os.remove(path)
+        self.files += 1
+        self.bytes_written += len(data)
+        return len(data)
+
+    def commit(self, rows: int) -> SinkResult:
+        t = self.target
+        columns = [
+            (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
+        ]
+        self._session.execute(sql.create_table_sql(t.database, t.schema, self.staging, columns, replace=True))
+        if self.files:
+            self._session.execute(sql.copy_parquet_sql(t.database, t.schema, self.staging, self.location))
+        staged = int(self._session.scalar(sql.count_sql(t.database, t.schema, self.staging)))
+        if staged != rows:
+            raise RowCountMismatchError(
+                f"Snowflake staging table {t.database}.{t.schema}.{self.staging} holds {staged} rows, "
+                f"{rows} were read; the target {t.table} was left as it was"
+            )
+        self._session.execute_all(
+            sql.replace_rows_sql(t.database, t.schema, t.table, self.staging, self.target_columns)
+        )
+        self._cleanup()
+        self._stack.close()
+        return SinkResult(
+            location=f"{t.database}.{t.schema}.{t.table}",
+            files=self.files,
+            bytes_written=self.bytes_written,
+        )
+
+    def abort(self) -> None:
+        try:
+            if self._session is not None:
+                self._session.execute("ROLLBACK")
+                self._cleanup()
+        except Exception:
+            log.warning(
+                "could not clean up Snowflake staging objects for %s", self.target.table, exc_info=True
+            )
+        finally:
+            self._stack.close()
+
+    def _cleanup(self) -> None:
+        t = self.target
+        self._session.execute(sql.drop_table_sql(t.database, t.schema, self.staging))
+        self._session.execute(sql.remove_sql(self.location))

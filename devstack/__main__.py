@@ -1,0 +1,45 @@
+"""python -m devstack services|up|down|status|demo|env"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from devstack import stack
+from devstack.config import StackConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description="DTaaS local stack")
+    parser.add_argument("command", choices=["services", "up", "down", "status", "demo", "bench"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s", stream=sys.stderr)
+    cfg = StackConfig.from_env()
+    # hooks used by the stack script itself read the same Airflow home as the stack
+    os.environ.setdefault("AIRFLOW_HOME", str(cfg.airflow_home))
+    if args.command == "services":
+        stack.ensure_services(cfg)
+        print(f"PostgreSQL {cfg.pg_host}:{cfg.pg_port} and Redis {cfg.redis_host}:{cfg.redis_port} are up")
+    elif args.command == "up":
+        stack.up(cfg)
+        print(f"stack {cfg.name} is up; Airflow at {cfg.api_url}")
+        stack.print_status(cfg)
+    elif args.command == "down":
+        stopped = stack.down(cfg)
+        print(f"stack {cfg.name}: stopped {', '.join(stopped) if stopped else 'nothing (not running)'}")
+    elif args.command == "status":
+        stack.print_status(cfg)
+    elif args.command == "demo":
+        from devstack import demo
+
+        return demo.run(cfg)
+    elif args.command == "bench":
+        print("benchmarks are not written yet (issue 11); nothing measured", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Airflow 3 on the CeleryExecutor: environment, metadata DB, connections, and the five components."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from devstack import procs
+from devstack.config import StackConfig
+from devstack.connections import connections
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
+ADMIN_USER = "admin"
+
+
+def airflow_env(cfg: StackConfig, secrets: dict[str, str]) -> dict[str, str]:
+    pg = f"{cfg.pg_user}@{cfg.pg_host}:{cfg.pg_port}/{cfg.airflow_db}"
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRFLOW_CONN_"))}
+    return {
+        **keep,
+        "PATH": f"{cfg.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "AIRFLOW_HOME": str(cfg.airflow_home),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(cfg.root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(cfg.root / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__FERNET_KEY": secrets["fernet_key"],
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{cfg.api_url}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(cfg.airflow_home / "passwords.json"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://{cfg.redis_host}:{cfg.redis_port}/{cfg.redis_db}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{pg}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+        "AIRFLOW__API__BASE_URL": cfg.api_url,
+        "AIRFLOW__API__PORT": str(cfg.api_port),
+        "AIRFLOW__API__SECRET_KEY": secrets["api_secret_key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets["jwt_secret"],
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(cfg.worker_log_port),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(cfg.trigger_log_port),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "REQUESTS_CA_BUNDLE": str(cfg.ca_bundle),
+    }
+
+
+def prepare(cfg: StackConfig, secrets: dict[str, str], env: dict[str, str]) -> None:
+    """Migrate the metadata DB, write the admin password and load the connections."""
+    cfg.airflow_home.mkdir(parents=True, exist_ok=True)
+    passwords = cfg.airflow_home / "passwords.json"
+    fd = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({ADMIN_USER: secrets["admin_password"]}, handle)
+    _airflow(cfg, env, "db", "migrate")
+    conn_file = cfg.state_dir / "connections.json"
+    fd = os.open(conn_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(connections(cfg, secrets), handle)
+    try:
+        _airflow(cfg, env, "connections", "import", "--overwrite", str(conn_file))
+    finally:
+        conn_file.unlink(missing_ok=True)
+
+
+def start(cfg: StackConfig, env: dict[str, str]) -> None:
+    airflow = str(cfg.bin_dir / "airflow")
+    commands = {
+        "api-server": [
+            airflow,
+            "api-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(cfg.api_port),
+            "--workers",
+            "1",
+        ],
+        "scheduler": [airflow, "scheduler"],
+        "dag-processor": [airflow, "dag-processor"],
+        "triggerer": [airflow, "triggerer"],
+        "celery-worker": [
+            airflow,
+            "celery",
+            "worker",
+            "--concurrency",
+            "4",
+            "--celery-hostname",
+            f"{cfg.name}-worker@%h",
+        ],
+    }
+    for name in COMPONENTS:
+        procs.start(name, commands[name], env=env, pids_dir=cfg.pids_dir, logs_dir=cfg.logs_dir, cwd=cfg.root)
+
+
+def wait_healthy(cfg: StackConfig, timeout: float = 180) -> None:
+    """Wait until the api-server answers and the scheduler, dag-processor and triggerer beat."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        for name in COMPONENTS:
+            if not procs.is_running(name, cfg.pids_dir):
+                raise RuntimeError(f"Airflow {name} exited; see {cfg.logs_dir / (name + '.log')}")
+        try:
+            health = requests.get(f"{cfg.api_url}/api/v2/monitor/health", timeout=5).json()
+            states = {k: v.get("status") for k, v in health.items() if isinstance(v, dict)}
+            last = json.dumps(states)
+            wanted = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            if all(states.get(k) == "healthy" for k in wanted if k in states):
+                if _worker_ready(cfg):
+                    return
+                last = "celery worker not ready"
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"Airflow not healthy after {timeout:.0f} s: {last}; logs in {cfg.logs_dir}")
+
+
+def _worker_ready(cfg: StackConfig) -> bool:
+    log = cfg.logs_dir / "celery-worker.log"
+    return log.exists() and b" ready." in log.read_bytes()[-200_000:]
+
+
+def _airflow(cfg: StackConfig, env: dict[str, str], *args: str) -> None:
+    result = subprocess.run(
+        [str(cfg.bin_dir / "airflow"), *args],
+        env=env,
+        cwd=cfg.root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+
+
+def admin_password(cfg: StackConfig) -> str:
+    return str(json.loads(Path(cfg.airflow_home / "passwords.json").read_text())[ADMIN_USER])

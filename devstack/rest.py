@@ -1,0 +1,56 @@
+"""A small client for the Airflow REST API v2, as users script it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+
+class AirflowClient:
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = requests.Session()
+        response = self._session.post(
+            f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=30
+        )
+        response.raise_for_status()
+        self._session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self._session.get(f"{self.base_url}/api/v2/{path}", params=params, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self._session.get(f"{self.base_url}/api/v2/dags/{dag_id}", timeout=30)
+            if response.status_code == 200:
+                return dict(response.json())
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DAG {dag_id} was not parsed within {timeout:.0f} s")
+            time.sleep(1)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        response = self._session.post(
+            f"{self.base_url}/api/v2/dags/{dag_id}/dagRuns",
+            json={"logical_date": None, "conf": conf or {}},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return str(response.json()["dag_run_id"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            state = str(self.get(f"dags/{dag_id}/dagRuns/{run_id}")["state"])
+            if state in ("success", "failed"):
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} of {dag_id} still {state} after {timeout:.0f} s")
+            time.sleep(1)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return list(self.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])

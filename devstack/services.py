@@ -1,0 +1,112 @@
+"""PostgreSQL and Redis: used if running, started if installed, installed with apt-get if absent."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import shutil
+import subprocess
+import time
+
+from devstack.config import StackConfig
+from devstack.procs import port_open
+
+log = logging.getLogger("devstack")
+
+
+def ensure_postgres(cfg: StackConfig) -> None:
+    if not port_open(cfg.pg_port, cfg.pg_host):
+        if not glob.glob("/usr/lib/postgresql/*/bin/postgres"):
+            _apt_install("postgresql", "postgresql-client")
+        for version in sorted(glob.glob("/etc/postgresql/*")):
+            subprocess.run(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version.rsplit("/", 1)[1], "main", "start"],
+                check=False,
+            )
+        _wait(cfg.pg_port, cfg.pg_host, "PostgreSQL")
+        _ensure_trust_login(cfg)
+    for database in (cfg.airflow_db, cfg.state_db):
+        _create_database(cfg, database)
+
+
+def ensure_redis(cfg: StackConfig) -> None:
+    if port_open(cfg.redis_port, cfg.redis_host):
+        return
+    if shutil.which("redis-server") is None:
+        _apt_install("redis-server")
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(cfg.redis_port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=True,
+    )
+    _wait(cfg.redis_port, cfg.redis_host, "Redis")
+
+
+def _create_database(cfg: StackConfig, database: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname="postgres")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if cur.fetchone() is None:
+                # the name comes from DTAAS_STACK_NAME, checked to be [A-Za-z0-9_]
+                cur.execute(f'CREATE DATABASE "{database}"')
+                log.info("created PostgreSQL database %s", database)
+    finally:
+        conn.close()
+
+
+def _ensure_trust_login(cfg: StackConfig) -> None:
+    """A freshly installed cluster only lets the OS user in; allow local TCP logins like our machines do."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname="postgres").close()
+        return
+    except psycopg2.OperationalError:
+        pass
+    for hba in glob.glob("/etc/postgresql/*/main/pg_hba.conf"):
+        with open(hba, "r+") as handle:
+            text = handle.read()
+            line = "host all all 127.0.0.1/32 trust\n"
+            if line not in text:
+                handle.seek(0)
+                handle.write(line + text)
+    for version in sorted(glob.glob("/etc/postgresql/*")):
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version.rsplit("/", 1)[1], "main", "reload"],
+            check=False,
+        )
+    time.sleep(1)
+
+
+def _apt_install(*packages: str) -> None:
+    log.info("installing %s with apt-get", " ".join(packages))
+    subprocess.run(["apt-get", "update"], check=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", *packages],
+        check=True,
+        env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+
+
+def _wait(port: int, host: str, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port, host):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{name} is not reachable on {host}:{port}")

@@ -1,0 +1,126 @@
+"""Stand-ins started in-process for tests of one component: moto S3 and fakesnow over HTTPS.
+
+Both are reached through the real clients (S3Hook / boto3, SnowflakeHook / snowflake-connector)
+over real TCP connections, exactly as the operators reach them in the stack.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.procs import port_open
+from devstack.snowflake import build_app, ensure_certificates
+
+
+def _set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, body: dict[str, object]) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_conn(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    _set_connection(
+        monkeypatch,
+        "it_s3",
+        {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
+        },
+    )
+    return "it_s3"
+
+
+@pytest.fixture(scope="session")
+def snowflake_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    import socket
+
+    import uvicorn
+
+    certs = tmp_path_factory.mktemp("certs")
+    bundle = ensure_certificates(certs)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pem = str(certs / "snowflake-server.pem")
+    config = uvicorn.Config(
+        build_app(), host="127.0.0.1", port=port, ssl_certfile=pem, ssl_keyfile=pem, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    yield port, bundle
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def snowflake_conn(snowflake_endpoint: tuple[int, Path], monkeypatch: pytest.MonkeyPatch) -> str:
+    port, bundle = snowflake_endpoint
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    _set_connection(
+        monkeypatch,
+        "it_snowflake",
+        {
+            "conn_type": "snowflake",
+            "login": "tester",
+            "password": "not-checked-by-the-stand-in",
+            "schema": "PUBLIC",
+            "extra": {
+                "account": "fakesnow",
+                "host": "localhost",
+                "port": port,
+                "protocol": "https",
+                "database": "ITDB",
+                "warehouse": "WH",
+                "network_timeout": 30,
+                "login_timeout": 10,
+            },
+        },
+    )
+    from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
+
+    SnowflakeHook(snowflake_conn_id="it_snowflake").run("CREATE DATABASE IF NOT EXISTS ITDB")
+    return "it_snowflake"
+
+
+@pytest.fixture
+def state_conn(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The real PostgreSQL server, in a database of the test suite's own."""
+    from devstack.config import StackConfig
+    from devstack.services import ensure_postgres
+
+    cfg = StackConfig.from_env()
+    ensure_postgres(cfg)
+    _set_connection(
+        monkeypatch,
+        "it_state",
+        {
+            "conn_type": "postgres",
+            "host": cfg.pg_host,
+            "port": cfg.pg_port,
+            "login": cfg.pg_user,
+            "schema": cfg.state_db,
+        },
+    )
+    return "it_state"

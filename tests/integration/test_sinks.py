@@ -1,0 +1,154 @@
+"""The S3 and Snowflake sinks against moto and fakesnow, through S3Hook and SnowflakeHook."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_dtaas.core.plan import S3Target, SnowflakeTarget
+from airflow_provider_dtaas.core.typemap import SourceColumn, map_columns
+from airflow_provider_dtaas.hooks.s3 import DestinationBucketError, DtaasS3Hook
+from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+from airflow_provider_dtaas.transfers.sinks import RowCountMismatchError, S3ParquetSink, SnowflakeStageSink
+
+COLUMNS = map_columns(
+    [
+        SourceColumn("id", "bigint", nullable=False),
+        SourceColumn("name", "nvarchar", max_length=50),
+        SourceColumn("amount", "decimal", precision=18, scale=2),
+    ]
+)
+
+
+def _batch(start: int, count: int) -> pa.RecordBatch:
+    ids = list(range(start, start + count))
+    return pa.RecordBatch.from_pydict(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "name": pa.array([f"Zoë {i}" if i % 3 else None for i in ids]),
+            "amount": pa.array([Decimal(i) / 100 for i in ids], pa.decimal128(18, 2)),
+        }
+    )
+
+
+def _s3_sink(conn_id: str, bucket: str) -> S3ParquetSink:
+    target = S3Target(conn_id=conn_id, bucket=bucket, table_prefix="raw/dbo/t/", compression="zstd")
+    return S3ParquetSink(
+        target,
+        hook=DtaasS3Hook(aws_conn_id=conn_id),
+        run_token="run=r1",
+        source_table="dbo.t",
+        run_id="r1",
+        columns=COLUMNS,
+    )
+
+
+def test_s3_parts_and_manifest_hold_exactly_the_rows(s3_conn: str) -> None:
+    hook = DtaasS3Hook(aws_conn_id=s3_conn)
+    hook.create_bucket(bucket_name="sink-test")
+    batches = [_batch(0, 1000), _batch(1000, 1000), _batch(2000, 7)]
+    sink = _s3_sink(s3_conn, "sink-test")
+    sink.open()
+    for chunk, batch in enumerate(batches):
+        sink.write(chunk, batch)
+    result = sink.commit(2007)
+    assert result.files == 3
+
+    client = hook.get_conn()
+    manifest = json.loads(
+        client.get_object(Bucket="sink-test", Key="raw/dbo/t/run=r1/_manifest.json")["Body"].read()
+    )
+    assert manifest["rows"] == 2007
+    keys = [f["key"] for f in manifest["files"]]
+    assert keys == [f"raw/dbo/t/run=r1/part-{i:05d}.parquet" for i in range(3)]
+    tables = [
+        pq.read_table(io.BytesIO(client.get_object(Bucket="sink-test", Key=k)["Body"].read())) for k in keys
+    ]
+    combined = pa.concat_tables(tables)
+    assert combined.to_pylist() == pa.Table.from_batches(batches).to_pylist()
+    assert combined.schema.field("amount").type == pa.decimal128(18, 2)
+
+    # a retried attempt of the same run with fewer chunks leaves no stale part behind
+    retry = _s3_sink(s3_conn, "sink-test")
+    retry.open()
+    retry.write(0, _batch(0, 10))
+    retry.commit(10)
+    left = sorted(hook.list_keys(bucket_name="sink-test", prefix="raw/dbo/t/run=r1/"))
+    assert left == ["raw/dbo/t/run=r1/_manifest.json", "raw/dbo/t/run=r1/part-00000.parquet"]
+
+
+def test_missing_bucket_is_named_with_the_fix(s3_conn: str) -> None:
+    sink = _s3_sink(s3_conn, "no-such-bucket")
+    with pytest.raises(DestinationBucketError, match=r"S3 bucket 'no-such-bucket' does not exist .*it_s3"):
+        sink.open()
+
+
+def _sf_sink(conn_id: str) -> SnowflakeStageSink:
+    target = SnowflakeTarget(conn_id=conn_id, database="ITDB", schema="RAW", table="T", stage="DTAAS_STAGE")
+    return SnowflakeStageSink(
+        target, hook=DtaasSnowflakeHook(snowflake_conn_id=conn_id), run_token="run=r1", columns=COLUMNS
+    )
+
+
+def _snowflake_rows(conn_id: str) -> list[tuple[object, ...]]:
+    hook = DtaasSnowflakeHook(snowflake_conn_id=conn_id)
+    return [
+        tuple(r) for r in hook.get_records('SELECT "ID", "NAME", "AMOUNT" FROM ITDB.RAW."T" ORDER BY "ID"')
+    ]
+
+
+def test_snowflake_load_replaces_the_table_atomically(snowflake_conn: str) -> None:
+    batches = [_batch(0, 500), _batch(500, 3)]
+    sink = _sf_sink(snowflake_conn)
+    sink.open()
+    for chunk, batch in enumerate(batches):
+        sink.write(chunk, batch)
+    sink.commit(503)
+    expected = [(r["id"], r["name"], r["amount"]) for r in pa.Table.from_batches(batches).to_pylist()]
+    assert _snowflake_rows(snowflake_conn) == expected
+
+    # a second full load replaces, never appends
+    again = _sf_sink(snowflake_conn)
+    again.open()
+    again.write(0, _batch(10, 2))
+    again.commit(2)
+    assert _snowflake_rows(snowflake_conn) == [
+        (10, "Zoë 10", Decimal("0.10")),
+        (11, "Zoë 11", Decimal("0.11")),
+    ]
+
+
+def test_snowflake_count_mismatch_leaves_the_previous_table_intact(snowflake_conn: str) -> None:
+    good = _sf_sink(snowflake_conn)
+    good.open()
+    good.write(0, _batch(0, 5))
+    good.commit(5)
+    before = _snowflake_rows(snowflake_conn)
+
+    bad = _sf_sink(snowflake_conn)
+    bad.open()
+    bad.write(0, _batch(100, 3))
+    with pytest.raises(RowCountMismatchError, match=r"holds 3 rows, 4 were read; the target T was left"):
+        bad.commit(4)
+    bad.abort()
+    assert _snowflake_rows(snowflake_conn) == before
+    staging = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn).get_records(
+        "SELECT COUNT(*) FROM ITDB.INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = 'T__DTAAS_STAGING'"
+    )
+    assert staging[0][0] == 0
+
+
+def test_snowflake_stage_files_are_removed_after_the_load(snowflake_conn: str) -> None:
+    sink = _sf_sink(snowflake_conn)
+    sink.open()
+    sink.write(0, _batch(0, 3))
+    hook = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
+    staged = hook.get_records('LIST @"ITDB"."RAW"."DTAAS_STAGE"')
+    assert [row[0] for row in staged] == ["dtaas_stage/T/run=r1/part-00000.parquet"]
+    sink.commit(3)
+    assert hook.get_records('LIST @"ITDB"."RAW"."DTAAS_STAGE"') == []

@@ -1,0 +1,54 @@
+"""The state store on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import uuid
+
+from airflow_provider_dtaas.hooks.state import DtaasStateHook, bundled_migrations
+
+
+def test_migrations_apply_once_and_record_their_versions(state_conn: str) -> None:
+    hook = DtaasStateHook(state_conn)
+    hook.migrate()
+    assert hook.migrate() == []  # idempotent: nothing left to apply
+    versions = [row[0] for row in hook.get_records("SELECT version FROM dtaas.schema_migrations ORDER BY 1")]
+    assert versions == [m.version for m in bundled_migrations()]
+
+
+def test_a_run_records_tables_and_counts_missing_ones_as_failed(state_conn: str) -> None:
+    hook = DtaasStateHook(state_conn)
+    hook.migrate()
+    run_id = f"manual__{uuid.uuid4()}"
+    execution_id = hook.begin_execution(
+        spec_name="s", dag_id="dtaas_s", run_id=run_id, mode="full_load", tables=3
+    )
+    assert hook.execution_id("dtaas_s", run_id) == execution_id
+    hook.begin_table(execution_id=execution_id, source_table="dbo.a", attempt=1)
+    hook.finish_table(
+        execution_id=execution_id,
+        source_table="dbo.a",
+        status="success",
+        rows=10,
+        bytes_written=100,
+        seconds=1.5,
+        destinations={"s3": {"location": "s3://b/p/"}},
+    )
+    hook.begin_table(execution_id=execution_id, source_table="dbo.b", attempt=2)
+    hook.finish_table(
+        execution_id=execution_id,
+        source_table="dbo.b",
+        status="failed",
+        rows=0,
+        bytes_written=0,
+        seconds=0.1,
+        destinations={},
+        error="boom",
+    )
+    summary = hook.finish_execution(execution_id, ["dbo.a", "dbo.b", "dbo.c"])
+    assert summary["status"] == "failed"
+    assert summary["failed_tables"] == ["dbo.b", "dbo.c"]
+    row = hook.get_first(
+        "SELECT status, rows_processed, bytes_written, error FROM dtaas.executions WHERE id = %s",
+        parameters=(execution_id,),
+    )
+    assert tuple(row) == ("failed", 10, 100, "tables not loaded: dbo.b, dbo.c")

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_dtaas.builder.dag_factory import build_dags
+from airflow_provider_dtaas.core.plan import TablePlan, plan_tables
+from airflow_provider_dtaas.core.spec_loader import SpecError, parse_spec
+from tests.conftest import REPO_ROOT
+from tests.unit.test_spec_loader import VALID
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("network access at DAG-parse time")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_sample_spec_builds_one_group_per_table_without_network(no_network: None) -> None:
+    dags = build_dags(REPO_ROOT / "task_specs")
+    dag = dags["dtaas_sample"]
+    assert set(dag.task_group.children) == {
+        "begin_run",
+        "end_run",
+        "dbo-customers",
+        "dbo-products",
+        "dbo-orders",
+    }
+    assert dag.get_task("dbo-orders.full_load").upstream_task_ids == {"begin_run"}
+    assert dag.get_task("end_run").upstream_task_ids == {
+        "dbo-customers.full_load",
+        "dbo-products.full_load",
+        "dbo-orders.full_load",
+    }
+    assert dag.get_task("end_run").trigger_rule == "all_done"
+    plan = TablePlan.from_dict(dag.get_task("dbo-orders.full_load").table_plan)
+    assert plan.batch_rows == 25_000
+    assert plan.snowflake is not None
+    assert plan.snowflake.table == "ORDERS"
+    assert plan.s3 is not None
+    assert plan.s3.table_prefix == "sample/dbo/orders/"
+
+
+def test_a_broken_spec_becomes_a_failing_dag_and_hides_nothing(tmp_path: Path, no_network: None) -> None:
+    (tmp_path / "good.yaml").write_text(VALID)
+    (tmp_path / "bad.yaml").write_text(VALID.replace("name: sales", "name: other").replace("dbo.orders", "x"))
+    (tmp_path / "_ignored.yaml").write_text("not: a spec")
+    dags = build_dags(tmp_path)
+    assert set(dags) == {"dtaas_sales", "dtaas_invalid__bad"}
+    broken = dags["dtaas_invalid__bad"]
+    assert "tables[0].name: expected 'schema.table', got 'x'" in broken.doc_md
+    assert f"{tmp_path.name}/bad.yaml:12" in broken.doc_md
+
+
+def test_tables_landing_on_one_snowflake_table_are_refused() -> None:
+    spec = parse_spec(
+        VALID.replace("  - name: dbo.customers", "  - name: sales.orders"), display_name="s.yaml"
+    )
+    with pytest.raises(
+        SpecError, match=r"sales.orders and dbo.orders would both load Snowflake table ORDERS"
+    ):
+        plan_tables(spec, spec_file="s.yaml")
+
+
+def test_dag_file_loads_in_a_dagbag_without_import_errors() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
+    assert bag.import_errors == {}
+    assert "dtaas_sample" in bag.dag_ids
