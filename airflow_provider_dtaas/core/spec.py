@@ -65,7 +65,7 @@ class TableSpec(_Model):
     @classmethod
     def _schema_dot_table(cls, value: str) -> str:
         if not _TABLE_NAME.match(value):
-            raise ValueError(f"expected 'schema.table', got {value!r}")
+            raise ValueError("expected 'schema.table'")
         return value
 
     @property

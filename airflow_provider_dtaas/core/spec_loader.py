@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+import re
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from airflow_provider_dtaas.core.spec import TaskSpec
 
@@ -58,11 +62,48 @@ def parse_spec(text: str, *, display_name: str) -> TaskSpec:
     if not isinstance(data, dict):
         raise SpecError([SpecProblem(display_name, 1, "", "a spec must be a mapping of keys to values")])
     lines = _line_index(node)
+    secrets = [
+        SpecProblem(display_name, _line_of(loc, lines), _key_text(loc), message)
+        for loc, message in _secret_findings(data)
+    ]
     try:
-        return TaskSpec.model_validate(data)
+        spec = TaskSpec.model_validate(data)
     except ValidationError as err:
+        secret_locs = {p.key for p in secrets}
         problems = [_problem(display_name, error, lines) for error in err.errors()]
-        raise SpecError(problems) from None
+        raise SpecError(secrets + [p for p in problems if p.key not in secret_locs]) from None
+    if secrets:
+        raise SpecError(secrets)
+    return spec
+
+
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|access[_-]?key|credential)", re.IGNORECASE
+)
+_SECRET_VALUE = re.compile(
+    r"(AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key id
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"|[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",  # user:password@ in a URL
+)
+_SECRET_ADVICE = "secrets do not belong in specs: keep them in an Airflow connection and name it by conn_id"
+
+
+def _secret_findings(data: Any, loc: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:
+    """Keys that name a credential and values that look like one, anywhere in the document."""
+    found: list[tuple[tuple[Any, ...], str]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            child = (*loc, key)
+            if isinstance(key, str) and _SECRET_KEY.search(key) and value not in (None, ""):
+                found.append((child, _SECRET_ADVICE))
+            else:
+                found.extend(_secret_findings(value, child))
+    elif isinstance(data, list):
+        for position, item in enumerate(data):
+            found.extend(_secret_findings(item, (*loc, position)))
+    elif isinstance(data, str) and _SECRET_VALUE.search(data):
+        found.append((loc, f"this value looks like a credential; {_SECRET_ADVICE}"))
+    return found
 
 
 def _problem(file: str, error: Any, lines: dict[tuple[Any, ...], int]) -> SpecProblem:
@@ -70,15 +111,58 @@ def _problem(file: str, error: Any, lines: dict[tuple[Any, ...], int]) -> SpecPr
     key = _key_text(loc)
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "unknown key (check the spelling; see the README for the spec reference)"
+        message = "unknown key"
+        suggestion = _suggest(loc)
+        message += (
+            f" (did you mean {suggestion}?)" if suggestion else " (see the README for the spec reference)"
+        )
     elif error["type"] == "missing":
         message = "field required"
-    line = None
+    elif not isinstance(error.get("input"), dict | list):
+        shown = repr(error.get("input"))
+        message += f" (got: {shown if len(shown) <= 60 else shown[:57] + '...'})"
+    return SpecProblem(file, _line_of(loc, lines), key, message)
+
+
+def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
     for end in range(len(loc), -1, -1):
         if loc[:end] in lines:
-            line = lines[loc[:end]]
-            break
-    return SpecProblem(file, line, key, message)
+            return lines[loc[:end]]
+    return None
+
+
+def _suggest(loc: tuple[Any, ...]) -> str | None:
+    """The closest key the model accepts where an unknown key was written."""
+    model: Any = TaskSpec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if _is_model(model) else None
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+        if model is None:
+            return None
+    if not _is_model(model):
+        return None
+    names = [f.alias or name for name, f in model.model_fields.items()]
+    match = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _is_model(candidate: Any) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, BaseModel)
+
+
+def _model_in(annotation: Any) -> Any:
+    if _is_model(annotation):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (typing.Union, list):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
 
 
 def _key_text(loc: tuple[Any, ...]) -> str:

@@ -53,7 +53,7 @@ def test_a_broken_spec_becomes_a_failing_dag_and_hides_nothing(tmp_path: Path, n
     dags = build_dags(tmp_path)
     assert set(dags) == {"dtaas_sales", "dtaas_invalid__bad"}
     broken = dags["dtaas_invalid__bad"]
-    assert "tables[0].name: expected 'schema.table', got 'x'" in broken.doc_md
+    assert "tables[0].name: expected 'schema.table' (got: 'x')" in broken.doc_md
     assert f"{tmp_path.name}/bad.yaml:12" in broken.doc_md
 
 

@@ -54,10 +54,9 @@ def test_all_problems_of_a_file_are_reported_with_line_and_key() -> None:
         parse_spec(text, display_name="task_specs/sales.yaml")
     lines = str(caught.value).splitlines()
     assert lines == [
-        "task_specs/sales.yaml:7: destinations.s3.prefx: unknown key (check the spelling; "
-        "see the README for the spec reference)",
-        "task_specs/sales.yaml:14: tables[1].batch_rows: Input should be greater than or equal to 1",
-        "task_specs/sales.yaml:15: tables[2].name: expected 'schema.table', got 'nodot'",
+        "task_specs/sales.yaml:7: destinations.s3.prefx: unknown key (did you mean prefix?)",
+        "task_specs/sales.yaml:14: tables[1].batch_rows: Input should be greater than or equal to 1 (got: 0)",
+        "task_specs/sales.yaml:15: tables[2].name: expected 'schema.table' (got: 'nodot')",
     ]
 
 
@@ -94,3 +93,25 @@ def test_missing_and_unreadable_files_name_the_file(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(SpecError, match=r"bin.yaml: cannot read spec file"):
         load_spec(binary)
+
+
+def test_secrets_are_refused_without_being_echoed() -> None:
+    text = VALID.replace("  conn_id: mssql_prod\n", "  conn_id: mssql_prod\n  password: hunter22\n").replace(
+        "    prefix: raw\n", "    prefix: s3://AKIAABCDEFGHIJKLMNOP:pw@host/\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text, display_name="s.yaml")
+    message = str(caught.value)
+    assert message.splitlines() == [
+        "s.yaml:4: source.password: secrets do not belong in specs: keep them in an Airflow connection "
+        "and name it by conn_id",
+        "s.yaml:8: destinations.s3.prefix: this value looks like a credential; secrets do not belong in specs: "
+        "keep them in an Airflow connection and name it by conn_id",
+    ]
+    assert "hunter22" not in message
+    assert "AKIA" not in message
+
+
+def test_unknown_top_level_key_gets_a_suggestion() -> None:
+    with pytest.raises(SpecError, match=r"s.yaml:15: batch_row: unknown key \(did you mean batch_rows\?\)"):
+        parse_spec(VALID + "batch_row: 10\n", display_name="s.yaml")
