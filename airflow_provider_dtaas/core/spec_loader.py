@@ -85,7 +85,7 @@ _SECRET_VALUE = re.compile(
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
     r"|[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",  # user:password@ in a URL
 )
-_SECRET_ADVICE = "secrets do not belong in specs: keep them in an Airflow connection and name it by conn_id"
+_SECRET_ADVICE = "secrets do not belong in specs: keep them in an Airflow connection and name it by conn_id"  # noqa: S105
 
 
 def _secret_findings(data: Any, loc: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:

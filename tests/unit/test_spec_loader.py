@@ -105,8 +105,8 @@ def test_secrets_are_refused_without_being_echoed() -> None:
     assert message.splitlines() == [
         "s.yaml:4: source.password: secrets do not belong in specs: keep them in an Airflow connection "
         "and name it by conn_id",
-        "s.yaml:8: destinations.s3.prefix: this value looks like a credential; secrets do not belong in specs: "
-        "keep them in an Airflow connection and name it by conn_id",
+        "s.yaml:8: destinations.s3.prefix: this value looks like a credential; "
+        "secrets do not belong in specs: keep them in an Airflow connection and name it by conn_id",
     ]
     assert "hunter22" not in message
     assert "AKIA" not in message
