@@ -1,0 +1,114 @@
+"""``dtaas`` command line: lint specs, print their JSON Schema, show the DAG a spec builds.
+
+None of these commands touches a database or the network: they read spec files only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from airflow_provider_dtaas.core.plan import plan_tables
+from airflow_provider_dtaas.core.spec import TaskSpec
+from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem, find_spec_files, load_spec
+
+
+def _spec_paths(paths: Sequence[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths or ["task_specs"]:
+        path = Path(raw)
+        found.extend(find_spec_files(path) if path.is_dir() else [path])
+    return found
+
+
+def lint(paths: Sequence[str], *, output_format: str, out: TextIO) -> int:
+    """Validate every spec (and its plan); exit status 1 if any problem was found."""
+    problems: list[SpecProblem] = []
+    files = _spec_paths(paths)
+    names: dict[str, str] = {}
+    for path in files:
+        try:
+            spec = load_spec(path)
+            plan_tables(spec, spec_file=str(path))
+            if spec.name in names:
+                problems.append(
+                    SpecProblem(
+                        str(path),
+                        None,
+                        "name",
+                        f"spec name {spec.name!r} is already used by {names[spec.name]}",
+                    )
+                )
+            names[spec.name] = str(path)
+        except SpecError as err:
+            problems.extend(
+                p if p.file else SpecProblem(str(path), p.line, p.key, p.message) for p in err.problems
+            )
+    if output_format == "json":
+        json.dump({"files": len(files), "problems": [p.__dict__ for p in problems]}, out, indent=2)
+        out.write("\n")
+    else:
+        for problem in problems:
+            out.write(f"{problem}\n")
+        out.write(f"{len(files)} spec file(s), {len(problems)} problem(s)\n")
+    return 1 if problems or not files else 0
+
+
+def schema(out: TextIO) -> int:
+    document = TaskSpec.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "DTaaS task spec"
+    json.dump(document, out, indent=2)
+    out.write("\n")
+    return 0
+
+
+def plan(path: str, out: TextIO) -> int:
+    try:
+        spec = load_spec(Path(path))
+        plans = plan_tables(spec, spec_file=path)
+    except SpecError as err:
+        out.write(f"{err}\n")
+        return 1
+    out.write(f"DAG {spec.dag_id}  (from {path})\n")
+    out.write(f"  mode: {spec.mode}   schedule: {spec.schedule or 'manual'}   max active runs: 1\n")
+    retries = spec.max_retries if spec.retry_enabled else 0
+    out.write(f"  retries per task: {retries}, {spec.retry_delay_seconds} s apart\n")
+    out.write("  begin_run\n")
+    for table in plans:
+        out.write(f"  [{table.group_id}]  {table.source_name}, batches of {table.batch_rows} rows\n")
+        out.write("      full_load ->")
+        targets = []
+        if table.s3:
+            targets.append(f" s3://{table.s3.bucket}/{table.s3.table_prefix}run=<run id>/")
+        if table.snowflake:
+            sf = table.snowflake
+            targets.append(f" Snowflake {sf.database}.{sf.schema}.{sf.table} (stage {sf.stage})")
+        out.write(",".join(targets) + "\n")
+    out.write("  end_run (runs when every table is done; fails if any table failed)\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dtaas", description="DTaaS task spec tools (no database access)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    lint_cmd = commands.add_parser("lint", help="validate spec files; exit 1 on any problem")
+    lint_cmd.add_argument("paths", nargs="*", help="spec files or folders (default: task_specs)")
+    lint_cmd.add_argument("--format", choices=["text", "json"], default="text")
+    commands.add_parser("schema", help="print the JSON Schema of a spec (for editors)")
+    plan_cmd = commands.add_parser("plan", help="print the DAG a spec builds")
+    plan_cmd.add_argument("spec")
+    args = parser.parse_args(argv)
+    if args.command == "lint":
+        return lint(args.paths, output_format=args.format, out=sys.stdout)
+    if args.command == "schema":
+        return schema(sys.stdout)
+    return plan(args.spec, sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

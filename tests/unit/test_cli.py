@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from airflow_provider_dtaas import cli
+from tests.conftest import REPO_ROOT
+from tests.unit.test_spec_loader import VALID
+
+
+def _run(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    if args[0] == "lint":
+        fmt = "json" if "--json" in args else "text"
+        code = cli.lint([a for a in args[1:] if a != "--json"], output_format=fmt, out=out)
+    elif args[0] == "plan":
+        code = cli.plan(args[1], out)
+    else:
+        code = cli.schema(out)
+    return code, out.getvalue()
+
+
+def test_lint_passes_the_repository_specs() -> None:
+    code, text = _run("lint", str(REPO_ROOT / "task_specs"))
+    assert (code, text) == (0, "1 spec file(s), 0 problem(s)\n")
+
+
+def test_lint_fails_listing_every_problem_of_every_file(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(VALID)
+    (tmp_path / "bad.yaml").write_text(VALID.replace("name: sales", "name: other").replace("dbo.orders", "x"))
+    (tmp_path / "dup.yaml").write_text(VALID)
+    code, text = _run("lint", str(tmp_path))
+    assert code == 1
+    assert f"{tmp_path}/bad.yaml:12: tables[0].name: expected 'schema.table' (got: 'x')" in text
+    assert f"{tmp_path}/good.yaml: name: spec name 'sales' is already used by {tmp_path}/dup.yaml" in text
+    assert text.endswith("3 spec file(s), 2 problem(s)\n")
+
+    code, document = _run("lint", str(tmp_path), "--json")
+    report = json.loads(document)
+    assert code == 1
+    assert report["files"] == 3
+    assert {(p["line"], p["key"]) for p in report["problems"]} == {(12, "tables[0].name"), (None, "name")}
+
+
+def test_lint_with_no_spec_is_a_failure(tmp_path: Path) -> None:
+    assert _run("lint", str(tmp_path))[0] == 1
+
+
+def test_schema_describes_the_spec_for_editors() -> None:
+    code, document = _run("schema")
+    schema = json.loads(document)
+    assert code == 0
+    assert {"name", "source", "destinations", "tables"} <= set(schema["properties"])
+    assert set(schema["required"]) == {"name", "source", "destinations", "tables"}
+    assert schema["additionalProperties"] is False
+
+
+def test_plan_prints_groups_and_targets_without_a_database() -> None:
+    code, text = _run("plan", str(REPO_ROOT / "task_specs" / "sample.yaml"))
+    assert code == 0
+    assert "[dbo-orders]  dbo.orders, batches of 25000 rows" in text
+    assert "Snowflake DTAAS.SAMPLE.ORDERS (stage DTAAS_STAGE)" in text
+
+
+def test_console_script_exit_status() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_dtaas.cli", "lint", "/nonexistent.yaml"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "/nonexistent.yaml: spec file not found" in result.stdout
