@@ -45,9 +45,7 @@ def lint(paths: Sequence[str], *, output_format: str, out: TextIO) -> int:
                 )
             names[spec.name] = str(path)
         except SpecError as err:
-            problems.extend(
-                p if p.file else SpecProblem(str(path), p.line, p.key, p.message) for p in err.problems
-            )
+            problems.extend(err.problems)
     if output_format == "json":
         json.dump({"files": len(files), "problems": [p.__dict__ for p in problems]}, out, indent=2)
         out.write("\n")
