@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -54,3 +55,13 @@ class AirflowClient:
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return list(self.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """The task attempt's log: one JSON object per structured event, exception details included."""
+        data = self.get(
+            f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}", full_content="true"
+        )
+        content = data.get("content", "")
+        if isinstance(content, list):
+            return "\n".join(json.dumps(e, ensure_ascii=False, default=str) for e in content)
+        return str(content)

@@ -108,7 +108,7 @@ def snowflake_rows(table: str, names: list[str], timestamp_columns: list[str]) -
     select = ", ".join([*(f'"{c}"' for c in upper), *flags])
     with SnowflakeHook(snowflake_conn_id="dtaas_snowflake").get_conn() as conn:
         cursor = conn.cursor()
-        cursor.execute(f'SELECT {select} FROM DTAAS.SAMPLE."{table.upper()}"')
+        cursor.execute(f'SELECT {select} FROM "DTAAS"."SAMPLE"."{table.upper()}"')
         result = cursor.fetch_arrow_all()
     renamed = result.rename_columns([*names, *(f"{c}__NULL" for c in timestamp_columns)])
     null_flags = {c: renamed.column(f"{c}__NULL").to_pylist() for c in timestamp_columns}

@@ -1,0 +1,93 @@
+"""Which SQL Server type to report for each result column of a SELECT.
+
+A projection that is a plain table column reports the column's declared type (so ``SELECT * FROM
+dbo.orders`` says decimal(18,2), nvarchar(200), datetime2(7)); CAST/CONVERT report their target type;
+COUNT(*) reports int. Anything else returns None and the caller derives a type from the DuckDB result.
+Unaliased expressions get an empty column name, as SQL Server sends them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from devstack.sqlserver.catalog import DeclaredColumn, TableDefinition
+from devstack.sqlserver.typemap import UnsupportedType, declared_type
+from devstack.sqlserver.types import IntType
+
+Lookup = Callable[[str, str], TableDefinition | None]
+
+
+@dataclass(frozen=True)
+class ProjectedColumn:
+    """What is known about one result column before it runs: a name override and a declared type."""
+
+    name: str | None
+    declared: DeclaredColumn | None
+
+
+def _sources(select: exp.Select, lookup: Lookup) -> list[tuple[str, TableDefinition | None]]:
+    from_ = select.args.get("from_") or select.args.get("from")
+    nodes = [from_.this] if from_ is not None else []
+    nodes += [join.this for join in select.args.get("joins") or []]
+    ctes = {cte.alias_or_name.lower() for cte in select.find_all(exp.CTE)}
+    sources: list[tuple[str, TableDefinition | None]] = []
+    for node in nodes:
+        definition = None
+        if isinstance(node, exp.Table) and node.name.lower() not in ctes:
+            schema = node.db or "dbo"
+            if schema.lower() not in ("information_schema", "sys"):
+                definition = lookup(schema, node.name)
+        sources.append((node.alias_or_name.lower(), definition))
+    return sources
+
+
+def _find(sources: list[tuple[str, TableDefinition | None]], column: exp.Column) -> DeclaredColumn | None:
+    qualifier = column.table.lower()
+    candidates = [d for alias, d in sources if not qualifier or alias == qualifier]
+    for definition in candidates:
+        if definition is None:
+            if len(candidates) > 1:
+                return None
+            continue
+        for declared in definition.columns:
+            if declared.name.lower() == column.name.lower():
+                return declared
+    return None
+
+
+def _computed(node: exp.Expression, name: str) -> DeclaredColumn | None:
+    if isinstance(node, exp.Cast):  # also TRY_CAST and CONVERT
+        try:
+            return DeclaredColumn(name, declared_type(node.to))
+        except UnsupportedType:
+            return None
+    if isinstance(node, exp.Count):
+        return DeclaredColumn(name, IntType("bigint" if node.args.get("big_int") else "int"), nullable=False)
+    return None
+
+
+def project(statement: exp.Expression, lookup: Lookup) -> list[ProjectedColumn] | None:
+    """One entry per result column, or None when the shape cannot be known before running."""
+    if not isinstance(statement, exp.Select):
+        return None
+    sources = _sources(statement, lookup)
+    columns: list[ProjectedColumn] = []
+    for projection in statement.expressions:
+        node = projection.unalias() if isinstance(projection, exp.Alias) else projection
+        alias = projection.alias if isinstance(projection, exp.Alias) else None
+        if isinstance(node, exp.Star) or (isinstance(node, exp.Column) and isinstance(node.this, exp.Star)):
+            qualifier = node.table.lower() if isinstance(node, exp.Column) else ""
+            for source_alias, definition in sources:
+                if qualifier and source_alias != qualifier:
+                    continue
+                if definition is None:
+                    return None
+                columns += [ProjectedColumn(None, c) for c in definition.columns]
+        elif isinstance(node, exp.Column):
+            columns.append(ProjectedColumn(alias, _find(sources, node)))
+        else:
+            name = alias if alias is not None else ""
+            columns.append(ProjectedColumn(name, _computed(node, name)))
+    return columns

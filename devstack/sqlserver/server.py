@@ -1,0 +1,148 @@
+"""The TCP server: one thread per client connection, all sharing one DuckDB database file."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import socket
+import threading
+from pathlib import Path
+from types import TracebackType
+
+from devstack.sqlserver.database import Database
+from devstack.sqlserver.session import ClientConnection
+
+log = logging.getLogger(__name__)
+
+
+class SqlServerDouble:
+    """A SQL Server stand-in speaking TDS 7.4 over TCP, backed by DuckDB.
+
+    :param data_dir: directory of the DuckDB database file (``<database>.duckdb``).
+    :param host: interface to listen on.
+    :param port: TCP port; 0 picks a free one (see :attr:`port` after start).
+    :param login: the one SQL login accepted.
+    :param password: its password.
+    :param database: the database name clients see (``DB_NAME()``, LOGIN7 database).
+    :param seed_sample: create the sample tables when the database has none yet.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path | str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        login: str = "sa",
+        password: str,
+        database: str = "dtaas_sample",
+        seed_sample: bool = False,
+    ) -> None:
+        self._data_dir = Path(data_dir)
+        self._host = host
+        self._requested_port = port
+        self._login = login
+        self._password = password
+        self._database_name = database
+        self._seed_sample = seed_sample
+        self._database: Database | None = None
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._clients: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._spids = itertools.count(51)
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def port(self) -> int:
+        if self._listener is None:
+            raise RuntimeError("the SQL Server double is not started")
+        return int(self._listener.getsockname()[1])
+
+    @property
+    def database(self) -> Database:
+        if self._database is None:
+            raise RuntimeError("the SQL Server double is not started")
+        return self._database
+
+    def start(self) -> SqlServerDouble:
+        self._database = Database(self._data_dir, self._database_name)
+        if self._seed_sample:
+            from devstack.sqlserver.sample import seed_if_empty
+
+            seed_if_empty(self._database)
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self._host, self._requested_port))
+        listener.listen(64)
+        self._listener = listener
+        self._accept_thread = threading.Thread(
+            target=self._accept_loop, name="mssql-double-accept", daemon=True
+        )
+        self._accept_thread.start()
+        log.info(
+            "SQL Server double listening on %s:%s (database %s)", self._host, self.port, self._database_name
+        )
+        return self
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                client, address = self._listener.accept()
+            except OSError:
+                return
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            spid = next(self._spids)
+            log.info("spid %s: connection from %s:%s", spid, *address[:2])
+            thread = threading.Thread(
+                target=self._serve, args=(client, spid), name=f"mssql-spid-{spid}", daemon=True
+            )
+            with self._lock:
+                self._clients.add(client)
+                self._threads.add(thread)
+            thread.start()
+
+    def _serve(self, client: socket.socket, spid: int) -> None:
+        try:
+            connection = ClientConnection(
+                client, self.database, login_name=self._login, password=self._password, spid=spid
+            )
+            connection.serve()
+        finally:
+            client.close()
+            with self._lock:
+                self._clients.discard(client)
+                self._threads.discard(threading.current_thread())
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._listener is not None:
+            self._listener.close()
+        if self._accept_thread is not None:
+            self._accept_thread.join(timeout=5)
+        with self._lock:
+            clients, threads = list(self._clients), list(self._threads)
+        for client in clients:
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(timeout=5)
+        if self._database is not None:
+            self._database.close()
+            self._database = None
+        log.info("SQL Server double stopped")
+
+    def __enter__(self) -> SqlServerDouble:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,210 @@
+"""T-SQL statement (sqlglot tree, read as ``tsql``) -> DuckDB SQL text.
+
+sqlglot does the dialect work (TOP, OFFSET/FETCH, ISNULL, brackets, table hints); this module adds
+what only a server knows: @@ variables, DB_NAME(), OBJECT_ID(), the emulated INFORMATION_SCHEMA and sys
+views, and the DuckDB storage type behind every T-SQL type in CAST/CONVERT."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from devstack.sqlserver.catalog import CATALOG, INFO, SYS
+from devstack.sqlserver.errors import SqlServerError, not_supported
+from devstack.sqlserver.resolve import Lookup, _find, _sources
+from devstack.sqlserver.typemap import UnsupportedType, declared_type, storage_type
+
+VERSION_TEXT = (
+    "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n"
+    "\tDTaaS SQL Server double (TDS over DuckDB) \n"
+    "\tDeveloper Edition (64-bit)"
+)
+SERVER_PROPERTIES = {
+    "PRODUCTVERSION": "16.0.1000.6",
+    "PRODUCTLEVEL": "RTM",
+    "EDITION": "Developer Edition (64-bit)",
+    "ENGINEEDITION": 3,
+    "SERVERNAME": "DTAAS-MSSQL-DOUBLE",
+    "MACHINENAME": "DTAAS-MSSQL-DOUBLE",
+    "COLLATION": "SQL_Latin1_General_CP1_CI_AS",
+    "ISINTEGRATEDSECURITYONLY": 0,
+}
+
+
+# '2024-05-06 07:08:09.1234567 +02:00' (T-SQL datetimeoffset text): DuckDB wants no space before the offset.
+_OFFSET_TEXT = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) ([+-]\d\d:\d\d)$")
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What server functions and @@ variables answer for the current session."""
+
+    database: str
+    login: str
+    spid: int
+    trancount: int
+    rowcount: int
+    app_name: str = ""
+    host_name: str = ""
+
+
+def _literal(value: object) -> exp.Expression:
+    if value is None:
+        return exp.null()
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def _system_variable(name: str, facts: SessionFacts) -> exp.Expression:
+    values: dict[str, object] = {
+        "VERSION": VERSION_TEXT,
+        "SPID": facts.spid,
+        "TRANCOUNT": facts.trancount,
+        "ROWCOUNT": facts.rowcount,
+        "SERVERNAME": SERVER_PROPERTIES["SERVERNAME"],
+        "SERVICENAME": "MSSQLSERVER",
+        "LANGUAGE": "us_english",
+        "MAX_PRECISION": 38,
+        "ERROR": 0,
+        "TEXTSIZE": 2147483647,
+        "LOCK_TIMEOUT": -1,
+        "OPTIONS": 5496,
+        "DATEFIRST": 7,
+    }
+    if name not in values:
+        raise not_supported(f"@@{name}")
+    return _literal(values[name])
+
+
+def _function(node: exp.Anonymous, facts: SessionFacts) -> exp.Expression:
+    name = node.name.upper()
+    if name == "DB_NAME":
+        return _literal(facts.database)
+    if name in ("SUSER_NAME", "SUSER_SNAME", "ORIGINAL_LOGIN", "USER_NAME"):
+        return _literal(facts.login if name != "USER_NAME" else "dbo")
+    if name == "HOST_NAME":
+        return _literal(facts.host_name)
+    if name == "APP_NAME":
+        return _literal(facts.app_name)
+    if name == "SERVERPROPERTY" and node.expressions:
+        return _literal(SERVER_PROPERTIES.get(node.expressions[0].name.upper()))
+    if name in ("SYSUTCDATETIME", "GETUTCDATE"):
+        return exp.Anonymous(this="get_current_timestamp")
+    if name == "DB_ID":
+        return _literal(5)
+    return node
+
+
+def _table(node: exp.Table, facts: SessionFacts) -> exp.Table:
+    identifier = node.this
+    if node.name.startswith("#") or (
+        isinstance(identifier, exp.Identifier) and identifier.args.get("temporary")
+    ):
+        raise not_supported("Temporary tables")
+    catalog = node.args.get("catalog")
+    if catalog is not None:
+        if catalog.name.lower() not in (facts.database.lower(), "master", "tempdb", "msdb"):
+            raise SqlServerError(911, f"Database '{catalog.name}' does not exist. Make sure that the name is "
+                                 "entered correctly.")  # fmt: skip
+        node.set("catalog", None)
+    schema = node.args.get("db")
+    if schema is not None and schema.name.lower() == "information_schema":
+        node.set("db", exp.to_identifier(INFO))
+    elif schema is not None and schema.name.lower() == "sys":
+        node.set("db", exp.to_identifier(SYS))
+    return node
+
+
+def _data_type(node: exp.DataType) -> exp.Expression:
+    if isinstance(node.parent, exp.ColumnDef):
+        return node
+    try:
+        storage = storage_type(declared_type(node))
+    except UnsupportedType:
+        return node
+    return exp.DataType.build(storage, dialect="duckdb")
+
+
+# CONVERT(<char type>, <date/time value>, style) with the ISO styles: SQL Server prints as many
+# fractional digits as the value's type holds (7 for datetime2(7)); sqlglot's %f would stop at 6.
+_ISO_STYLES = {121: " ", 126: "T", 127: "T"}
+_DATETIME_TYPES = ("datetime2", "datetime", "smalldatetime")
+
+
+def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expression | None:
+    style = node.args.get("style")
+    target = node.this
+    value = node.expression
+    if not isinstance(style, exp.Literal) or not isinstance(target, exp.DataType):
+        return None
+    if not target.is_type(*exp.DataType.TEXT_TYPES):
+        return None
+    separator = _ISO_STYLES.get(int(style.name)) if style.name.isdigit() else None
+    select = node.find_ancestor(exp.Select)
+    if separator is None or lookup is None or not isinstance(value, exp.Column) or select is None:
+        return None
+    declared = _find(_sources(select, lookup), value)
+    if declared is None or declared.sql_type.name not in (*_DATETIME_TYPES, "time"):
+        return None
+    digits = declared.sql_type.datetime_precision or 0
+    clock = f"%Y-%m-%d{separator}%H:%M:%S"
+    if declared.sql_type.name == "time":
+        # DuckDB prints TIME_NS without trailing zeros and cannot strftime it: pad to 7 digits, then cut
+        text = "CAST(__value AS VARCHAR)"
+        padded = f"RPAD({text} || CASE WHEN CONTAINS({text}, '.') THEN '' ELSE '.' END, 16, '0')"
+        template = f"SUBSTR({padded}, 1, {9 + digits if digits else 8})"
+    elif digits == 0:
+        template = f"STRFTIME(CAST(__value AS TIMESTAMP), '{clock}')"
+    else:
+        template = f"SUBSTR(STRFTIME(CAST(__value AS TIMESTAMP_NS), '{clock}.%n'), 1, {20 + digits})"
+    built = sqlglot.parse_one(template, read="duckdb")
+    for placeholder in list(built.find_all(exp.Column)):
+        placeholder.replace(value.copy())
+    return built
+
+
+def to_duckdb(
+    statement: exp.Expression,
+    facts: SessionFacts,
+    *,
+    allow_parameters: bool = False,
+    lookup: Lookup | None = None,
+) -> str:
+    """The DuckDB SQL of one parsed T-SQL statement; ``@name`` becomes ``$name`` when parameters are bound.
+
+    ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits.
+    """
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Convert) and (iso := _iso_text(node, lookup)) is not None:
+            return iso
+        if isinstance(node, exp.Parameter):
+            inner = node.this
+            if isinstance(inner, exp.Parameter):
+                return _system_variable(inner.name.upper(), facts)
+            if not allow_parameters:
+                raise SqlServerError(137, f'Must declare the scalar variable "@{inner.name}".', state=2)
+            return exp.Placeholder(this=inner.name.lower())
+        if isinstance(node, exp.National):
+            node = exp.Literal.string(node.name)
+        if isinstance(node, exp.Literal) and node.is_string and (match := _OFFSET_TEXT.match(node.name)):
+            return exp.Literal.string(match.group(1) + match.group(2))
+        if isinstance(node, exp.CurrentSchema):
+            return _literal("dbo")
+        if isinstance(node, exp.CurrentUser):
+            return _literal(facts.login)
+        if isinstance(node, exp.ObjectId):
+            return exp.func(f"{CATALOG}.object_id", node.this)
+        if isinstance(node, exp.Anonymous):
+            return _function(node, facts)
+        if isinstance(node, exp.Table):
+            return _table(node, facts)
+        if isinstance(node, exp.DataType):
+            return _data_type(node)
+        return node
+
+    return statement.copy().transform(rewrite).sql("duckdb")
