@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = StackConfig.from_env()
     # hooks used by the stack script itself read the same Airflow home as the stack
     os.environ.setdefault("AIRFLOW_HOME", str(cfg.airflow_home))
+    # the hooks this script uses itself log every statement at INFO; the stack keeps its own level
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     if args.command == "services":
         stack.ensure_services(cfg)
         print(f"PostgreSQL {cfg.pg_host}:{cfg.pg_port} and Redis {cfg.redis_host}:{cfg.redis_port} are up")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from devstack import airflow_stack, stack
+from devstack import airflow_stack, services, stack
 from devstack.config import StackConfig
 from devstack.rest import AirflowClient
 
@@ -33,21 +33,16 @@ def run(cfg: StackConfig) -> int:
 
 
 def summary_rows(cfg: StackConfig, dag_id: str, run_id: str) -> list[dict[str, object]]:
-    import psycopg2
-
-    conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname=cfg.state_db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT t.source_table, t.status, t.rows_processed, t.seconds, t.destinations, t.error"
-                " FROM dtaas.table_executions t JOIN dtaas.executions e ON e.id = t.execution_id"
-                " WHERE e.dag_id = %s AND e.run_id = %s ORDER BY t.source_table",
-                (dag_id, run_id),
-            )
-            names = ("table", "status", "rows", "seconds", "destinations", "error")
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    finally:
-        conn.close()
+    rows = services.query(
+        cfg,
+        cfg.state_db,
+        "SELECT t.source_table, t.status, t.rows_processed, t.seconds, t.destinations, t.error"
+        " FROM dtaas.table_executions t JOIN dtaas.executions e ON e.id = t.execution_id"
+        " WHERE e.dag_id = %s AND e.run_id = %s ORDER BY t.source_table",
+        (dag_id, run_id),
+    )
+    names = ("table", "status", "rows", "seconds", "destinations", "error")
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def format_summary(rows: list[dict[str, object]]) -> str:

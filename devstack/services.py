@@ -7,6 +7,7 @@ import logging
 import shutil
 import subprocess
 import time
+from typing import Any
 
 from devstack.config import StackConfig
 from devstack.procs import port_open
@@ -69,6 +70,31 @@ def _create_database(cfg: StackConfig, database: str) -> None:
         conn.close()
 
 
+def reset_airflow_database(cfg: StackConfig) -> None:
+    """Start the metadata DB afresh for a stack whose secrets were just generated.
+
+    Connections in an existing metadata DB are encrypted with another Fernet key (an earlier or
+    other checkout under the same DTAAS_STACK_NAME) and could not be read with the new one.
+    """
+    import psycopg2
+
+    conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname="postgres")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            try:
+                cur.execute(f'DROP DATABASE IF EXISTS "{cfg.airflow_db}"')
+            except psycopg2.errors.ObjectInUse as err:
+                raise RuntimeError(
+                    f"PostgreSQL database {cfg.airflow_db} is in use by another stack named {cfg.name!r}; "
+                    "stop it (make down in its checkout) or set DTAAS_STACK_NAME to another name"
+                ) from err
+    finally:
+        conn.close()
+    _create_database(cfg, cfg.airflow_db)
+    log.info("new stack secrets: created a fresh Airflow metadata database %s", cfg.airflow_db)
+
+
 def _ensure_trust_login(cfg: StackConfig) -> None:
     """A freshly installed cluster only lets the OS user in; allow local TCP logins like our machines do."""
     import psycopg2
@@ -110,3 +136,18 @@ def _wait(port: int, host: str, name: str, timeout: float = 60) -> None:
             return
         time.sleep(0.5)
     raise TimeoutError(f"{name} is not reachable on {host}:{port}")
+
+
+def query(
+    cfg: StackConfig, database: str, sql: str, parameters: tuple[object, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """Rows of one read-only query against one of the stack's PostgreSQL databases."""
+    import psycopg2
+
+    conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname=database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, parameters)
+            return list(cur.fetchall())
+    finally:
+        conn.close()

@@ -24,6 +24,24 @@ def ensure_services(cfg: StackConfig) -> None:
     services.ensure_redis(cfg)
 
 
+def _require_free_ports(cfg: StackConfig) -> None:
+    """A port taken by anything but this stack would make us talk to a stranger: refuse early."""
+    ports = {
+        "sqlserver": cfg.mssql_port,
+        "s3": cfg.s3_port,
+        "snowflake": cfg.snowflake_port,
+        "api-server": cfg.api_port,
+        "celery-worker": cfg.worker_log_port,
+        "triggerer": cfg.trigger_log_port,
+    }
+    for name, port in ports.items():
+        if not procs.is_running(name, cfg.pids_dir) and procs.port_open(port):
+            raise RuntimeError(
+                f"port {port} (for {name}) is already in use by a process this stack did not start; "
+                "stop it, or give this stack other ports with DTAAS_PORT_BASE"
+            )
+
+
 def start_standins(cfg: StackConfig, secrets: dict[str, str]) -> None:
     python = str(cfg.bin_dir / "python")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -98,8 +116,12 @@ def _prepare_destinations(cfg: StackConfig, secrets: dict[str, str]) -> None:
 
 def up(cfg: StackConfig) -> dict[str, str]:
     started = time.monotonic()
+    fresh = not (cfg.state_dir / "secrets.json").exists()
     secrets = load_or_create(cfg.state_dir)
     ensure_services(cfg)
+    _require_free_ports(cfg)
+    if fresh:
+        services.reset_airflow_database(cfg)
     start_standins(cfg, secrets)
     env = airflow_stack.airflow_env(cfg, secrets)
     if not all(procs.is_running(name, cfg.pids_dir) for name in airflow_stack.COMPONENTS):

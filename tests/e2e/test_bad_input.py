@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from devstack import services
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.stack
@@ -24,20 +25,13 @@ def _snowflake_products() -> list[tuple[object, ...]] | None:
 
 
 def _state_error(stack: Stack, dag_id: str, run_id: str) -> list[tuple[str, str, str]]:
-    import psycopg2
-
-    cfg = stack.cfg
-    conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname=cfg.state_db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT t.source_table, t.status, t.error FROM dtaas.table_executions t"
-                " JOIN dtaas.executions e ON e.id = t.execution_id WHERE e.dag_id = %s AND e.run_id = %s",
-                (dag_id, run_id),
-            )
-            return list(cur.fetchall())
-    finally:
-        conn.close()
+    return services.query(  # type: ignore[return-value]
+        stack.cfg,
+        stack.cfg.state_db,
+        "SELECT t.source_table, t.status, t.error FROM dtaas.table_executions t"
+        " JOIN dtaas.executions e ON e.id = t.execution_id WHERE e.dag_id = %s AND e.run_id = %s",
+        (dag_id, run_id),
+    )
 
 
 def test_missing_bucket_fails_the_table_with_a_clear_message_and_loses_nothing(e2e_stack: Stack) -> None:

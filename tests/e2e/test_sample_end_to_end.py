@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from devstack import services
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.stack
@@ -169,20 +170,13 @@ def _within_rounding(
 
 def assert_ran_on_celery(stack: Stack, dag_id: str, run_id: str) -> None:
     """Every task instance was handed to Celery and its Celery task succeeded on the worker."""
-    import psycopg2
-
-    cfg = stack.cfg
-    conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname=cfg.airflow_db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT ti.task_id, ti.state, m.status FROM task_instance ti"
-                " LEFT JOIN celery_taskmeta m ON m.task_id = ti.external_executor_id"
-                " WHERE ti.dag_id = %s AND ti.run_id = %s",
-                (dag_id, run_id),
-            )
-            rows = cur.fetchall()
-    finally:
-        conn.close()
+    rows = services.query(
+        stack.cfg,
+        stack.cfg.airflow_db,
+        "SELECT ti.task_id, ti.state, m.status FROM task_instance ti"
+        " LEFT JOIN celery_taskmeta m ON m.task_id = ti.external_executor_id"
+        " WHERE ti.dag_id = %s AND ti.run_id = %s",
+        (dag_id, run_id),
+    )
     assert len(rows) == 5
     assert all(state == "success" and celery == "SUCCESS" for _, state, celery in rows), rows
