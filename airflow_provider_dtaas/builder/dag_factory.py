@@ -43,6 +43,8 @@ def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
         start_date=_START_DATE,
         catchup=False,
         max_active_runs=1,
+        # parallel_tables: with one active run, this caps the table loads running at once
+        max_active_tasks=spec.parallel_tables,
         default_args=default_args,
         tags=["dtaas", spec.mode, *spec.tags],
         doc_md=_doc(spec, spec_file),

@@ -42,6 +42,9 @@ class TablePlan:
     batch_rows: int
     s3: S3Target | None
     snowflake: SnowflakeTarget | None
+    include_columns: tuple[str, ...] | None = None
+    exclude_columns: tuple[str, ...] = ()
+    row_filter: str | None = None
 
     @property
     def source_name(self) -> str:
@@ -61,6 +64,9 @@ class TablePlan:
             batch_rows=int(data["batch_rows"]),
             s3=S3Target(**s3) if s3 else None,
             snowflake=SnowflakeTarget(**snowflake) if snowflake else None,
+            include_columns=tuple(data["include_columns"]) if data.get("include_columns") else None,
+            exclude_columns=tuple(data.get("exclude_columns") or ()),
+            row_filter=data.get("row_filter"),
         )
 
 
@@ -122,6 +128,11 @@ def plan_tables(spec: TaskSpec, *, spec_file: str = "") -> list[TablePlan]:
                 batch_rows=table.batch_rows or spec.batch_rows,
                 s3=s3,
                 snowflake=snowflake,
+                include_columns=tuple(table.columns.include)
+                if table.columns and table.columns.include
+                else None,
+                exclude_columns=tuple(table.columns.exclude or ()) if table.columns else (),
+                row_filter=table.row_filter,
             )
         )
     if problems:

@@ -11,8 +11,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from airflow_provider_dtaas.core.row_filter import render_row_filter
+
 _TABLE_NAME = re.compile(r"^(?P<schema>[^.\s]+)\.(?P<table>[^.\s]+)$")
 _SPEC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+def _check_identifier(name: str) -> str:
+    """Names are quoted when used, so any text is safe; refuse only what no database accepts."""
+    if not name or len(name) > 128:
+        raise ValueError("identifiers must have 1 to 128 characters")
+    if any(ord(ch) < 32 for ch in name):
+        raise ValueError("identifiers may not contain control characters")
+    return name
 
 
 class _Model(BaseModel):
@@ -56,16 +67,50 @@ class DestinationsSpec(_Model):
         return self
 
 
+class ColumnSelection(_Model):
+    include: list[str] | None = Field(default=None, min_length=1, description="only these columns")
+    exclude: list[str] | None = Field(default=None, min_length=1, description="every column but these")
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _valid_names(cls, names: list[str] | None) -> list[str] | None:
+        for name in names or []:
+            _check_identifier(name)
+        return names
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ColumnSelection:
+        if self.include is not None and self.exclude is not None:
+            raise ValueError("use either include or exclude, not both")
+        if self.include is None and self.exclude is None:
+            raise ValueError("name the columns to include or to exclude")
+        return self
+
+
 class TableSpec(_Model):
     name: str = Field(description="schema.table in the source database")
     batch_rows: int | None = Field(default=None, ge=1, le=5_000_000)
     target: str | None = Field(default=None, description="Snowflake table name (default: the table's name)")
+    columns: ColumnSelection | None = None
+    row_filter: str | None = Field(default=None, description="one boolean T-SQL expression")
+
+    @field_validator("row_filter")
+    @classmethod
+    def _boolean_expression(cls, value: str | None) -> str | None:
+        return None if value is None else render_row_filter(value)
+
+    @field_validator("target")
+    @classmethod
+    def _valid_target(cls, value: str | None) -> str | None:
+        return None if value is None else _check_identifier(value)
 
     @field_validator("name")
     @classmethod
     def _schema_dot_table(cls, value: str) -> str:
         if not _TABLE_NAME.match(value):
             raise ValueError("expected 'schema.table'")
+        for part in value.split("."):
+            _check_identifier(part)
         return value
 
     @property
@@ -83,6 +128,7 @@ class TaskSpec(_Model):
     mode: Literal["full_load"] = "full_load"
     schedule: str | None = Field(default=None, description="cron expression or preset; none = manual")
     batch_rows: int = Field(default=50_000, ge=1, le=5_000_000)
+    parallel_tables: int = Field(default=3, ge=1, le=64, description="tables loaded at the same time")
     state_conn_id: str = "dtaas_state"
     retry_enabled: bool = True
     max_retries: int = Field(default=3, ge=0, le=20)

@@ -143,3 +143,34 @@ def map_columns(columns: list[SourceColumn], *, table: str = "") -> list[MappedC
 
 def arrow_schema(columns: list[MappedColumn]) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.source.nullable) for c in columns])
+
+
+class ColumnSelectionError(LookupError):
+    """A spec names columns the source table does not have, or leaves none."""
+
+
+def select_columns(
+    columns: list[SourceColumn],
+    *,
+    include: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] = (),
+    table: str = "",
+) -> list[SourceColumn]:
+    """Apply a spec's include/exclude lists (names compared case-insensitively, as SQL Server does)."""
+    by_name = {c.name.lower(): c for c in columns}
+    named = [*(include or ()), *exclude]
+    unknown = [n for n in named if n.lower() not in by_name]
+    if unknown:
+        raise ColumnSelectionError(
+            f"table {table}: no column named {', '.join(unknown)}; "
+            f"its columns are {', '.join(c.name for c in columns)}"
+        )
+    if include is not None:
+        wanted = {n.lower() for n in include}
+        chosen = [c for c in columns if c.name.lower() in wanted]
+    else:
+        dropped = {n.lower() for n in exclude}
+        chosen = [c for c in columns if c.name.lower() not in dropped]
+    if not chosen:
+        raise ColumnSelectionError(f"table {table}: the column selection leaves no column to load")
+    return chosen

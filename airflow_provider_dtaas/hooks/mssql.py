@@ -80,11 +80,22 @@ class DtaasMsSqlHook(MsSqlHook):
         ]
 
     def iter_record_batches(
-        self, schema: str, table: str, columns: list[MappedColumn], *, batch_rows: int
+        self,
+        schema: str,
+        table: str,
+        columns: list[MappedColumn],
+        *,
+        batch_rows: int,
+        row_filter: str | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream the whole table; memory is bounded by one batch of ``batch_rows`` rows."""
+        """Stream the table (or the rows the filter keeps); memory is bounded by one batch.
+
+        :param row_filter: T-SQL rendered by :func:`render_row_filter` from the spec, never raw text.
+        """
         select_list = ", ".join(column.select_expression() for column in columns)
         sql = f"SELECT {select_list} FROM {quote_mssql_table(schema, table)}"
+        if row_filter:
+            sql += f" WHERE {row_filter}"
         with closing(self.get_conn()) as conn, closing(conn.cursor()) as cursor:
             cursor.execute(sql)
             while True:

@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.plan import TablePlan
-from airflow_provider_dtaas.core.typemap import map_columns
+from airflow_provider_dtaas.core.typemap import map_columns, select_columns
 from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
 from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
@@ -113,9 +113,11 @@ class SqlServerFullLoadOperator(BaseOperator):
 
     def _load(self, plan: TablePlan, run_id: str) -> tuple[int, dict[str, Any]]:
         source = DtaasMsSqlHook(mssql_conn_id=self.mssql_conn_id, database=self.source_database)
-        columns = map_columns(
-            source.get_source_columns(plan.source_schema, plan.source_table), table=plan.source_name
+        described = source.get_source_columns(plan.source_schema, plan.source_table)
+        chosen = select_columns(
+            described, include=plan.include_columns, exclude=plan.exclude_columns, table=plan.source_name
         )
+        columns = map_columns(chosen, table=plan.source_name)
         run_token = f"run={safe_key(run_id)}"
         sinks: list[Sink] = []
         if plan.s3 is not None:
@@ -145,7 +147,11 @@ class SqlServerFullLoadOperator(BaseOperator):
                 opened.append(sink)
             rows = 0
             batches = source.iter_record_batches(
-                plan.source_schema, plan.source_table, columns, batch_rows=plan.batch_rows
+                plan.source_schema,
+                plan.source_table,
+                columns,
+                batch_rows=plan.batch_rows,
+                row_filter=plan.row_filter,
             )
             for chunk, batch in enumerate(batches):
                 for sink in sinks:

@@ -124,3 +124,39 @@ def state_conn(monkeypatch: pytest.MonkeyPatch) -> str:
         },
     )
     return "it_state"
+
+
+@pytest.fixture(scope="session")
+def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    import secrets
+
+    from devstack.sqlserver import SqlServerDouble
+
+    password = secrets.token_urlsafe(16)
+    with SqlServerDouble(
+        data_dir=tmp_path_factory.mktemp("sqlserver"),
+        port=0,
+        password=password,
+        database="dtaas_sample",
+        seed_sample=True,
+    ) as server:
+        yield server.port, password
+
+
+@pytest.fixture
+def mssql_conn(sqlserver_double: tuple[int, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    port, password = sqlserver_double
+    _set_connection(
+        monkeypatch,
+        "it_mssql",
+        {
+            "conn_type": "mssql",
+            "host": "127.0.0.1",
+            "port": port,
+            "login": "sa",
+            "password": password,
+            "schema": "dtaas_sample",
+            "extra": {"tds_version": "7.4", "login_timeout": 10},
+        },
+    )
+    return "it_mssql"
