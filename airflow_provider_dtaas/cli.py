@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from airflow_provider_dtaas.core.plan import plan_tables
+from airflow_provider_dtaas.core.plan import airflow_schedule, plan_tables
 from airflow_provider_dtaas.core.spec import TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem, find_spec_files, load_spec
 
@@ -73,7 +73,14 @@ def plan(path: str, out: TextIO) -> int:
         out.write(f"{err}\n")
         return 1
     out.write(f"DAG {spec.dag_id}  (from {path})\n")
-    out.write(f"  mode: {spec.mode}   schedule: {spec.schedule or 'manual'}   max active runs: 1\n")
+    schedule = airflow_schedule(spec)
+    shown = (
+        "manual"
+        if schedule is None
+        else (", ".join(schedule[1]) if isinstance(schedule, tuple) else schedule)
+    )
+    out.write(f"  mode: {spec.mode}   schedule: {shown}   max active runs: 1\n")
+    out.write(f"  tables at once: {spec.parallel_tables}\n")
     retries = spec.max_retries if spec.retry_enabled else 0
     out.write(f"  retries per task: {retries}, {spec.retry_delay_seconds} s apart\n")
     out.write("  begin_run\n")

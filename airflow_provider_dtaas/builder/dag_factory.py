@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_dtaas.core.plan import plan_tables
+from airflow_provider_dtaas.core.plan import airflow_schedule, plan_tables
 from airflow_provider_dtaas.core.spec import TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, find_spec_files, load_spec
 
@@ -39,7 +39,7 @@ def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
     with DAG(
         dag_id=spec.dag_id,
         description=spec.description or f"DTaaS {spec.mode} from {spec.source.conn_id} ({spec_file})",
-        schedule=spec.schedule,
+        schedule=_schedule(spec),
         start_date=_START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -74,6 +74,15 @@ def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
                 )
             begin >> group >> end
     return dag
+
+
+def _schedule(spec: TaskSpec) -> Any:
+    value = airflow_schedule(spec)
+    if isinstance(value, tuple) and value and value[0] == "assets":
+        from airflow.sdk import Asset
+
+        return [Asset(uri) for uri in value[1]]
+    return value
 
 
 def build_invalid_spec_dag(spec_file: str, error: SpecError) -> Any:

@@ -70,6 +70,27 @@ class TablePlan:
         )
 
 
+def _target_name(source: str, case: str, prefix: str, suffix: str) -> str:
+    cased = {"upper": source.upper(), "lower": source.lower()}.get(case, source)
+    return f"{prefix}{cased}{suffix}"
+
+
+def airflow_schedule(spec: TaskSpec) -> Any:
+    """The value for DAG(schedule=...): None, a cron string, a timedelta, '@continuous' or assets."""
+    from datetime import timedelta
+
+    schedule = spec.schedule
+    if schedule is None:
+        return None
+    if schedule.cron is not None:
+        return schedule.cron
+    if schedule.interval_seconds is not None:
+        return timedelta(seconds=schedule.interval_seconds)
+    if schedule.continuous:
+        return "@continuous"
+    return ("assets", tuple(schedule.assets or ()))
+
+
 def plan_tables(spec: TaskSpec, *, spec_file: str = "") -> list[TablePlan]:
     """One plan per listed table; refuses two tables that would land on the same target."""
     plans: list[TablePlan] = []
@@ -91,7 +112,9 @@ def plan_tables(spec: TaskSpec, *, spec_file: str = "") -> list[TablePlan]:
         snowflake = None
         if spec.destinations.snowflake is not None:
             dest_sf = spec.destinations.snowflake
-            target = table.target or name.upper()
+            target = table.target or _target_name(
+                name, dest_sf.table_case, dest_sf.table_prefix, dest_sf.table_suffix
+            )
             snowflake = SnowflakeTarget(
                 conn_id=dest_sf.conn_id,
                 database=dest_sf.database,

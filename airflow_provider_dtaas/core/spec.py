@@ -54,6 +54,51 @@ class SnowflakeSpec(_Model):
     database: str = Field(min_length=1)
     schema_: str = Field(alias="schema", min_length=1)
     stage: str = Field(default="DTAAS_STAGE", min_length=1, description="internal named stage")
+    table_case: Literal["upper", "lower", "preserve"] = Field(
+        default="upper", description="case of target table names derived from source names"
+    )
+    table_prefix: str = ""
+    table_suffix: str = ""
+
+    @field_validator("database", "schema_", "stage")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return _check_identifier(value)
+
+
+_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually"}
+
+
+class ScheduleSpec(_Model):
+    """Exactly one of: a cron expression, an interval in seconds, continuous, or assets."""
+
+    cron: str | None = None
+    interval_seconds: int | None = Field(default=None, ge=1, le=31 * 86_400)
+    continuous: bool = False
+    assets: list[str] | None = Field(default=None, min_length=1, description="asset URIs that trigger a run")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None or value in _PRESETS:
+            return value
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a cron expression or preset ({', '.join(sorted(_PRESETS))})")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ScheduleSpec:
+        chosen = [
+            self.cron is not None,
+            self.interval_seconds is not None,
+            self.continuous,
+            bool(self.assets),
+        ]
+        if sum(chosen) != 1:
+            raise ValueError("give exactly one of cron, interval_seconds, continuous: true, assets")
+        return self
 
 
 class DestinationsSpec(_Model):
@@ -126,7 +171,11 @@ class TaskSpec(_Model):
     name: str = Field(description="unique name; the DAG id is dtaas_<name>")
     description: str = ""
     mode: Literal["full_load"] = "full_load"
-    schedule: str | None = Field(default=None, description="cron expression or preset; none = manual")
+    schedule: ScheduleSpec | None = Field(
+        default=None,
+        description="none or 'manual' = runs only when triggered; a cron string or preset; 'continuous'; "
+        "or a mapping with one of cron, interval_seconds, continuous, assets",
+    )
     batch_rows: int = Field(default=50_000, ge=1, le=5_000_000)
     parallel_tables: int = Field(default=3, ge=1, le=64, description="tables loaded at the same time")
     state_conn_id: str = "dtaas_state"
@@ -143,6 +192,17 @@ class TaskSpec(_Model):
     def _valid_name(cls, value: str) -> str:
         if not _SPEC_NAME.match(value):
             raise ValueError("use letters, digits, '_' or '-', starting with a letter (at most 64)")
+        return value
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, value: object) -> object:
+        if value is None or value == "manual":
+            return None
+        if value == "continuous":
+            return {"continuous": True}
+        if isinstance(value, str):
+            return {"cron": value}
         return value
 
     @field_validator("tables", mode="before")
