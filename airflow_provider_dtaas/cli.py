@@ -14,7 +14,7 @@ from typing import TextIO
 
 from airflow_provider_dtaas.core.plan import airflow_schedule, plan_tables
 from airflow_provider_dtaas.core.spec import TaskSpec
-from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem, find_spec_files, load_spec
+from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem, find_spec_files, load_spec, locate
 
 
 def _spec_paths(paths: Sequence[str]) -> list[Path]:
@@ -33,7 +33,10 @@ def lint(paths: Sequence[str], *, output_format: str, out: TextIO) -> int:
     for path in files:
         try:
             spec = load_spec(path)
-            plan_tables(spec, spec_file=str(path))
+            try:
+                plan_tables(spec, spec_file=str(path))
+            except SpecError as err:
+                raise locate(err, path) from None
             if spec.name in names:
                 problems.append(
                     SpecProblem(
@@ -68,7 +71,10 @@ def schema(out: TextIO) -> int:
 def plan(path: str, out: TextIO) -> int:
     try:
         spec = load_spec(Path(path))
-        plans = plan_tables(spec, spec_file=path)
+        try:
+            plans = plan_tables(spec, spec_file=path)
+        except SpecError as err:
+            raise locate(err, Path(path)) from None
     except SpecError as err:
         out.write(f"{err}\n")
         return 1

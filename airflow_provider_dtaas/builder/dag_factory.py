@@ -15,7 +15,7 @@ from typing import Any
 
 from airflow_provider_dtaas.core.plan import airflow_schedule, plan_tables
 from airflow_provider_dtaas.core.spec import TaskSpec
-from airflow_provider_dtaas.core.spec_loader import SpecError, find_spec_files, load_spec
+from airflow_provider_dtaas.core.spec_loader import SpecError, find_spec_files, load_spec, locate
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,10 @@ def build_dags(folder: Path) -> dict[str, Any]:
             spec = load_spec(path, display_name=shown)
             if spec.name in names:
                 raise SpecError([_duplicate(shown, spec.name, names[spec.name])])
-            dag = build_dag(spec, spec_file=shown)
+            try:
+                dag = build_dag(spec, spec_file=shown)
+            except SpecError as err:
+                raise locate(err, path) from None
             names[spec.name] = shown
         except SpecError as err:
             log.error("DTaaS spec %s is invalid:\n%s", shown, err)

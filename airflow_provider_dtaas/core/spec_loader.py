@@ -59,6 +59,8 @@ def parse_spec(text: str, *, display_name: str) -> TaskSpec:
         raise SpecError([SpecProblem(display_name, line, "", f"invalid YAML: {err.problem}")]) from err
     except yaml.YAMLError as err:
         raise SpecError([SpecProblem(display_name, None, "", f"invalid YAML: {err}")]) from err
+    if data is None:
+        raise SpecError([SpecProblem(display_name, 1, "", "the spec file is empty")])
     if not isinstance(data, dict):
         raise SpecError([SpecProblem(display_name, 1, "", "a spec must be a mapping of keys to values")])
     lines = _line_index(node)
@@ -122,6 +124,20 @@ def _problem(file: str, error: Any, lines: dict[tuple[Any, ...], int]) -> SpecPr
         shown = repr(error.get("input"))
         message += f" (got: {shown if len(shown) <= 60 else shown[:57] + '...'})"
     return SpecProblem(file, _line_of(loc, lines), key, message)
+
+
+def locate(error: SpecError, path: Path) -> SpecError:
+    """Fill in file and line for problems found after loading (e.g. by the planner), from their key."""
+    try:
+        lines = _line_index(yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return error
+    located = []
+    for problem in error.problems:
+        loc = tuple(int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", problem.key))
+        line = problem.line if problem.line or not problem.key else _line_of(loc, lines)
+        located.append(SpecProblem(problem.file or str(path), line, problem.key, problem.message))
+    return SpecError(located)
 
 
 def _line_of(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
