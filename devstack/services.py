@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import shutil
 import subprocess
@@ -70,14 +71,22 @@ def _create_database(cfg: StackConfig, database: str) -> None:
         conn.close()
 
 
-def reset_airflow_database(cfg: StackConfig) -> None:
-    """Start the metadata DB afresh for a stack whose secrets were just generated.
+def claim_airflow_database(cfg: StackConfig, fernet_key: str) -> None:
+    """Make sure the metadata DB belongs to this checkout's secrets; start it afresh otherwise.
 
-    Connections in an existing metadata DB are encrypted with another Fernet key (an earlier or
-    other checkout under the same DTAAS_STACK_NAME) and could not be read with the new one.
+    Connections in the metadata DB are encrypted with the stack's Fernet key. A DB written by
+    another checkout under the same DTAAS_STACK_NAME (or before the secrets were regenerated)
+    cannot be read with ours, so it is recreated. The owner is recorded by the key's fingerprint.
     """
     import psycopg2
 
+    fingerprint = hashlib.sha256(fernet_key.encode()).hexdigest()[:16]
+    try:
+        owner = query(cfg, cfg.airflow_db, "SELECT fingerprint FROM dtaas_stack_owner")
+    except psycopg2.errors.UndefinedTable:
+        owner = []
+    if owner == [(fingerprint,)]:
+        return
     conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname="postgres")
     try:
         conn.autocommit = True
@@ -92,7 +101,14 @@ def reset_airflow_database(cfg: StackConfig) -> None:
     finally:
         conn.close()
     _create_database(cfg, cfg.airflow_db)
-    log.info("new stack secrets: created a fresh Airflow metadata database %s", cfg.airflow_db)
+    conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname=cfg.airflow_db)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE dtaas_stack_owner (fingerprint TEXT NOT NULL)")
+            cur.execute("INSERT INTO dtaas_stack_owner VALUES (%s)", (fingerprint,))
+    finally:
+        conn.close()
+    log.info("Airflow metadata database %s (re)created for this stack's secrets", cfg.airflow_db)
 
 
 def _ensure_trust_login(cfg: StackConfig) -> None:

@@ -116,12 +116,11 @@ def _prepare_destinations(cfg: StackConfig, secrets: dict[str, str]) -> None:
 
 def up(cfg: StackConfig) -> dict[str, str]:
     started = time.monotonic()
-    fresh = not (cfg.state_dir / "secrets.json").exists()
     secrets = load_or_create(cfg.state_dir)
     ensure_services(cfg)
     _require_free_ports(cfg)
-    if fresh:
-        services.reset_airflow_database(cfg)
+    if not all(procs.is_running(name, cfg.pids_dir) for name in airflow_stack.COMPONENTS):
+        services.claim_airflow_database(cfg, secrets["fernet_key"])
     start_standins(cfg, secrets)
     env = airflow_stack.airflow_env(cfg, secrets)
     if not all(procs.is_running(name, cfg.pids_dir) for name in airflow_stack.COMPONENTS):

@@ -60,8 +60,11 @@ def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
             task_id="end_run",
             spec_name=spec.name,
             tables=[p.source_name for p in plans],
+            discovery_task_id="discover_tables" if spec.table_patterns else None,
             state_conn_id=spec.state_conn_id,
         )
+        if spec.table_patterns is not None:
+            _add_discovery(spec, begin, end)
         for plan in plans:
             with TaskGroup(group_id=plan.group_id, tooltip=f"{plan.source_name}") as group:
                 SqlServerFullLoadOperator(
@@ -74,6 +77,31 @@ def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
                 )
             begin >> group >> end
     return dag
+
+
+def _add_discovery(spec: TaskSpec, begin: Any, end: Any) -> None:
+    """discover_tables (run time) >> one mapped full_load per table it finds, labelled by table."""
+    from airflow.sdk import TaskGroup
+
+    from airflow_provider_dtaas.operators.discover import DiscoverTablesOperator
+    from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
+
+    discover = DiscoverTablesOperator(
+        task_id="discover_tables",
+        spec=spec.model_dump(mode="json", by_alias=True),
+        mssql_conn_id=spec.source.conn_id,
+        source_database=spec.source.database,
+    )
+    with TaskGroup(group_id="discovered", tooltip="tables found by table_patterns at run time") as group:
+        SqlServerFullLoadOperator.partial(
+            task_id="full_load",
+            spec_name=spec.name,
+            mssql_conn_id=spec.source.conn_id,
+            source_database=spec.source.database,
+            state_conn_id=spec.state_conn_id,
+            map_index_template="{{ dtaas_table }}",
+        ).expand(table_plan=discover.output)
+    begin >> discover >> group >> end
 
 
 def _schedule(spec: TaskSpec) -> Any:

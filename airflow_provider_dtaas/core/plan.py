@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow_provider_dtaas.core.identifiers import safe_key
-from airflow_provider_dtaas.core.spec import TaskSpec
+from airflow_provider_dtaas.core.spec import TableSpec, TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem
 
 _GROUP_ID = re.compile(r"[^A-Za-z0-9_-]+")
@@ -91,73 +91,78 @@ def airflow_schedule(spec: TaskSpec) -> Any:
     return ("assets", tuple(schedule.assets or ()))
 
 
-def plan_tables(spec: TaskSpec, *, spec_file: str = "") -> list[TablePlan]:
-    """One plan per listed table; refuses two tables that would land on the same target."""
-    plans: list[TablePlan] = []
-    problems: list[SpecProblem] = []
-    targets: dict[str, str] = {}
-    groups: dict[str, str] = {}
-    for position, table in enumerate(spec.tables):
-        schema, name = table.source_schema, table.source_table
-        group_id = _GROUP_ID.sub("_", f"{schema}-{name}")
-        s3 = None
-        if spec.destinations.s3 is not None:
-            dest = spec.destinations.s3
-            s3 = S3Target(
-                conn_id=dest.conn_id,
-                bucket=dest.bucket,
-                table_prefix=f"{dest.prefix}{safe_key(schema)}/{safe_key(name)}/",
-                compression=dest.compression,
-            )
-        snowflake = None
-        if spec.destinations.snowflake is not None:
-            dest_sf = spec.destinations.snowflake
-            target = table.target or _target_name(
-                name, dest_sf.table_case, dest_sf.table_prefix, dest_sf.table_suffix
-            )
-            snowflake = SnowflakeTarget(
-                conn_id=dest_sf.conn_id,
-                database=dest_sf.database,
-                schema=dest_sf.schema_,
-                table=target,
-                stage=dest_sf.stage,
-            )
-            if target.upper() in targets:
-                problems.append(
-                    SpecProblem(
-                        spec_file,
-                        None,
-                        f"tables[{position}]",
-                        f"{table.name} and {targets[target.upper()]} would both load Snowflake table "
-                        f"{target}; set 'target' on one of them",
-                    )
-                )
-            targets[target.upper()] = table.name
-        if group_id in groups:
-            problems.append(
-                SpecProblem(
-                    spec_file,
-                    None,
-                    f"tables[{position}]",
-                    f"{table.name} and {groups[group_id]} map to the same task group {group_id}",
-                )
-            )
-        groups[group_id] = table.name
-        plans.append(
-            TablePlan(
-                source_schema=schema,
-                source_table=name,
-                group_id=group_id,
-                batch_rows=table.batch_rows or spec.batch_rows,
-                s3=s3,
-                snowflake=snowflake,
-                include_columns=tuple(table.columns.include)
-                if table.columns and table.columns.include
-                else None,
-                exclude_columns=tuple(table.columns.exclude or ()) if table.columns else (),
-                row_filter=table.row_filter,
-            )
+def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
+    """The plan of one table, listed in the spec or discovered by a pattern at run time."""
+    schema, name = table.source_schema, table.source_table
+    s3 = None
+    if spec.destinations.s3 is not None:
+        dest = spec.destinations.s3
+        s3 = S3Target(
+            conn_id=dest.conn_id,
+            bucket=dest.bucket,
+            table_prefix=f"{dest.prefix}{safe_key(schema)}/{safe_key(name)}/",
+            compression=dest.compression,
         )
+    snowflake = None
+    if spec.destinations.snowflake is not None:
+        dest_sf = spec.destinations.snowflake
+        snowflake = SnowflakeTarget(
+            conn_id=dest_sf.conn_id,
+            database=dest_sf.database,
+            schema=dest_sf.schema_,
+            table=table.target
+            or _target_name(name, dest_sf.table_case, dest_sf.table_prefix, dest_sf.table_suffix),
+            stage=dest_sf.stage,
+        )
+    return TablePlan(
+        source_schema=schema,
+        source_table=name,
+        group_id=_GROUP_ID.sub("_", f"{schema}-{name}"),
+        batch_rows=table.batch_rows or spec.batch_rows,
+        s3=s3,
+        snowflake=snowflake,
+        include_columns=tuple(table.columns.include) if table.columns and table.columns.include else None,
+        exclude_columns=tuple(table.columns.exclude or ()) if table.columns else (),
+        row_filter=table.row_filter,
+    )
+
+
+def plan_tables(spec: TaskSpec, *, spec_file: str = "") -> list[TablePlan]:
+    """One plan per listed table; refuses two tables that would land on the same target or group."""
+    plans = [plan_table(spec, table) for table in spec.tables]
+    problems = [
+        SpecProblem(spec_file, None, f"tables[{position}]", message)
+        for position, message in collisions(plans)
+    ]
     if problems:
         raise SpecError(problems)
     return plans
+
+
+def collisions(plans: list[TablePlan]) -> list[tuple[int, str]]:
+    """(position, message) for every plan whose Snowflake table or task group an earlier one took."""
+    found: list[tuple[int, str]] = []
+    targets: dict[str, str] = {}
+    groups: dict[str, str] = {}
+    for position, plan in enumerate(plans):
+        if plan.snowflake is not None:
+            target = plan.snowflake.table
+            if target.upper() in targets:
+                found.append(
+                    (
+                        position,
+                        f"{plan.source_name} and {targets[target.upper()]} would both load "
+                        f"Snowflake table {target}; set 'target' on one of them",
+                    )
+                )
+            targets.setdefault(target.upper(), plan.source_name)
+        if plan.group_id in groups:
+            found.append(
+                (
+                    position,
+                    f"{plan.source_name} and {groups[plan.group_id]} map to the same task "
+                    f"group {plan.group_id}",
+                )
+            )
+        groups.setdefault(plan.group_id, plan.source_name)
+    return found

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from airflow_provider_dtaas.core.row_filter import render_row_filter
 
-_TABLE_NAME = re.compile(r"^(?P<schema>[^.\s]+)\.(?P<table>[^.\s]+)$")
+_TABLE_NAME = re.compile(r"^(?P<schema>[^.]+)\.(?P<table>[^.]+)$")
 _SPEC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
@@ -167,6 +167,23 @@ class TableSpec(_Model):
         return self.name.split(".", 1)[1]
 
 
+class TablePatterns(_Model):
+    """Tables found at run time: ``schema.table`` globs (``*``, ``?``, ``[abc]``), case-insensitive."""
+
+    include: list[str] = Field(min_length=1)
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _schema_dot_glob(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not _TABLE_NAME.match(pattern):
+                raise ValueError(
+                    f"pattern {pattern!r} must look like 'schema.table', e.g. 'dbo.*' or 'sales.order_*'"
+                )
+        return patterns
+
+
 class TaskSpec(_Model):
     name: str = Field(description="unique name; the DAG id is dtaas_<name>")
     description: str = ""
@@ -185,7 +202,12 @@ class TaskSpec(_Model):
     tags: list[str] = Field(default_factory=list)
     source: SourceSpec
     destinations: DestinationsSpec
-    tables: list[TableSpec] = Field(min_length=1)
+    table_patterns: TablePatterns | None = Field(
+        default=None, description="more tables, found at run time (listed tables are not loaded twice)"
+    )
+    tables: list[TableSpec] = Field(
+        default_factory=list, validate_default=True, description="tables listed by name"
+    )
 
     @field_validator("name")
     @classmethod
@@ -215,7 +237,9 @@ class TaskSpec(_Model):
 
     @field_validator("tables", mode="after")
     @classmethod
-    def _unique_tables(cls, tables: list[TableSpec]) -> list[TableSpec]:
+    def _unique_tables(cls, tables: list[TableSpec], info: ValidationInfo) -> list[TableSpec]:
+        if not tables and info.data.get("table_patterns") is None:
+            raise ValueError("list tables, give table_patterns, or both")
         seen: dict[str, int] = {}
         for position, table in enumerate(tables):
             key = table.name.lower()

@@ -98,9 +98,9 @@ def map_column(column: SourceColumn, *, table: str = "") -> MappedColumn:
         sf_type = f"VARCHAR({length})" if length and length > 0 and data_type not in ("xml",) else "VARCHAR"
         return MappedColumn(column, pa.string(), sf_type)
     if data_type in _BINARY:
-        length = column.max_length
-        sf_type = f"BINARY({length})" if length and length > 0 else "BINARY"
-        return MappedColumn(column, pa.binary(), sf_type)
+        # BINARY without a length (8 MB) holds any SQL Server binary value; the declared length is
+        # kept in the manifest's source type, not as a Snowflake constraint.
+        return MappedColumn(column, pa.binary(), "BINARY")
     if data_type == "uniqueidentifier":
         return MappedColumn(column, pa.string(), "VARCHAR(36)", transport="guid")
     where = f"{table}.{column.name}" if table else column.name

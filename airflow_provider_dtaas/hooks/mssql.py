@@ -56,6 +56,14 @@ class DtaasMsSqlHook(MsSqlHook):
                 "Check that the server is up, the host and port are right and the login is allowed."
             ) from err
 
+    def list_tables(self) -> list[tuple[str, str]]:
+        """Every base table of the database as (schema, table)."""
+        rows = self.get_records(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_TYPE = %s",
+            parameters=("BASE TABLE",),
+        )
+        return [(str(schema), str(table)) for schema, table in rows]
+
     def get_source_columns(self, schema: str, table: str) -> list[SourceColumn]:
         """Describe a table's columns from INFORMATION_SCHEMA; raise if it does not exist."""
         rows = self.get_records(_COLUMNS_SQL, parameters=(schema, table))

@@ -51,25 +51,40 @@ class EndRunOperator(BaseOperator):
 
     :param spec_name: name of the task spec.
     :param tables: the source tables (``schema.table``) the run was to load.
+    :param discovery_task_id: the task that found more tables at run time, if the spec has patterns.
     :param state_conn_id: Airflow connection of the DTaaS state store.
     """
 
     ui_color = "#eeeeee"
 
     def __init__(
-        self, *, spec_name: str, tables: list[str], state_conn_id: str = "dtaas_state", **kwargs: Any
+        self,
+        *,
+        spec_name: str,
+        tables: list[str],
+        discovery_task_id: str | None = None,
+        state_conn_id: str = "dtaas_state",
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         kwargs.setdefault("retries", 0)  # its verdict depends only on the tables; retrying changes nothing
         super().__init__(**kwargs)
         self.spec_name = spec_name
         self.tables = tables
+        self.discovery_task_id = discovery_task_id
         self.state_conn_id = state_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         state = DtaasStateHook(self.state_conn_id)
         execution_id = state.execution_id(self.dag_id, context["run_id"])
-        summary = state.finish_execution(execution_id, self.tables)
+        expected = list(self.tables)
+        if self.discovery_task_id:
+            discovered = context["ti"].xcom_pull(task_ids=self.discovery_task_id)
+            if discovered is None:
+                expected.append("(tables matching the spec's patterns: discovery did not finish)")
+            else:
+                expected += [f"{p['source_schema']}.{p['source_table']}" for p in discovered]
+        summary = state.finish_execution(execution_id, expected)
         for table in summary["tables"]:
             self.log.info(
                 "table %s: %s, %d rows, %s s",

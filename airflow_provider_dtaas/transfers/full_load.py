@@ -50,9 +50,10 @@ class SqlServerFullLoadOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        plan = TablePlan.from_dict(table_plan)  # fail at parse time on a malformed plan
-        if plan.s3 is None and plan.snowflake is None:
-            raise ValueError(f"table {plan.source_name}: no destination to load")
+        if isinstance(table_plan, dict):  # a mapped task receives its plan at run time
+            plan = TablePlan.from_dict(table_plan)  # fail at parse time on a malformed plan
+            if plan.s3 is None and plan.snowflake is None:
+                raise ValueError(f"table {plan.source_name}: no destination to load")
         self.spec_name = spec_name
         self.table_plan = table_plan
         self.mssql_conn_id = mssql_conn_id
@@ -61,6 +62,7 @@ class SqlServerFullLoadOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         plan = TablePlan.from_dict(self.table_plan)
+        context["dtaas_table"] = plan.source_name  # shown as the map index of discovered tables
         run_id: str = context["run_id"]
         state = DtaasStateHook(self.state_conn_id)
         execution_id = state.execution_id(self.dag_id, run_id)

@@ -148,11 +148,19 @@ def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expression | None
     if separator is None or lookup is None or not isinstance(value, exp.Column) or select is None:
         return None
     declared = _find(_sources(select, lookup), value)
-    if declared is None or declared.sql_type.name not in (*_DATETIME_TYPES, "time"):
+    kind = declared.sql_type.name if declared is not None else None
+    if declared is None or kind not in (*_DATETIME_TYPES, "time", "datetimeoffset"):
+        if int(style.name) == 127:  # sqlglot has no format for it and would answer the text 'None'
+            raise not_supported("CONVERT style 127 of anything but a date/time column")
         return None
     digits = declared.sql_type.datetime_precision or 0
     clock = f"%Y-%m-%d{separator}%H:%M:%S"
-    if declared.sql_type.name == "time":
+    if kind == "datetimeoffset":
+        # the double keeps the instant, not the offset: answer in UTC, as style 127 writes it ('Z')
+        utc = "TIMEZONE('UTC', __value)"
+        fraction = f"SUBSTR(STRFTIME({utc}, '.%n'), 1, {1 + digits})" if digits else "''"
+        template = f"STRFTIME({utc}, '%Y-%m-%dT%H:%M:%S') || {fraction} || 'Z'"
+    elif declared.sql_type.name == "time":
         # DuckDB prints TIME_NS without trailing zeros and cannot strftime it: pad to 7 digits, then cut
         text = "CAST(__value AS VARCHAR)"
         padded = f"RPAD({text} || CASE WHEN CONTAINS({text}, '.') THEN '' ELSE '.' END, 16, '0')"

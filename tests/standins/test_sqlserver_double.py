@@ -486,6 +486,11 @@ def test_cli_prints_listening_and_stops_on_sigterm(tmp_path: Path) -> None:
             "08:30:00.125",
             id="time-3-style-121",
         ),
+        pytest.param(
+            "SELECT CONVERT(VARCHAR(40), last_audit, 127) FROM sales.regions WHERE region_id = 1",
+            "2024-05-06T05:08:09.1234560Z",
+            id="datetimeoffset-7-style-127-in-utc",
+        ),
     ],
 )
 def test_convert_to_iso_text_keeps_every_digit_of_the_declared_type(connect, sql: str, expected: str) -> None:

@@ -54,7 +54,7 @@ def test_schema_describes_the_spec_for_editors() -> None:
     schema = json.loads(document)
     assert code == 0
     assert {"name", "source", "destinations", "tables"} <= set(schema["properties"])
-    assert set(schema["required"]) == {"name", "source", "destinations", "tables"}
+    assert set(schema["required"]) == {"name", "source", "destinations"}
     assert schema["additionalProperties"] is False
 
 

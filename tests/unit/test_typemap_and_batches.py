@@ -51,9 +51,7 @@ from airflow_provider_dtaas.core.typemap import SourceColumn, UnsupportedTypeErr
         pytest.param(
             SourceColumn("a", "uniqueidentifier"), pa.string(), "VARCHAR(36)", id="uniqueidentifier"
         ),
-        pytest.param(
-            SourceColumn("a", "varbinary", max_length=16), pa.binary(), "BINARY(16)", id="varbinary"
-        ),
+        pytest.param(SourceColumn("a", "varbinary", max_length=16), pa.binary(), "BINARY", id="varbinary"),
     ],
 )
 def test_mapping(column: SourceColumn, arrow_type: pa.DataType, snowflake_type: str) -> None:
