@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_dtaas.core.plan import airflow_schedule, plan_tables
+from airflow_provider_dtaas.core.run_params import PARAM_DOCS, TABLES_PARAM
 from airflow_provider_dtaas.core.spec import TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, find_spec_files, load_spec, locate
 
@@ -25,7 +26,7 @@ _START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 
 def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
     """One DAG: begin_run >> one task group per table >> end_run."""
-    from airflow.sdk import DAG, TaskGroup
+    from airflow.sdk import DAG, Param, TaskGroup
 
     from airflow_provider_dtaas.operators.run_state import BeginRunOperator, EndRunOperator
     from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
@@ -48,12 +49,18 @@ def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
         default_args=default_args,
         tags=["dtaas", spec.mode, *spec.tags],
         doc_md=_doc(spec, spec_file),
+        params={
+            TABLES_PARAM: Param(
+                [], type="array", items={"type": "string"}, description=PARAM_DOCS[TABLES_PARAM]
+            )
+        },
     ) as dag:
         begin = BeginRunOperator(
             task_id="begin_run",
             spec_name=spec.name,
             mode=spec.mode,
-            tables=len(plans),
+            tables=[p.source_name for p in plans],
+            has_patterns=spec.table_patterns is not None,
             state_conn_id=spec.state_conn_id,
         )
         end = EndRunOperator(

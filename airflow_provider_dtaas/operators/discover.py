@@ -8,6 +8,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_dtaas.core.discovery import match_tables
 from airflow_provider_dtaas.core.plan import collisions, plan_table
+from airflow_provider_dtaas.core.run_params import requested_tables, wanted
 from airflow_provider_dtaas.core.spec import TableSpec, TaskSpec
 from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
 
@@ -48,6 +49,8 @@ class DiscoverTablesOperator(BaseOperator):
             self.log.warning("spec %s: skipping tables whose names contain '.': %s", spec.name, unusable)
         usable = [(s, t) for s, t in available if "." not in s and "." not in t]
         found = match_tables(usable, spec.table_patterns, listed={t.name for t in spec.tables})
+        requested = requested_tables(context.get("params"))
+        found = [(s, t) for s, t in found if wanted(f"{s}.{t}", requested)]
         listed = [plan_table(spec, table) for table in spec.tables]
         discovered = [plan_table(spec, TableSpec(name=f"{s}.{t}")) for s, t in found]
         problems = [

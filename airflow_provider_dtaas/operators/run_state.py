@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_dtaas.core.run_params import RunParamError, check_requested, requested_tables, wanted
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 
 
@@ -15,22 +16,38 @@ class BeginRunOperator(BaseOperator):
 
     :param spec_name: name of the task spec.
     :param mode: replication mode of the run.
-    :param tables: number of tables the run loads.
+    :param tables: the tables the spec lists (``schema.table``).
+    :param has_patterns: whether the spec also finds tables by pattern at run time.
     :param state_conn_id: Airflow connection of the DTaaS state store.
     """
 
     ui_color = "#eeeeee"
 
     def __init__(
-        self, *, spec_name: str, mode: str, tables: int, state_conn_id: str = "dtaas_state", **kwargs: Any
+        self,
+        *,
+        spec_name: str,
+        mode: str,
+        tables: list[str],
+        has_patterns: bool = False,
+        state_conn_id: str = "dtaas_state",
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.spec_name = spec_name
         self.mode = mode
         self.tables = tables
+        self.has_patterns = has_patterns
         self.state_conn_id = state_conn_id
 
     def execute(self, context: Any) -> int:
+        try:
+            requested = requested_tables(context.get("params"))
+            check_requested(requested, self.tables, spec=self.spec_name, has_patterns=self.has_patterns)
+        except RunParamError as err:  # a wrong trigger does not get better by retrying
+            raise AirflowFailException(str(err)) from err
+        if requested:
+            self.log.info("spec %s: this run loads only %s", self.spec_name, ", ".join(sorted(requested)))
         state = DtaasStateHook(self.state_conn_id)
         state.migrate()
         execution_id = state.begin_execution(
@@ -38,7 +55,7 @@ class BeginRunOperator(BaseOperator):
             dag_id=self.dag_id,
             run_id=context["run_id"],
             mode=self.mode,
-            tables=self.tables,
+            tables=len([t for t in self.tables if wanted(t, requested)]),
         )
         self.log.info(
             "spec %s: run %s recorded as execution %d", self.spec_name, context["run_id"], execution_id
@@ -77,7 +94,8 @@ class EndRunOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         state = DtaasStateHook(self.state_conn_id)
         execution_id = state.execution_id(self.dag_id, context["run_id"])
-        expected = list(self.tables)
+        requested = requested_tables(context.get("params"))
+        expected = [t for t in self.tables if wanted(t, requested)]
         if self.discovery_task_id:
             discovered = context["ti"].xcom_pull(task_ids=self.discovery_task_id)
             if discovered is None:

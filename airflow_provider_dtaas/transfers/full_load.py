@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.plan import TablePlan
+from airflow_provider_dtaas.core.run_params import requested_tables, wanted
 from airflow_provider_dtaas.core.typemap import map_columns, select_columns
 from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
 from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
@@ -63,6 +65,8 @@ class SqlServerFullLoadOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         plan = TablePlan.from_dict(self.table_plan)
         context["dtaas_table"] = plan.source_name  # shown as the map index of discovered tables
+        if not wanted(plan.source_name, requested_tables(context.get("params"))):
+            raise AirflowSkipException(f"table {plan.source_name} is not in this run's 'tables' parameter")
         run_id: str = context["run_id"]
         state = DtaasStateHook(self.state_conn_id)
         execution_id = state.execution_id(self.dag_id, run_id)
