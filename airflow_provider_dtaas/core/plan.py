@@ -13,6 +13,7 @@ from typing import Any
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.spec import TableSpec, TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem
+from airflow_provider_dtaas.core.variables import references_table
 
 _GROUP_ID = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -100,7 +101,10 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
         s3 = S3Target(
             conn_id=dest.conn_id,
             bucket=dest.bucket,
-            table_prefix=f"{dest.prefix}{safe_key(schema)}/{safe_key(name)}/",
+            # a prefix that places ${table} itself is used as written; otherwise schema/table/ follows it
+            table_prefix=dest.prefix
+            if references_table(dest.prefix)
+            else f"{dest.prefix}{safe_key(schema)}/{safe_key(name)}/",
             compression=dest.compression,
         )
     snowflake = None

@@ -6,40 +6,27 @@ import difflib
 import re
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from airflow_provider_dtaas.core.spec import TaskSpec
 
+if TYPE_CHECKING:
+    from airflow_provider_dtaas.core.globals_file import Globals
+from airflow_provider_dtaas.core.spec_errors import SpecError, SpecProblem
+
+__all__ = ["SpecError", "SpecProblem", "find_spec_files", "load_spec", "locate", "parse_spec"]
+
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
-@dataclass(frozen=True)
-class SpecProblem:
-    file: str
-    line: int | None
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
-
-
-class SpecError(ValueError):
-    """One spec file is invalid; carries every problem found in it."""
-
-    def __init__(self, problems: list[SpecProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
 def load_spec(path: Path, *, display_name: str | None = None) -> TaskSpec:
-    """Load and validate one spec file; raise :class:`SpecError` listing all its problems."""
+    """Load and validate one spec file (with its folder's globals); raise :class:`SpecError`."""
+    from airflow_provider_dtaas.core.globals_file import load_globals
+
     shown = display_name or str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -47,10 +34,15 @@ def load_spec(path: Path, *, display_name: str | None = None) -> TaskSpec:
         raise SpecError([SpecProblem(shown, None, "", "spec file not found")]) from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError([SpecProblem(shown, None, "", f"cannot read spec file: {err}")]) from err
-    return parse_spec(text, display_name=shown)
+    folder_shown = shown.rsplit("/", 1)[0] if "/" in shown else ""
+    return parse_spec(
+        text, display_name=shown, globals_=load_globals(path.parent, display_folder=folder_shown)
+    )
 
 
-def parse_spec(text: str, *, display_name: str) -> TaskSpec:
+def parse_spec(text: str, *, display_name: str, globals_: Globals | None = None) -> TaskSpec:
+    from airflow_provider_dtaas.core.globals_file import merged, resolve_variables
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -64,18 +56,23 @@ def parse_spec(text: str, *, display_name: str) -> TaskSpec:
     if not isinstance(data, dict):
         raise SpecError([SpecProblem(display_name, 1, "", "a spec must be a mapping of keys to values")])
     lines = _line_index(node)
-    secrets = [
+    # problems found before validation: credentials in the file, references to unknown variables
+    early = [
         SpecProblem(display_name, _line_of(loc, lines), _key_text(loc), message)
         for loc, message in _secret_findings(data)
     ]
+    if globals_ is not None:
+        data = merged(globals_.defaults, data)
+    data, unknown = resolve_variables(data, globals_.variables if globals_ else {})
+    early += [SpecProblem(display_name, _line_of(loc, lines), _key_text(loc), msg) for loc, msg in unknown]
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as err:
-        secret_locs = {p.key for p in secrets}
+        early_keys = {p.key for p in early}
         problems = [_problem(display_name, error, lines) for error in err.errors()]
-        raise SpecError(secrets + [p for p in problems if p.key not in secret_locs]) from None
-    if secrets:
-        raise SpecError(secrets)
+        raise SpecError(early + [p for p in problems if p.key not in early_keys]) from None
+    if early:
+        raise SpecError(early)
     return spec
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_provider_dtaas.core.identifiers import safe_key
-from airflow_provider_dtaas.core.plan import TablePlan
+from airflow_provider_dtaas.core.plan import S3Target, TablePlan
 from airflow_provider_dtaas.core.run_params import requested_tables, wanted
 from airflow_provider_dtaas.core.typemap import map_columns, select_columns
+from airflow_provider_dtaas.core.variables import render
 from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
 from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
@@ -76,7 +80,7 @@ class SqlServerFullLoadOperator(BaseOperator):
         started = time.monotonic()
         rows = 0
         try:
-            rows, results = self._load(plan, run_id)
+            rows, results = self._load(plan, run_id, context)
         except Exception as err:
             state.finish_table(
                 execution_id=execution_id,
@@ -117,7 +121,7 @@ class SqlServerFullLoadOperator(BaseOperator):
             "destinations": results,
         }
 
-    def _load(self, plan: TablePlan, run_id: str) -> tuple[int, dict[str, Any]]:
+    def _load(self, plan: TablePlan, run_id: str, context: Any) -> tuple[int, dict[str, Any]]:
         source = DtaasMsSqlHook(mssql_conn_id=self.mssql_conn_id, database=self.source_database)
         described = source.get_source_columns(plan.source_schema, plan.source_table)
         chosen = select_columns(
@@ -129,7 +133,7 @@ class SqlServerFullLoadOperator(BaseOperator):
         if plan.s3 is not None:
             sinks.append(
                 S3ParquetSink(
-                    plan.s3,
+                    _rendered_prefix(plan, run_id, context),
                     hook=DtaasS3Hook(aws_conn_id=plan.s3.conn_id),
                     run_token=run_token,
                     source_table=plan.source_name,
@@ -179,3 +183,24 @@ class SqlServerFullLoadOperator(BaseOperator):
             for sink in opened:
                 sink.abort()
             raise
+
+
+def _rendered_prefix(plan: TablePlan, run_id: str, context: Any) -> S3Target:
+    """The S3 target with its prefix's run-time references (dates, env:, var:, table) resolved."""
+    assert plan.s3 is not None
+    if "${" not in plan.s3.table_prefix:
+        return plan.s3
+    from airflow.sdk import Variable
+
+    dag_run = context.get("dag_run")
+    when = context.get("logical_date") or getattr(dag_run, "run_after", None) or datetime.now(UTC)
+    prefix = render(
+        plan.s3.table_prefix,
+        schema=plan.source_schema,
+        table=plan.source_table,
+        run_id=run_id,
+        logical_date=when,
+        env=os.environ,
+        airflow_variable=lambda name: Variable.get(name, default=None),
+    )
+    return replace(plan.s3, table_prefix=prefix if prefix.endswith("/") else prefix + "/")
