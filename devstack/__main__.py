@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo.run(cfg)
     elif args.command == "bench":
-        print("benchmarks are not written yet (issue 11); nothing measured", file=sys.stderr)
-        return 2
+        from devstack import bench
+
+        return bench.run(cfg)
     return 0
 
 

@@ -150,12 +150,21 @@ def specs_dir(default: Path) -> Path:
 
 def build_dags(folder: Path) -> dict[str, Any]:
     """Build a DAG for every spec in ``folder``; one bad file never hides the others."""
+    from airflow_provider_dtaas.core.globals_file import Globals, load_globals
+
     dags: dict[str, Any] = {}
     names: dict[str, str] = {}
+    globals_: Globals | SpecError
+    try:
+        globals_ = load_globals(folder, display_folder=folder.name)
+    except SpecError as err:  # every spec of the folder reports the broken globals file
+        globals_ = err
     for path in find_spec_files(folder):
         shown = f"{folder.name}/{path.name}"
         try:
-            spec = load_spec(path, display_name=shown)
+            if isinstance(globals_, SpecError):
+                raise globals_
+            spec = load_spec(path, display_name=shown, globals_=globals_)
             if spec.name in names:
                 raise SpecError([_duplicate(shown, spec.name, names[spec.name])])
             try:

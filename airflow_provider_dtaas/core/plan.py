@@ -7,7 +7,7 @@ operators as plain dictionaries, so serialized DAGs carry them unchanged.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from airflow_provider_dtaas.core.identifiers import safe_key
@@ -52,7 +52,15 @@ class TablePlan:
         return f"{self.source_schema}.{self.source_table}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data for operator arguments (shallow: dataclasses.asdict deep-copies, slowly)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in ("s3", "snowflake"):
+            if data[key] is not None:
+                data[key] = {f.name: getattr(data[key], f.name) for f in fields(data[key])}
+        for key in ("include_columns", "exclude_columns"):
+            if data[key] is not None:
+                data[key] = list(data[key])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TablePlan:
