@@ -100,6 +100,11 @@ def plan(path: str, out: TextIO) -> int:
             sf = table.snowflake
             targets.append(f" Snowflake {sf.database}.{sf.schema}.{sf.table} (stage {sf.stage})")
         out.write(",".join(targets) + "\n")
+    if spec.table_patterns is not None:
+        patterns = spec.table_patterns
+        excluded = f", exclude {', '.join(patterns.exclude)}" if patterns.exclude else ""
+        out.write(f"  discover_tables  (at run time: include {', '.join(patterns.include)}{excluded})\n")
+        out.write("  [discovered]  full_load, one mapped task per table found, labelled by table\n")
     out.write("  end_run (runs when every table is done; fails if any table failed)\n")
     return 0
 

@@ -47,7 +47,7 @@ def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
         # parallel_tables: with one active run, this caps the table loads running at once
         max_active_tasks=spec.parallel_tables,
         default_args=default_args,
-        tags=["dtaas", spec.mode, *spec.tags],
+        tags=_tags(spec),
         doc_md=_doc(spec, spec_file),
         params={
             TABLES_PARAM: Param(
@@ -185,10 +185,47 @@ def _duplicate(shown: str, name: str, other: str) -> Any:
     return SpecProblem(shown, None, "name", f"spec name {name!r} is already used by {other}")
 
 
+def _tags(spec: TaskSpec) -> list[str]:
+    destinations = [name for name in ("s3", "snowflake") if getattr(spec.destinations, name) is not None]
+    return ["dtaas", spec.mode, f"source:{spec.source.conn_id}", *destinations, *spec.tags]
+
+
 def _doc(spec: TaskSpec, spec_file: str) -> str:
+    """The DAG page's description: what this DAG replicates, where to, and how to run part of it."""
     lines = [f"### DTaaS spec `{spec.name}`", "", f"Defined in `{spec_file}`. Mode: **{spec.mode}**.", ""]
     if spec.description:
         lines += [spec.description, ""]
-    lines += ["| source table | batch rows |", "|---|---|"]
-    lines += [f"| `{t.name}` | {t.batch_rows or spec.batch_rows} |" for t in spec.tables]
+    source = spec.source
+    lines.append(
+        f"- **Source**: connection `{source.conn_id}`"
+        + (f", database `{source.database}`" if source.database else "")
+    )
+    if spec.destinations.s3 is not None:
+        s3 = spec.destinations.s3
+        lines.append(
+            f"- **S3**: `s3://{s3.bucket}/{s3.prefix}` ({s3.file_format}, {s3.compression}), "
+            f"connection `{s3.conn_id}`"
+        )
+    if spec.destinations.snowflake is not None:
+        sf = spec.destinations.snowflake
+        lines.append(
+            f"- **Snowflake**: `{sf.database}.{sf.schema_}`, stage `{sf.stage}`, connection `{sf.conn_id}`"
+        )
+    lines += ["", "| source table | batch rows | row filter |", "|---|---|---|"]
+    lines += [
+        f"| `{t.name}` | {t.batch_rows or spec.batch_rows} | {t.row_filter or ''} |" for t in spec.tables
+    ]
+    if spec.table_patterns is not None:
+        patterns = spec.table_patterns
+        lines += [
+            "",
+            f"Also the tables matching `{'`, `'.join(patterns.include)}`"
+            + (f" except `{'`, `'.join(patterns.exclude)}`" if patterns.exclude else "")
+            + ", found when the run starts (task `discover_tables`).",
+        ]
+    lines += [
+        "",
+        f"At most {spec.parallel_tables} tables load at once. To load only some tables, trigger with "
+        'config `{"tables": ["schema.table"]}`.',
+    ]
     return "\n".join(lines)

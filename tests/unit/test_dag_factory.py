@@ -73,3 +73,13 @@ def test_dag_file_loads_in_a_dagbag_without_import_errors() -> None:
     bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
     assert bag.import_errors == {}
     assert "dtaas_sample" in bag.dag_ids
+
+
+def test_the_dag_explains_itself_with_tags_doc_and_a_tables_param() -> None:
+    dag = build_dags(REPO_ROOT / "task_specs")["dtaas_regions_by_pattern"]
+    assert set(dag.tags) == {"dtaas", "full_load", "source:dtaas_mssql", "s3", "snowflake"}
+    assert "- **Snowflake**: `DTAAS.REFERENCE`" in dag.doc_md
+    assert "| `dbo.products` | 50000 | discontinued = 0 |" in dag.doc_md
+    assert "Also the tables matching `sales.*`" in dag.doc_md
+    assert dag.params["tables"] == []
+    assert dag.max_active_tasks == 2
