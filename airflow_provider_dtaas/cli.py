@@ -91,7 +91,9 @@ def plan(path: str, out: TextIO) -> int:
     out.write(f"  retries per task: {retries}, {spec.retry_delay_seconds} s apart\n")
     out.write("  begin_run\n")
     for table in plans:
-        out.write(f"  [{table.group_id}]  {table.source_name}, batches of {table.batch_rows} rows\n")
+        rows = f"{table.batch_rows} rows" if table.batch_rows else "rows sized by the table's estimate"
+        size = f"batches of {rows}, at most {table.batch_size_mb} MB"
+        out.write(f"  [{table.group_id}]  {table.source_name}, {size}\n")
         out.write("      full_load ->")
         targets = []
         if table.s3:

@@ -213,7 +213,8 @@ def _doc(spec: TaskSpec, spec_file: str) -> str:
         )
     lines += ["", "| source table | batch rows | row filter |", "|---|---|---|"]
     lines += [
-        f"| `{t.name}` | {t.batch_rows or spec.batch_rows} | {t.row_filter or ''} |" for t in spec.tables
+        f"| `{t.name}` | {t.batch_rows or spec.batch_rows or 'by row estimate'} | {t.row_filter or ''} |"
+        for t in spec.tables
     ]
     if spec.table_patterns is not None:
         patterns = spec.table_patterns

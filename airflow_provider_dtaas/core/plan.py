@@ -40,12 +40,13 @@ class TablePlan:
     source_schema: str
     source_table: str
     group_id: str
-    batch_rows: int
+    batch_rows: int | None  # None: sized from the table's row estimate when it loads
     s3: S3Target | None
     snowflake: SnowflakeTarget | None
     include_columns: tuple[str, ...] | None = None
     exclude_columns: tuple[str, ...] = ()
     row_filter: str | None = None
+    batch_size_mb: int = 100
 
     @property
     def source_name(self) -> str:
@@ -70,12 +71,13 @@ class TablePlan:
             source_schema=data["source_schema"],
             source_table=data["source_table"],
             group_id=data["group_id"],
-            batch_rows=int(data["batch_rows"]),
+            batch_rows=None if data.get("batch_rows") is None else int(data["batch_rows"]),
             s3=S3Target(**s3) if s3 else None,
             snowflake=SnowflakeTarget(**snowflake) if snowflake else None,
             include_columns=tuple(data["include_columns"]) if data.get("include_columns") else None,
             exclude_columns=tuple(data.get("exclude_columns") or ()),
             row_filter=data.get("row_filter"),
+            batch_size_mb=int(data.get("batch_size_mb") or 100),
         )
 
 
@@ -131,6 +133,7 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
         source_table=name,
         group_id=_GROUP_ID.sub("_", f"{schema}-{name}"),
         batch_rows=table.batch_rows or spec.batch_rows,
+        batch_size_mb=table.batch_size_mb or spec.batch_size_mb,
         s3=s3,
         snowflake=snowflake,
         include_columns=tuple(table.columns.include) if table.columns and table.columns.include else None,

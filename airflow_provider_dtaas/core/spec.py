@@ -135,6 +135,7 @@ class ColumnSelection(_Model):
 class TableSpec(_Model):
     name: str = Field(description="schema.table in the source database")
     batch_rows: int | None = Field(default=None, ge=1, le=5_000_000)
+    batch_size_mb: int | None = Field(default=None, ge=1, le=4_096)
     target: str | None = Field(default=None, description="Snowflake table name (default: the table's name)")
     columns: ColumnSelection | None = None
     row_filter: str | None = Field(default=None, description="one boolean T-SQL expression")
@@ -193,7 +194,13 @@ class TaskSpec(_Model):
         description="none or 'manual' = runs only when triggered; a cron string or preset; 'continuous'; "
         "or a mapping with one of cron, interval_seconds, continuous, assets",
     )
-    batch_rows: int = Field(default=50_000, ge=1, le=5_000_000)
+    batch_rows: int | None = Field(
+        default=None,
+        ge=1,
+        le=5_000_000,
+        description="rows per batch; unset = sized by each table's row estimate",
+    )
+    batch_size_mb: int = Field(default=100, ge=1, le=4_096, description="cap on one batch's size in memory")
     parallel_tables: int = Field(default=3, ge=1, le=64, description="tables loaded at the same time")
     state_conn_id: str = "dtaas_state"
     retry_enabled: bool = True

@@ -10,6 +10,7 @@ import pyarrow as pa
 from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
 
 from airflow_provider_dtaas.core.batches import rows_to_batch
+from airflow_provider_dtaas.core.batching import BatchSizer
 from airflow_provider_dtaas.core.identifiers import quote_mssql_table
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn
 
@@ -87,6 +88,15 @@ class DtaasMsSqlHook(MsSqlHook):
             for name, data_type, ordinal, nullable, max_length, precision, scale, dt_precision in rows
         ]
 
+    def estimate_rows(self, schema: str, table: str) -> int | None:
+        """Row count from the partition statistics (no COUNT(*), no scan); None if unknown."""
+        row = self.get_first(
+            "SELECT SUM(row_count) FROM sys.dm_db_partition_stats"
+            " WHERE object_id = OBJECT_ID(%s) AND index_id IN (0, 1)",
+            parameters=(quote_mssql_table(schema, table),),
+        )
+        return None if not row or row[0] is None else int(row[0])
+
     def iter_record_batches(
         self,
         schema: str,
@@ -94,12 +104,17 @@ class DtaasMsSqlHook(MsSqlHook):
         columns: list[MappedColumn],
         *,
         batch_rows: int,
+        max_batch_bytes: int | None = None,
         row_filter: str | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Stream the table (or the rows the filter keeps); memory is bounded by one batch.
 
+        :param batch_rows: rows fetched at a time.
+        :param max_batch_bytes: cap on a batch's Arrow size: wider rows shrink later fetches and an
+            oversized batch is yielded in slices.
         :param row_filter: T-SQL rendered by :func:`render_row_filter` from the spec, never raw text.
         """
+        sizer = BatchSizer(rows=batch_rows, max_bytes=max_batch_bytes or 0)
         select_list = ", ".join(column.select_expression() for column in columns)
         sql = f"SELECT {select_list} FROM {quote_mssql_table(schema, table)}"
         if row_filter:
@@ -107,10 +122,16 @@ class DtaasMsSqlHook(MsSqlHook):
         with closing(self.get_conn()) as conn, closing(conn.cursor()) as cursor:
             cursor.execute(sql)
             while True:
-                rows = cursor.fetchmany(batch_rows)
+                rows = cursor.fetchmany(sizer.rows)
                 if not rows:
                     return
-                yield rows_to_batch(rows, columns)
+                batch = rows_to_batch(rows, columns)
+                del rows
+                if not max_batch_bytes:
+                    yield batch
+                    continue
+                for offset, length in sizer.slices(batch.num_rows, batch.nbytes):
+                    yield batch.slice(offset, length)
 
 
 def _driver_message(err: Exception) -> str:

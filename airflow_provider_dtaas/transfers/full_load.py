@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
+from airflow_provider_dtaas.core.batching import MB, rows_for_estimate
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.plan import S3Target, TablePlan
 from airflow_provider_dtaas.core.run_params import requested_tables, wanted
@@ -128,6 +129,17 @@ class SqlServerFullLoadOperator(BaseOperator):
             described, include=plan.include_columns, exclude=plan.exclude_columns, table=plan.source_name
         )
         columns = map_columns(chosen, table=plan.source_name)
+        batch_rows = plan.batch_rows
+        if batch_rows is None:
+            estimate = source.estimate_rows(plan.source_schema, plan.source_table)
+            batch_rows = rows_for_estimate(estimate)
+            self.log.info(
+                "table %s: about %s rows, so batches of %d rows (at most %d MB)",
+                plan.source_name,
+                estimate if estimate is not None else "an unknown number of",
+                batch_rows,
+                plan.batch_size_mb,
+            )
         run_token = f"run={safe_key(run_id)}"
         sinks: list[Sink] = []
         if plan.s3 is not None:
@@ -160,7 +172,8 @@ class SqlServerFullLoadOperator(BaseOperator):
                 plan.source_schema,
                 plan.source_table,
                 columns,
-                batch_rows=plan.batch_rows,
+                batch_rows=batch_rows,
+                max_batch_bytes=plan.batch_size_mb * MB,
                 row_filter=plan.row_filter,
             )
             for chunk, batch in enumerate(batches):

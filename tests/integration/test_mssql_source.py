@@ -65,3 +65,19 @@ def test_row_filter_and_column_selection_reach_the_source(mssql_conn: str) -> No
     assert table.column_names == ["order_id", "status"]
     assert table.num_rows == expected > 0
     assert set(table.column("status").to_pylist()) == {"shipped"}
+
+
+def test_row_estimates_come_from_partition_statistics(mssql_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+    assert hook.estimate_rows("dbo", "orders") == 120_000
+    assert hook.estimate_rows("dbo", "nope") is None
+
+
+def test_the_byte_cap_bounds_every_batch(mssql_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+    columns = map_columns(hook.get_source_columns("dbo", "orders"), table="dbo.orders")
+    cap = 256 * 1024
+    batches = list(hook.iter_record_batches("dbo", "orders", columns, batch_rows=20_000, max_batch_bytes=cap))
+    assert sum(b.num_rows for b in batches) == 120_000
+    assert max(b.nbytes for b in batches) <= cap * 1.1  # rows differ in width; the estimate is per batch
+    assert len(batches) > 120_000 // 20_000

@@ -79,7 +79,7 @@ def test_the_dag_explains_itself_with_tags_doc_and_a_tables_param() -> None:
     dag = build_dags(REPO_ROOT / "task_specs")["dtaas_regions_by_pattern"]
     assert set(dag.tags) == {"dtaas", "full_load", "source:dtaas_mssql", "s3", "snowflake"}
     assert "- **Snowflake**: `DTAAS.REFERENCE`" in dag.doc_md
-    assert "| `dbo.products` | 50000 | discontinued = 0 |" in dag.doc_md
+    assert "| `dbo.products` | by row estimate | discontinued = 0 |" in dag.doc_md
     assert "Also the tables matching `sales.*`" in dag.doc_md
     assert dag.params["tables"] == []
     assert dag.max_active_tasks == 2

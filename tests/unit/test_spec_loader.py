@@ -30,7 +30,8 @@ def test_valid_spec_loads_with_defaults() -> None:
     assert spec.dag_id == "dtaas_sales"
     assert [t.name for t in spec.tables] == ["dbo.orders", "dbo.customers"]
     assert spec.tables[1].batch_rows == 1000
-    assert spec.batch_rows == 50_000
+    assert spec.batch_rows is None  # sized by each table's row estimate
+    assert spec.batch_size_mb == 100
     assert spec.destinations.s3 is not None
     assert spec.destinations.s3.prefix == "raw/"
     assert spec.destinations.snowflake is not None
