@@ -38,10 +38,10 @@ from airflow_provider_dtaas.builder.dag_factory import build_dags
 from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
 from airflow_provider_dtaas.operators.run_state import BeginRunOperator
 imported = time.perf_counter()
-dags = build_dags(Path(sys.argv[1])).dags
+dags = build_dags(Path(sys.argv[1]))
 built = time.perf_counter()
 assert len(dags) == int(sys.argv[2]), len(dags)
-
+assert not any(d.startswith("dtaas_invalid") for d in dags), sorted(dags)[:3]
 print(f"{imported - started:.4f} {built - imported:.4f} {sum(len(d.task_ids) for d in dags.values())}")
 """
 

@@ -1,20 +1,18 @@
 """Task specs -> Airflow DAGs. The only module that turns plans into Airflow objects.
 
 Runs at DAG-parse time: reads YAML files and builds objects, never touches a database or the
-network. Broken specs are reported as the entry file's import error (every message with file,
-line and key) while the good specs keep their DAGs.
+network. A broken spec becomes a small DAG whose only task fails with the compiler-style error,
+so it shows up in the UI instead of hiding the other specs.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_dtaas.builder.import_errors import report_import_error
 from airflow_provider_dtaas.core.plan import airflow_schedule, plan_tables
 from airflow_provider_dtaas.core.run_params import PARAM_DOCS, TABLES_PARAM
 from airflow_provider_dtaas.core.spec import TaskSpec
@@ -122,27 +120,39 @@ def _schedule(spec: TaskSpec) -> Any:
     return value
 
 
+def build_invalid_spec_dag(spec_file: str, error: SpecError) -> Any:
+    """A DAG that reports a broken spec: visible in the UI, failing with the full message if run."""
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG
+
+    message = str(error)
+    dag_id = "dtaas_invalid__" + "".join(ch if ch.isalnum() else "_" for ch in Path(spec_file).stem)
+    with DAG(
+        dag_id=dag_id,
+        description=f"invalid DTaaS spec {spec_file}",
+        schedule=None,
+        start_date=_START_DATE,
+        catchup=False,
+        tags=["dtaas", "invalid-spec"],
+        doc_md=f"### This spec does not validate\n\n```\n{message}\n```\n",
+    ) as dag:
+        PythonOperator(task_id="report_spec_error", python_callable=_raise_spec_error, op_args=[message])
+    return dag
+
+
+def _raise_spec_error(message: str) -> None:
+    raise ValueError(f"invalid DTaaS spec, fix the file and the DAG will be rebuilt:\n{message}")
+
+
 def specs_dir(default: Path) -> Path:
     return Path(os.environ.get(SPECS_DIR_ENV) or default)
 
 
-@dataclass
-class BuiltDags:
-    """The DAGs of a spec folder, and the problems of the specs that could not become one."""
-
-    dags: dict[str, Any] = field(default_factory=dict)
-    errors: list[SpecError] = field(default_factory=list)
-
-    @property
-    def message(self) -> str:
-        return "\n".join(str(err) for err in self.errors)
-
-
-def build_dags(folder: Path) -> BuiltDags:
+def build_dags(folder: Path) -> dict[str, Any]:
     """Build a DAG for every spec in ``folder``; one bad file never hides the others."""
     from airflow_provider_dtaas.core.globals_file import Globals, load_globals
 
-    built = BuiltDags()
+    dags: dict[str, Any] = {}
     names: dict[str, str] = {}
     globals_: Globals | SpecError
     try:
@@ -162,19 +172,11 @@ def build_dags(folder: Path) -> BuiltDags:
             except SpecError as err:
                 raise locate(err, path) from None
             names[spec.name] = shown
-            built.dags[dag.dag_id] = dag
         except SpecError as err:
             log.error("DTaaS spec %s is invalid:\n%s", shown, err)
-            built.errors.append(err)
-    return built
-
-
-def register_dags(namespace: dict[str, Any], folder: Path) -> None:
-    """For the DAG entry file: publish the good DAGs, report the bad specs as its import error."""
-    built = build_dags(folder)
-    namespace.update(built.dags)
-    if built.errors:
-        report_import_error(f"{len(built.errors)} DTaaS spec(s) do not validate:\n{built.message}")
+            dag = build_invalid_spec_dag(shown, err)
+        dags[dag.dag_id] = dag
+    return dags
 
 
 def _duplicate(shown: str, name: str, other: str) -> Any:

@@ -22,9 +22,8 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sample_spec_builds_one_group_per_table_without_network(no_network: None) -> None:
-    built = build_dags(REPO_ROOT / "task_specs")
-    assert built.errors == []
-    dag = built.dags["dtaas_sample"]
+    dags = build_dags(REPO_ROOT / "task_specs")
+    dag = dags["dtaas_sample"]
     assert set(dag.task_group.children) == {
         "begin_run",
         "end_run",
@@ -47,30 +46,15 @@ def test_sample_spec_builds_one_group_per_table_without_network(no_network: None
     assert plan.s3.table_prefix == "sample/dbo/orders/"
 
 
-def test_a_broken_spec_is_reported_and_hides_nothing(tmp_path: Path, no_network: None) -> None:
+def test_a_broken_spec_becomes_a_failing_dag_and_hides_nothing(tmp_path: Path, no_network: None) -> None:
     (tmp_path / "good.yaml").write_text(VALID)
     (tmp_path / "bad.yaml").write_text(VALID.replace("name: sales", "name: other").replace("dbo.orders", "x"))
     (tmp_path / "_ignored.yaml").write_text("not: a spec")
-    built = build_dags(tmp_path)
-    assert set(built.dags) == {"dtaas_sales"}
-    assert built.message == f"{tmp_path.name}/bad.yaml:12: tables[0].name: expected 'schema.table' (got: 'x')"
-
-
-def test_a_dag_folder_with_one_bad_and_two_good_specs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Through Airflow's own DagBag: exactly one import error, naming the bad spec; two DAGs."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    (tmp_path / "sales.yaml").write_text(VALID)
-    (tmp_path / "hr.yaml").write_text(VALID.replace("name: sales", "name: hr"))
-    (tmp_path / "broken.yaml").write_text(VALID.replace("name: sales", "name: broken") + "batch_row: 1\n")
-    monkeypatch.setenv("DTAAS_SPECS_DIR", str(tmp_path))
-    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
-    assert sorted(bag.dag_ids) == ["dtaas_hr", "dtaas_sales"]
-    assert len(bag.import_errors) == 1
-    [message] = bag.import_errors.values()
-    assert f"{tmp_path.name}/broken.yaml:15: batch_row: unknown key (did you mean batch_rows?)" in message
+    dags = build_dags(tmp_path)
+    assert set(dags) == {"dtaas_sales", "dtaas_invalid__bad"}
+    broken = dags["dtaas_invalid__bad"]
+    assert "tables[0].name: expected 'schema.table' (got: 'x')" in broken.doc_md
+    assert f"{tmp_path.name}/bad.yaml:12" in broken.doc_md
 
 
 def test_tables_landing_on_one_snowflake_table_are_refused() -> None:
@@ -92,7 +76,7 @@ def test_dag_file_loads_in_a_dagbag_without_import_errors() -> None:
 
 
 def test_the_dag_explains_itself_with_tags_doc_and_a_tables_param() -> None:
-    dag = build_dags(REPO_ROOT / "task_specs").dags["dtaas_regions_by_pattern"]
+    dag = build_dags(REPO_ROOT / "task_specs")["dtaas_regions_by_pattern"]
     assert set(dag.tags) == {"dtaas", "full_load", "source:dtaas_mssql", "s3", "snowflake"}
     assert "- **Snowflake**: `DTAAS.REFERENCE`" in dag.doc_md
     assert "| `dbo.products` | by row estimate | discontinued = 0 |" in dag.doc_md
