@@ -38,6 +38,7 @@ def e2e_stack() -> Iterator[Stack]:
     shutil.copy(REPO_ROOT / "task_specs" / "sample.yaml", specs)
     for spec in (Path(__file__).parent / "specs").glob("*.yaml"):
         shutil.copy(spec, specs)
+    previous_specs_dir = os.environ.get("DTAAS_SPECS_DIR")
     os.environ["DTAAS_SPECS_DIR"] = str(specs)
     was_up = all(stack.status(cfg).values())
     secrets = stack.up(cfg)
@@ -50,6 +51,11 @@ def e2e_stack() -> Iterator[Stack]:
     finally:
         if not was_up and not os.environ.get("DTAAS_KEEP_STACK"):
             stack.down(cfg)
+        # the stack's components keep their own copy; the rest of the session reads the repository's
+        if previous_specs_dir is None:
+            os.environ.pop("DTAAS_SPECS_DIR", None)
+        else:
+            os.environ["DTAAS_SPECS_DIR"] = previous_specs_dir
 
 
 @pytest.fixture(scope="session")

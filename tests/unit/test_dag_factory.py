@@ -67,9 +67,10 @@ def test_tables_landing_on_one_snowflake_table_are_refused() -> None:
         plan_tables(spec, spec_file="s.yaml")
 
 
-def test_dag_file_loads_in_a_dagbag_without_import_errors() -> None:
+def test_dag_file_loads_in_a_dagbag_without_import_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
+    monkeypatch.delenv("DTAAS_SPECS_DIR", raising=False)
     bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
     assert bag.import_errors == {}
     assert "dtaas_sample" in bag.dag_ids
@@ -83,3 +84,20 @@ def test_the_dag_explains_itself_with_tags_doc_and_a_tables_param() -> None:
     assert "Also the tables matching `sales.*`" in dag.doc_md
     assert dag.params["tables"] == []
     assert dag.max_active_tasks == 2
+
+
+def test_a_dag_folder_with_one_bad_and_two_good_specs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through Airflow's own DagBag: no import error, two good DAGs and one naming the bad spec."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    (tmp_path / "sales.yaml").write_text(VALID)
+    (tmp_path / "hr.yaml").write_text(VALID.replace("name: sales", "name: hr"))
+    (tmp_path / "broken.yaml").write_text(VALID.replace("name: sales", "name: broken") + "batch_row: 1\n")
+    monkeypatch.setenv("DTAAS_SPECS_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == ["dtaas_hr", "dtaas_invalid__broken", "dtaas_sales"]
+    doc = bag.dags["dtaas_invalid__broken"].doc_md
+    assert f"{tmp_path.name}/broken.yaml:15: batch_row: unknown key (did you mean batch_rows?)" in doc
