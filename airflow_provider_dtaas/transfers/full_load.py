@@ -10,16 +10,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from airflow_provider_dtaas.core.batches import ValueConversionError
 from airflow_provider_dtaas.core.batching import MB, rows_for_estimate
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.plan import S3Target, TablePlan
 from airflow_provider_dtaas.core.run_params import requested_tables, wanted
-from airflow_provider_dtaas.core.typemap import map_columns, select_columns
-from airflow_provider_dtaas.core.variables import render
-from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
-from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
+from airflow_provider_dtaas.core.typemap import (
+    ColumnSelectionError,
+    UnsupportedTypeError,
+    map_columns,
+    select_columns,
+)
+from airflow_provider_dtaas.core.variables import VariableError, render
+from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook, SourceTableNotFoundError
+from airflow_provider_dtaas.hooks.s3 import DestinationBucketError, DtaasS3Hook
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.transfers.sinks import S3ParquetSink, Sink, SnowflakeStageSink
@@ -27,6 +33,17 @@ from airflow_provider_dtaas.transfers.sinks import S3ParquetSink, Sink, Snowflak
 
 class TableLoadError(RuntimeError):
     """A table's load failed; the message names the spec, the table and the cause."""
+
+
+# Failures that the next attempt would meet again: the task fails at once instead of retrying.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    SourceTableNotFoundError,
+    ColumnSelectionError,
+    UnsupportedTypeError,
+    ValueConversionError,
+    DestinationBucketError,
+    VariableError,
+)
 
 
 class SqlServerFullLoadOperator(BaseOperator):
@@ -93,9 +110,11 @@ class SqlServerFullLoadOperator(BaseOperator):
                 destinations={},
                 error=f"{type(err).__name__}: {err}"[:4000],
             )
-            raise TableLoadError(
-                f"spec {self.spec_name}, table {plan.source_name}: {type(err).__name__}: {err}"
-            ) from err
+            message = f"spec {self.spec_name}, table {plan.source_name}: {type(err).__name__}: {err}"
+            if isinstance(err, PERMANENT_ERRORS):
+                # retrying cannot fix a missing table, column or bucket, or an unsupported value
+                raise AirflowFailException(message) from err
+            raise TableLoadError(message) from err
         seconds = time.monotonic() - started
         bytes_written = sum(r["bytes"] for r in results.values())
         state.finish_table(
