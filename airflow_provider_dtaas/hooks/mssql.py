@@ -11,7 +11,7 @@ from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
 
 from airflow_provider_dtaas.core.batches import rows_to_batch
 from airflow_provider_dtaas.core.batching import BatchSizer
-from airflow_provider_dtaas.core.identifiers import quote_mssql_table
+from airflow_provider_dtaas.core.identifiers import quote_mssql, quote_mssql_table
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn
 
 _COLUMNS_SQL = (
@@ -88,6 +88,18 @@ class DtaasMsSqlHook(MsSqlHook):
             for name, data_type, ordinal, nullable, max_length, precision, scale, dt_precision in rows
         ]
 
+    def get_primary_key(self, schema: str, table: str) -> list[str]:
+        """The primary key's columns in key order; empty for a heap without a primary key."""
+        rows = self.get_records(
+            "SELECT k.COLUMN_NAME FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS c"
+            " JOIN INFORMATION_SCHEMA.KEY_COLUMN_USAGE k ON k.CONSTRAINT_NAME = c.CONSTRAINT_NAME"
+            " AND k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME"
+            " WHERE c.CONSTRAINT_TYPE = 'PRIMARY KEY' AND c.TABLE_SCHEMA = %s AND c.TABLE_NAME = %s"
+            " ORDER BY k.ORDINAL_POSITION",
+            parameters=(schema, table),
+        )
+        return [str(row[0]) for row in rows]
+
     def estimate_rows(self, schema: str, table: str) -> int | None:
         """Row count from the partition statistics (no COUNT(*), no scan); None if unknown."""
         row = self.get_first(
@@ -106,6 +118,7 @@ class DtaasMsSqlHook(MsSqlHook):
         batch_rows: int,
         max_batch_bytes: int | None = None,
         row_filter: str | None = None,
+        order_by: list[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Stream the table (or the rows the filter keeps); memory is bounded by one batch.
 
@@ -113,12 +126,16 @@ class DtaasMsSqlHook(MsSqlHook):
         :param max_batch_bytes: cap on a batch's Arrow size: wider rows shrink later fetches and an
             oversized batch is yielded in slices.
         :param row_filter: T-SQL rendered by :func:`render_row_filter` from the spec, never raw text.
+        :param order_by: key columns; reading in key order makes batch N hold the same rows in every
+            attempt, so a retried attempt rewrites the same objects.
         """
         sizer = BatchSizer(rows=batch_rows, max_bytes=max_batch_bytes or 0)
         select_list = ", ".join(column.select_expression() for column in columns)
         sql = f"SELECT {select_list} FROM {quote_mssql_table(schema, table)}"
         if row_filter:
             sql += f" WHERE {row_filter}"
+        if order_by:
+            sql += " ORDER BY " + ", ".join(quote_mssql(column) for column in order_by)
         with closing(self.get_conn()) as conn, closing(conn.cursor()) as cursor:
             cursor.execute(sql)
             while True:

@@ -148,6 +148,11 @@ class SqlServerFullLoadOperator(BaseOperator):
             described, include=plan.include_columns, exclude=plan.exclude_columns, table=plan.source_name
         )
         columns = map_columns(chosen, table=plan.source_name)
+        key = source.get_primary_key(plan.source_schema, plan.source_table)
+        if not key:
+            self.log.warning(
+                "table %s has no primary key: rows are read in the server's order", plan.source_name
+            )
         batch_rows = plan.batch_rows
         if batch_rows is None:
             estimate = source.estimate_rows(plan.source_schema, plan.source_table)
@@ -194,6 +199,7 @@ class SqlServerFullLoadOperator(BaseOperator):
                 batch_rows=batch_rows,
                 max_batch_bytes=plan.batch_size_mb * MB,
                 row_filter=plan.row_filter,
+                order_by=key,
             )
             for chunk, batch in enumerate(batches):
                 for sink in sinks:

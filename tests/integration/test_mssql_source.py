@@ -81,3 +81,20 @@ def test_the_byte_cap_bounds_every_batch(mssql_conn: str) -> None:
     assert sum(b.num_rows for b in batches) == 120_000
     assert max(b.nbytes for b in batches) <= cap * 1.1  # rows differ in width; the estimate is per batch
     assert len(batches) > 120_000 // 20_000
+
+
+def test_reads_in_key_order_so_every_attempt_cuts_the_same_batches(mssql_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+    assert hook.get_primary_key("dbo", "orders") == ["order_id"]
+    assert hook.get_primary_key("dbo", "nope") == []
+    columns = map_columns(select_columns(hook.get_source_columns("dbo", "orders"), include=("order_id",)))
+    first = [
+        b.column("order_id").to_pylist()
+        for b in hook.iter_record_batches("dbo", "orders", columns, batch_rows=5_000, order_by=["order_id"])
+    ]
+    again = [
+        b.column("order_id").to_pylist()
+        for b in hook.iter_record_batches("dbo", "orders", columns, batch_rows=5_000, order_by=["order_id"])
+    ]
+    assert first == again
+    assert first[0] == list(range(1, 5_001))
