@@ -129,7 +129,7 @@ class DtaasMsSqlHook(MsSqlHook):
         :param order_by: key columns; reading in key order makes batch N hold the same rows in every
             attempt, so a retried attempt rewrites the same objects.
         """
-        sizer = BatchSizer(rows=batch_rows, max_bytes=max_batch_bytes or 0)
+        sizer = BatchSizer(target_rows=batch_rows, max_bytes=max_batch_bytes or 0)
         select_list = ", ".join(column.select_expression() for column in columns)
         sql = f"SELECT {select_list} FROM {quote_mssql_table(schema, table)}"
         if row_filter:
