@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from airflow_provider_dtaas.core.plan import airflow_schedule, plan_tables
+from airflow_provider_dtaas.core.plan import AssetSchedule, airflow_schedule, load_checked_spec, plan_tables
 from airflow_provider_dtaas.core.spec import TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem, find_spec_files, load_spec, locate
 
@@ -32,21 +32,7 @@ def lint(paths: Sequence[str], *, output_format: str, out: TextIO) -> int:
     names: dict[str, str] = {}
     for path in files:
         try:
-            spec = load_spec(path)
-            try:
-                plan_tables(spec, spec_file=str(path))
-            except SpecError as err:
-                raise locate(err, path) from None
-            if spec.name in names:
-                problems.append(
-                    SpecProblem(
-                        str(path),
-                        None,
-                        "name",
-                        f"spec name {spec.name!r} is already used by {names[spec.name]}",
-                    )
-                )
-            names[spec.name] = str(path)
+            load_checked_spec(path, display_name=str(path), taken_names=names)
         except SpecError as err:
             problems.extend(err.problems)
     if output_format == "json":
@@ -83,7 +69,7 @@ def plan(path: str, out: TextIO) -> int:
     shown = (
         "manual"
         if schedule is None
-        else (", ".join(schedule[1]) if isinstance(schedule, tuple) else schedule)
+        else (", ".join(schedule.uris) if isinstance(schedule, AssetSchedule) else str(schedule))
     )
     out.write(f"  mode: {spec.mode}   schedule: {shown}   max active runs: 1\n")
     out.write(f"  tables at once: {spec.parallel_tables}\n")

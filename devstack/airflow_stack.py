@@ -117,7 +117,7 @@ def wait_healthy(cfg: StackConfig, timeout: float = 180) -> None:
                     return
                 last = "celery worker not ready"
         except (requests.RequestException, ValueError):
-            pass
+            last = "api-server not answering yet"
         time.sleep(1)
     raise TimeoutError(f"Airflow not healthy after {timeout:.0f} s: {last}; logs in {cfg.logs_dir}")
 

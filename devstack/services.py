@@ -119,7 +119,7 @@ def _ensure_trust_login(cfg: StackConfig) -> None:
         psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname="postgres").close()
         return
     except psycopg2.OperationalError:
-        pass
+        log.info("PostgreSQL refuses TCP logins for %s; allowing trusted local logins", cfg.pg_user)
     for hba in glob.glob("/etc/postgresql/*/main/pg_hba.conf"):
         with open(hba, "r+") as handle:
             text = handle.read()

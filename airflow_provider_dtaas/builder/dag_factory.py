@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_dtaas.core.plan import airflow_schedule, plan_tables
+from airflow_provider_dtaas.core.plan import AssetSchedule, airflow_schedule, load_checked_spec, plan_tables
 from airflow_provider_dtaas.core.run_params import PARAM_DOCS, TABLES_PARAM
 from airflow_provider_dtaas.core.spec import TaskSpec
-from airflow_provider_dtaas.core.spec_loader import SpecError, find_spec_files, load_spec, locate
+from airflow_provider_dtaas.core.spec_loader import SpecError, find_spec_files
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +113,10 @@ def _add_discovery(spec: TaskSpec, begin: Any, end: Any) -> None:
 
 def _schedule(spec: TaskSpec) -> Any:
     value = airflow_schedule(spec)
-    if isinstance(value, tuple) and value and value[0] == "assets":
+    if isinstance(value, AssetSchedule):
         from airflow.sdk import Asset
 
-        return [Asset(uri) for uri in value[1]]
+        return [Asset(uri) for uri in value.uris]
     return value
 
 
@@ -164,25 +164,13 @@ def build_dags(folder: Path) -> dict[str, Any]:
         try:
             if isinstance(globals_, SpecError):
                 raise globals_
-            spec = load_spec(path, display_name=shown, globals_=globals_)
-            if spec.name in names:
-                raise SpecError([_duplicate(shown, spec.name, names[spec.name])])
-            try:
-                dag = build_dag(spec, spec_file=shown)
-            except SpecError as err:
-                raise locate(err, path) from None
-            names[spec.name] = shown
+            spec = load_checked_spec(path, display_name=shown, taken_names=names, globals_=globals_)
+            dag = build_dag(spec, spec_file=shown)
         except SpecError as err:
             log.error("DTaaS spec %s is invalid:\n%s", shown, err)
             dag = build_invalid_spec_dag(shown, err)
         dags[dag.dag_id] = dag
     return dags
-
-
-def _duplicate(shown: str, name: str, other: str) -> Any:
-    from airflow_provider_dtaas.core.spec_loader import SpecProblem
-
-    return SpecProblem(shown, None, "name", f"spec name {name!r} is already used by {other}")
 
 
 def _tags(spec: TaskSpec) -> list[str]:

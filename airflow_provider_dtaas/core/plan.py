@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from typing import Any
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.spec import TableSpec, TaskSpec
-from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem
+from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem, load_spec, locate
+
+if TYPE_CHECKING:
+    from airflow_provider_dtaas.core.globals_file import Globals
 from airflow_provider_dtaas.core.variables import references_table
 
 _GROUP_ID = re.compile(r"[^A-Za-z0-9_-]+")
@@ -86,10 +91,15 @@ def _target_name(source: str, case: str, prefix: str, suffix: str) -> str:
     return f"{prefix}{cased}{suffix}"
 
 
-def airflow_schedule(spec: TaskSpec) -> Any:
-    """The value for DAG(schedule=...): None, a cron string, a timedelta, '@continuous' or assets."""
-    from datetime import timedelta
+@dataclass(frozen=True)
+class AssetSchedule:
+    """Runs triggered by updates of these asset URIs (built into ``Asset`` objects by the builder)."""
 
+    uris: tuple[str, ...]
+
+
+def airflow_schedule(spec: TaskSpec) -> str | timedelta | AssetSchedule | None:
+    """What DAG(schedule=...) gets: None, a cron string, a timedelta, '@continuous' or assets."""
     schedule = spec.schedule
     if schedule is None:
         return None
@@ -99,7 +109,7 @@ def airflow_schedule(spec: TaskSpec) -> Any:
         return timedelta(seconds=schedule.interval_seconds)
     if schedule.continuous:
         return "@continuous"
-    return ("assets", tuple(schedule.assets or ()))
+    return AssetSchedule(tuple(schedule.assets or ()))
 
 
 def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
@@ -181,3 +191,23 @@ def collisions(plans: list[TablePlan]) -> list[tuple[int, str]]:
             )
         groups.setdefault(plan.group_id, plan.source_name)
     return found
+
+
+def load_checked_spec(
+    path: Path, *, display_name: str, taken_names: dict[str, str], globals_: Globals | None = None
+) -> TaskSpec:
+    """Load a spec and check what only its plan and its neighbours show: colliding targets or
+    groups (located at their lines) and a name another spec file already uses.
+
+    ``taken_names`` maps spec names to the files that use them; this spec's name is added to it.
+    """
+    spec = load_spec(path, display_name=display_name, globals_=globals_)
+    try:
+        plan_tables(spec, spec_file=display_name)
+    except SpecError as err:
+        raise locate(err, path) from None
+    if spec.name in taken_names:
+        message = f"spec name {spec.name!r} is already used by {taken_names[spec.name]}"
+        raise SpecError([SpecProblem(display_name, None, "name", message)])
+    taken_names[spec.name] = display_name
+    return spec

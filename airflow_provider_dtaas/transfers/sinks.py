@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -34,7 +34,6 @@ class SinkResult:
     location: str
     files: int = 0
     bytes_written: int = 0
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Sink(Protocol):

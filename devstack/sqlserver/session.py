@@ -91,7 +91,7 @@ class ClientConnection:
             while True:
                 self._dispatch(self._reader.read_message())
         except (ConnectionClosed, ConnectionError, OSError):
-            pass
+            log.debug("client connection closed")
         finally:
             if self._session is not None:
                 self._session.close()

@@ -51,10 +51,12 @@ class SqlType:
         return None
 
     def type_info(self) -> bytes:
-        raise NotImplementedError
+        """TYPE_INFO of COLMETADATA; every concrete type defines it."""
+        raise TypeError(f"{type(self).__name__} has no wire format of its own")
 
     def encode(self, value: Any) -> bytes:
-        raise NotImplementedError
+        """One value in a ROW token; every concrete type defines it."""
+        raise TypeError(f"{type(self).__name__} has no wire format of its own")
 
     def declaration(self) -> str:
         """The type as written in T-SQL, e.g. ``decimal(18,2)``."""
