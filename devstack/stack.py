@@ -51,7 +51,7 @@ def start_standins(cfg: StackConfig, secrets: dict[str, str]) -> None:
         [
             python,
             "-m",
-            "devstack.sqlserver",
+            "airflow_provider_dtaas.testing.sqlserver",
             "--host",
             "127.0.0.1",
             "--port",

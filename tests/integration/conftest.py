@@ -130,7 +130,7 @@ def state_conn(monkeypatch: pytest.MonkeyPatch) -> str:
 def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     import secrets
 
-    from devstack.sqlserver import SqlServerDouble
+    from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
 
     password = secrets.token_urlsafe(16)
     with SqlServerDouble(

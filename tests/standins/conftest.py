@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devstack.sqlserver import SqlServerDouble
+from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
 
 
 @pytest.fixture(scope="module")

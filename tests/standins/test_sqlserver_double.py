@@ -26,7 +26,7 @@ import pymssql
 import pytds
 import pytest
 
-from devstack.sqlserver import SqlServerDouble
+from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -442,8 +442,9 @@ def test_pytds_first_customer_row(sqlserver: SqlServerDouble, mssql_password: st
 def test_cli_prints_listening_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = {**os.environ, "DTAAS_MSSQL_PASSWORD": "cli-test-password", "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.sqlserver", "--host", "127.0.0.1", "--port", "0",
-         "--data-dir", str(tmp_path), "--database", "dtaas_sample", "--login", "sa"],
+        [sys.executable, "-m", "airflow_provider_dtaas.testing.sqlserver",
+         "--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path),
+         "--database", "dtaas_sample", "--login", "sa"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT,
     )  # fmt: skip
     try:

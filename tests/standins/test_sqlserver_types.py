@@ -10,11 +10,17 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from devstack.sqlserver.batch import split_statements
-from devstack.sqlserver.login import decode_password, encode_password
-from devstack.sqlserver.rowcodec import column_encoder
-from devstack.sqlserver.temporal import DateTime2Type, DateTimeOffsetType, DateTimeType, DateType, TimeType
-from devstack.sqlserver.types import (
+from airflow_provider_dtaas.testing.sqlserver.batch import split_statements
+from airflow_provider_dtaas.testing.sqlserver.login import decode_password, encode_password
+from airflow_provider_dtaas.testing.sqlserver.rowcodec import column_encoder
+from airflow_provider_dtaas.testing.sqlserver.temporal import (
+    DateTime2Type,
+    DateTimeOffsetType,
+    DateTimeType,
+    DateType,
+    TimeType,
+)
+from airflow_provider_dtaas.testing.sqlserver.types import (
     COLLATION,
     BinaryType,
     BitType,

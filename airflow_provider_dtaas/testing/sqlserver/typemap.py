@@ -10,11 +10,19 @@ instant is kept, the original offset is not (results report +00:00). money is DE
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 from sqlglot import exp
 
-from devstack.sqlserver.temporal import DateTime2Type, DateTimeOffsetType, DateTimeType, DateType, TimeType
-from devstack.sqlserver.types import (
+from airflow_provider_dtaas.testing.sqlserver.temporal import (
+    DateTime2Type,
+    DateTimeOffsetType,
+    DateTimeType,
+    DateType,
+    TimeType,
+)
+from airflow_provider_dtaas.testing.sqlserver.types import (
     BinaryType,
     BitType,
     CharType,
@@ -51,7 +59,7 @@ def declared_type(dtype: exp.DataType) -> SqlType:
     """The SQL Server type of a parsed T-SQL type expression."""
     kind = dtype.this
     args = _args(dtype)
-    simple: dict[DT, SqlType] = {
+    simple: dict[Any, SqlType] = {
         DT.INT: IntType("int"),
         DT.BIGINT: IntType("bigint"),
         DT.SMALLINT: IntType("smallint"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from devstack.sqlserver import catalog
+from airflow_provider_dtaas.testing.sqlserver import catalog
 
 
 class Database:

@@ -10,14 +10,31 @@ import struct
 
 import duckdb
 
-from devstack.sqlserver import login, tokens
-from devstack.sqlserver.database import Database
-from devstack.sqlserver.engine import Session
-from devstack.sqlserver.errors import SqlServerError, from_duckdb
-from devstack.sqlserver.outcomes import DatabaseChanged, Outcome, ResultSet, StatementDone, Transaction
-from devstack.sqlserver.packets import ConnectionClosed, Message, PacketReader, PacketType, PacketWriter
-from devstack.sqlserver.rpc import TM_BEGIN, TM_COMMIT, parse_rpc, parse_transaction_request
-from devstack.sqlserver.tokens import DoneStatus, EnvChange, Token
+from airflow_provider_dtaas.testing.sqlserver import login, tokens
+from airflow_provider_dtaas.testing.sqlserver.database import Database
+from airflow_provider_dtaas.testing.sqlserver.engine import Session
+from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, from_duckdb
+from airflow_provider_dtaas.testing.sqlserver.outcomes import (
+    DatabaseChanged,
+    Outcome,
+    ResultSet,
+    StatementDone,
+    Transaction,
+)
+from airflow_provider_dtaas.testing.sqlserver.packets import (
+    ConnectionClosed,
+    Message,
+    PacketReader,
+    PacketType,
+    PacketWriter,
+)
+from airflow_provider_dtaas.testing.sqlserver.rpc import (
+    TM_BEGIN,
+    TM_COMMIT,
+    parse_rpc,
+    parse_transaction_request,
+)
+from airflow_provider_dtaas.testing.sqlserver.tokens import DoneStatus, EnvChange, Token
 
 log = logging.getLogger(__name__)
 

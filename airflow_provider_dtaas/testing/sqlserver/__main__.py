@@ -1,4 +1,4 @@
-"""``python -m devstack.sqlserver``: run the SQL Server double until SIGTERM/SIGINT.
+"""``python -m airflow_provider_dtaas.testing.sqlserver``: run the SQL Server double until SIGTERM/SIGINT.
 
 The password comes from the environment variable DTAAS_MSSQL_PASSWORD, never from the command line."""
 
@@ -13,13 +13,15 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from devstack.sqlserver.server import SqlServerDouble
+from airflow_provider_dtaas.testing.sqlserver.server import SqlServerDouble
 
-PASSWORD_ENV = "DTAAS_MSSQL_PASSWORD"
+PASSWORD_ENV = "DTAAS_MSSQL_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.sqlserver", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_dtaas.testing.sqlserver", description=__doc__
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=14330)
     parser.add_argument("--data-dir", type=Path, required=True)

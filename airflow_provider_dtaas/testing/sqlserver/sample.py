@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from devstack.sqlserver.database import Database
-from devstack.sqlserver.engine import Session
+from airflow_provider_dtaas.testing.sqlserver.database import Database
+from airflow_provider_dtaas.testing.sqlserver.engine import Session
 
 log = logging.getLogger(__name__)
 

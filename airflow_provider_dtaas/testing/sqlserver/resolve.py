@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from devstack.sqlserver.catalog import DeclaredColumn, TableDefinition
-from devstack.sqlserver.typemap import UnsupportedType, declared_type
-from devstack.sqlserver.types import IntType
+from airflow_provider_dtaas.testing.sqlserver.catalog import DeclaredColumn, TableDefinition
+from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type
+from airflow_provider_dtaas.testing.sqlserver.types import IntType
 
 Lookup = Callable[[str, str], TableDefinition | None]
 
@@ -57,7 +57,7 @@ def _find(sources: list[tuple[str, TableDefinition | None]], column: exp.Column)
     return None
 
 
-def _computed(node: exp.Expression, name: str) -> DeclaredColumn | None:
+def _computed(node: exp.Expr, name: str) -> DeclaredColumn | None:
     if isinstance(node, exp.Cast):  # also TRY_CAST and CONVERT
         try:
             return DeclaredColumn(name, declared_type(node.to))
@@ -68,7 +68,7 @@ def _computed(node: exp.Expression, name: str) -> DeclaredColumn | None:
     return None
 
 
-def project(statement: exp.Expression, lookup: Lookup) -> list[ProjectedColumn] | None:
+def project(statement: exp.Expr, lookup: Lookup) -> list[ProjectedColumn] | None:
     """One entry per result column, or None when the shape cannot be known before running."""
     if not isinstance(statement, exp.Select):
         return None

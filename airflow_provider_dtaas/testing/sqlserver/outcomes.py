@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from devstack.sqlserver.rowcodec import RowEncoder
-from devstack.sqlserver.tokens import ResultColumn
+from airflow_provider_dtaas.testing.sqlserver.rowcodec import RowEncoder
+from airflow_provider_dtaas.testing.sqlserver.tokens import ResultColumn
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from devstack.sqlserver.errors import SqlServerError, not_supported
+from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
 
 PROC_NAMES = {1: "sp_cursor", 10: "sp_executesql", 11: "sp_prepare", 12: "sp_execute", 13: "sp_prepexec"}
 TM_BEGIN, TM_COMMIT, TM_ROLLBACK = 5, 7, 8

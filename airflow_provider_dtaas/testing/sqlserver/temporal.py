@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from devstack.sqlserver.types import SqlType
+from airflow_provider_dtaas.testing.sqlserver.types import SqlType
 
 _EPOCH_DAYS = dt.date(1970, 1, 1).toordinal() - 1  # days from 0001-01-01 to 1970-01-01
 _DAY_NS = 86_400 * 10**9

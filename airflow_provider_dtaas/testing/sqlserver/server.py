@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from devstack.sqlserver.database import Database
-from devstack.sqlserver.session import ClientConnection
+from airflow_provider_dtaas.testing.sqlserver.database import Database
+from airflow_provider_dtaas.testing.sqlserver.session import ClientConnection
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class SqlServerDouble:
     def start(self) -> SqlServerDouble:
         self._database = Database(self._data_dir, self._database_name)
         if self._seed_sample:
-            from devstack.sqlserver.sample import seed_if_empty
+            from airflow_provider_dtaas.testing.sqlserver.sample import seed_if_empty
 
             seed_if_empty(self._database)
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from devstack.sqlserver.temporal import DateTime2Type, DateTimeType, DateType, TimeType
-from devstack.sqlserver.types import (
+from airflow_provider_dtaas.testing.sqlserver.temporal import DateTime2Type, DateTimeType, DateType, TimeType
+from airflow_provider_dtaas.testing.sqlserver.types import (
     BitType,
     CharType,
     DecimalType,
@@ -23,13 +23,13 @@ from devstack.sqlserver.types import (
 ROW_TOKEN = b"\xd1"
 _NS_PER_UNIT = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
-ColumnEncoder = Callable[[pa.Array], list[bytes]]
+ColumnEncoder = Callable[["pa.Array[Any]"], list[bytes]]
 
 
 def _plain(sql_type: SqlType) -> ColumnEncoder:
     encode = sql_type.encode
 
-    def run(array: pa.Array) -> list[bytes]:
+    def run(array: pa.Array[Any]) -> list[bytes]:
         return [encode(value) for value in array.to_pylist()]
 
     return run
@@ -52,19 +52,19 @@ def _fixed(sql_type: IntType | FloatType) -> ColumnEncoder:
     size = struct.calcsize(fmt) - 1
     cast = float if isinstance(sql_type, FloatType) else int
 
-    def run(array: pa.Array) -> list[bytes]:
+    def run(array: pa.Array[Any]) -> list[bytes]:
         return [b"\x00" if value is None else pack(size, cast(value)) for value in array.to_pylist()]
 
     return run
 
 
-def _bit(array: pa.Array) -> list[bytes]:
+def _bit(array: pa.Array[Any]) -> list[bytes]:
     return [
         b"\x00" if value is None else b"\x01\x01" if value else b"\x01\x00" for value in array.to_pylist()
     ]
 
 
-def _guid_bytes(array: pa.Array) -> list[bytes]:
+def _guid_bytes(array: pa.Array[Any]) -> list[bytes]:
     """16 big-endian UUID bytes -> GUIDTYPE's mixed-endian order, without building uuid.UUID objects."""
     return [
         b"\x00" if raw is None else b"\x10" + raw[3::-1] + raw[5:3:-1] + raw[7:5:-1] + raw[8:]
@@ -77,7 +77,7 @@ def _short_text(sql_type: CharType) -> ColumnEncoder:
     pack = struct.Struct("<H").pack
     codec = "utf-16-le" if sql_type.unicode else "cp1252"
 
-    def run(array: pa.Array) -> list[bytes]:
+    def run(array: pa.Array[Any]) -> list[bytes]:
         out = []
         for value in array.to_pylist():
             if value is None:
@@ -95,7 +95,7 @@ def _nanoseconds(sql_type: SqlType, unit: str) -> ColumnEncoder:
     encode = sql_type.encode
     factor = _NS_PER_UNIT[unit]
 
-    def run(array: pa.Array) -> list[bytes]:
+    def run(array: pa.Array[Any]) -> list[bytes]:
         values = array.cast(pa.int64()).to_pylist()
         return [encode(None if value is None else value * factor) for value in values]
 
@@ -107,7 +107,7 @@ def _decimal(sql_type: DecimalType, arrow_type: pa.Decimal128Type) -> ColumnEnco
     encode_unscaled = sql_type.encode_unscaled
     shift = sql_type.scale - arrow_type.scale
 
-    def run(array: pa.Array) -> list[bytes]:
+    def run(array: pa.Array[Any]) -> list[bytes]:
         data = array.buffers()[1]
         assert data is not None
         raw = memoryview(data)[array.offset * 16 : (array.offset + len(array)) * 16]
@@ -132,7 +132,7 @@ def column_encoder(sql_type: SqlType, arrow_type: pa.DataType) -> ColumnEncoder:
     """The fastest correct way to turn one Arrow column into encoded values of ``sql_type``."""
     if isinstance(arrow_type, pa.BaseExtensionType):
         inner = column_encoder(sql_type, arrow_type.storage_type)
-        return lambda array: inner(array.storage)
+        return lambda array: inner(array.storage)  # type: ignore[attr-defined]
     time_like = (DateTime2Type, DateTimeType, DateType, TimeType)
     if isinstance(sql_type, time_like) and pa.types.is_timestamp(arrow_type) and arrow_type.tz is None:
         return _nanoseconds(sql_type, arrow_type.unit)

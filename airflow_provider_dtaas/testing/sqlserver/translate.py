@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
-from devstack.sqlserver.catalog import CATALOG, INFO, SYS
-from devstack.sqlserver.errors import SqlServerError, not_supported
-from devstack.sqlserver.resolve import Lookup, _find, _sources
-from devstack.sqlserver.typemap import UnsupportedType, declared_type, storage_type
+from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, INFO, SYS
+from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
+from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
+from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, storage_type
 
 VERSION_TEXT = (
     "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n"
@@ -51,7 +51,7 @@ class SessionFacts:
     host_name: str = ""
 
 
-def _literal(value: object) -> exp.Expression:
+def _literal(value: object) -> exp.Expr:
     if value is None:
         return exp.null()
     if isinstance(value, int):
@@ -59,7 +59,7 @@ def _literal(value: object) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def _system_variable(name: str, facts: SessionFacts) -> exp.Expression:
+def _system_variable(name: str, facts: SessionFacts) -> exp.Expr:
     values: dict[str, object] = {
         "VERSION": VERSION_TEXT,
         "SPID": facts.spid,
@@ -80,7 +80,7 @@ def _system_variable(name: str, facts: SessionFacts) -> exp.Expression:
     return _literal(values[name])
 
 
-def _function(node: exp.Anonymous, facts: SessionFacts) -> exp.Expression:
+def _function(node: exp.Anonymous, facts: SessionFacts) -> exp.Expr:
     name = node.name.upper()
     if name == "DB_NAME":
         return _literal(facts.database)
@@ -119,7 +119,7 @@ def _table(node: exp.Table, facts: SessionFacts) -> exp.Table:
     return node
 
 
-def _data_type(node: exp.DataType) -> exp.Expression:
+def _data_type(node: exp.DataType) -> exp.Expr:
     if isinstance(node.parent, exp.ColumnDef):
         return node
     try:
@@ -135,7 +135,7 @@ _ISO_STYLES = {121: " ", 126: "T", 127: "T"}
 _DATETIME_TYPES = ("datetime2", "datetime", "smalldatetime")
 
 
-def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expression | None:
+def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
     style = node.args.get("style")
     target = node.this
     value = node.expression
@@ -176,7 +176,7 @@ def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expression | None
 
 
 def to_duckdb(
-    statement: exp.Expression,
+    statement: exp.Expr,
     facts: SessionFacts,
     *,
     allow_parameters: bool = False,
@@ -187,7 +187,7 @@ def to_duckdb(
     ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits.
     """
 
-    def rewrite(node: exp.Expression) -> exp.Expression:
+    def rewrite(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Convert) and (iso := _iso_text(node, lookup)) is not None:
             return iso
         if isinstance(node, exp.Parameter):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlglot import exp
 from sqlglot.dialects.tsql import TSQL
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
-from devstack.sqlserver.catalog import DeclaredColumn, KeyConstraint, TableDefinition
-from devstack.sqlserver.errors import SqlServerError, not_supported
-from devstack.sqlserver.typemap import UnsupportedType, declared_type, storage_type
-from devstack.sqlserver.types import BinaryType, CharType
+from airflow_provider_dtaas.testing.sqlserver.catalog import DeclaredColumn, KeyConstraint, TableDefinition
+from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
+from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, storage_type
+from airflow_provider_dtaas.testing.sqlserver.types import BinaryType, CharType
 
 
 def quote(name: str) -> str:
@@ -55,14 +55,14 @@ def _column(definition: exp.ColumnDef) -> tuple[DeclaredColumn, bool, bool]:
     return column, primary, unique
 
 
-def _key_columns(node: exp.Expression) -> tuple[str, ...]:
+def _key_columns(node: exp.Expr) -> tuple[str, ...]:
     names = [column.name for column in node.find_all(exp.Column)]
     if not names:
         names = [ident.name for ident in node.find_all(exp.Identifier) if ident is not node.args.get("this")]
     return tuple(names)
 
 
-def _table_constraint(node: exp.Expression, table: str) -> KeyConstraint | None:
+def _table_constraint(node: exp.Expr, table: str) -> KeyConstraint | None:
     if node.find(exp.ForeignKey) is not None or isinstance(node, exp.ForeignKey):
         return None  # foreign keys are accepted and not enforced
     is_primary = isinstance(node, exp.PrimaryKey) or node.find(exp.PrimaryKeyColumnConstraint, exp.PrimaryKey)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from devstack.sqlserver import tokens
-from devstack.sqlserver.tokens import EnvChange
-from devstack.sqlserver.types import COLLATION
+from airflow_provider_dtaas.testing.sqlserver import tokens
+from airflow_provider_dtaas.testing.sqlserver.tokens import EnvChange
+from airflow_provider_dtaas.testing.sqlserver.types import COLLATION
 
 SERVER_VERSION = (16, 0, 1000)  # SQL Server 2022 RTM
 PROGRAM_NAME = "Microsoft SQL Server"

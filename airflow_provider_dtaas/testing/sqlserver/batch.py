@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from sqlglot.dialects.tsql import TSQL
 from sqlglot.errors import TokenError
-from sqlglot.tokens import Token, TokenType
+from sqlglot.tokens import Token, TokenType  # type: ignore[attr-defined]
 
-from devstack.sqlserver.errors import SqlServerError
+from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError
 
 STARTERS = frozenset(
     {

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from devstack.sqlserver.typemap import type_from_parts
-from devstack.sqlserver.types import SqlType
+from airflow_provider_dtaas.testing.sqlserver.typemap import type_from_parts
+from airflow_provider_dtaas.testing.sqlserver.types import SqlType
 
 CATALOG = "__dtaas"
 INFO = "__info"

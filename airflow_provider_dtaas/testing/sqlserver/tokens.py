@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
-from devstack.sqlserver.types import SqlType
+from airflow_provider_dtaas.testing.sqlserver.types import SqlType
 
 SERVER_NAME = "DTAAS-MSSQL-DOUBLE"
 

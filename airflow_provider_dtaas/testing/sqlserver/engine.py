@@ -15,10 +15,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from devstack.sqlserver import catalog, ddl
-from devstack.sqlserver.batch import split_statements
-from devstack.sqlserver.database import Database
-from devstack.sqlserver.errors import (
+from airflow_provider_dtaas.testing.sqlserver import catalog, ddl
+from airflow_provider_dtaas.testing.sqlserver.batch import split_statements
+from airflow_provider_dtaas.testing.sqlserver.database import Database
+from airflow_provider_dtaas.testing.sqlserver.errors import (
     SqlServerError,
     cannot_drop,
     doomed_transaction,
@@ -28,12 +28,23 @@ from devstack.sqlserver.errors import (
     object_exists,
     syntax_error,
 )
-from devstack.sqlserver.outcomes import DatabaseChanged, Outcome, ResultSet, StatementDone, Transaction
-from devstack.sqlserver.resolve import project
-from devstack.sqlserver.rowcodec import RowEncoder
-from devstack.sqlserver.tokens import CURCMD_DELETE, CURCMD_INSERT, CURCMD_UPDATE, ResultColumn
-from devstack.sqlserver.translate import SessionFacts, to_duckdb
-from devstack.sqlserver.typemap import UnsupportedType, arrow_fallback
+from airflow_provider_dtaas.testing.sqlserver.outcomes import (
+    DatabaseChanged,
+    Outcome,
+    ResultSet,
+    StatementDone,
+    Transaction,
+)
+from airflow_provider_dtaas.testing.sqlserver.resolve import project
+from airflow_provider_dtaas.testing.sqlserver.rowcodec import RowEncoder
+from airflow_provider_dtaas.testing.sqlserver.tokens import (
+    CURCMD_DELETE,
+    CURCMD_INSERT,
+    CURCMD_UPDATE,
+    ResultColumn,
+)
+from airflow_provider_dtaas.testing.sqlserver.translate import SessionFacts, to_duckdb
+from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, arrow_fallback
 
 BATCH_ROWS = 2048
 T = TypeVar("T")
@@ -136,7 +147,7 @@ class Session:
             return self._query(statement, params)
         return self._command(statement, params)
 
-    def _parse(self, text: str) -> exp.Expression:
+    def _parse(self, text: str) -> exp.Expr:
         try:
             statements = sqlglot.parse(text, read="tsql")
         except ParseError as error:
@@ -149,10 +160,10 @@ class Session:
             raise not_supported(f"The statement '{statement.name.upper()}'")
         return statement
 
-    def _translate(self, statement: exp.Expression, params: Mapping[str, Any] | None) -> str:
+    def _translate(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> str:
         return to_duckdb(statement, self.facts(), allow_parameters=params is not None, lookup=self.lookup)
 
-    def _bound(self, statement: exp.Expression, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    def _bound(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if params is None:
             return None
         used = {p.this.name.lower() for p in statement.find_all(exp.Parameter) if isinstance(p.this, exp.Var)}
@@ -162,7 +173,7 @@ class Session:
             raise SqlServerError(137, f'Must declare the scalar variable "@{name}".', state=2)
         return {name: params[name] for name in used}
 
-    def _target(self, statement: exp.Expression) -> tuple[str | None, str | None]:
+    def _target(self, statement: exp.Expr) -> tuple[str | None, str | None]:
         """(table, primary key name) of a DML statement, for SQL Server's constraint messages."""
         target = statement.find(exp.Table)
         if not isinstance(statement, exp.Insert | exp.Update | exp.Delete) or target is None:
@@ -176,7 +187,7 @@ class Session:
     def _error(
         self,
         error: duckdb.Error,
-        statement: exp.Expression,
+        statement: exp.Expr,
         target: tuple[str | None, str | None] = (None, None),
     ) -> SqlServerError:
         mapped = from_duckdb(error, table=target[0], constraint=target[1])
@@ -201,9 +212,8 @@ class Session:
         columns = []
         for index, arrow_field in enumerate(schema):
             declared = projected[index].declared if projected else None
-            name = (
-                projected[index].name if projected and projected[index].name is not None else arrow_field.name
-            )
+            projected_name = projected[index].name if projected else None
+            name: str = projected_name if projected_name is not None else arrow_field.name
             try:
                 sql_type = declared.sql_type if declared else arrow_fallback(arrow_field.type)
             except UnsupportedType as error:
@@ -213,7 +223,7 @@ class Session:
         encoder = RowEncoder([c.sql_type for c in columns], schema)
         return ResultSet(columns, iter(reader), encoder, reader)
 
-    def _command(self, statement: exp.Expression, params: Mapping[str, Any] | None) -> StatementDone:
+    def _command(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> StatementDone:
         sql = self._translate(statement, params)
         target = self._target(statement)
         bound = self._bound(statement, params)

@@ -1,8 +1,0 @@
-"""A SQL Server stand-in for tests and the local stack: a TDS server backed by DuckDB, reached with
-the real pymssql/pytds clients. See ``server.SqlServerDouble`` and ``python -m devstack.sqlserver``."""
-
-from __future__ import annotations
-
-from devstack.sqlserver.server import SqlServerDouble
-
-__all__ = ["SqlServerDouble"]
