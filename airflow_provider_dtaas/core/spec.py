@@ -136,6 +136,12 @@ class TableSpec(_Model):
     name: str = Field(description="schema.table in the source database")
     batch_rows: int | None = Field(default=None, ge=1, le=5_000_000)
     batch_size_mb: int | None = Field(default=None, ge=1, le=4_096)
+    chunk_rows: int | None = Field(default=None, ge=1_000, le=1_000_000_000)
+    primary_key: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="key columns to read and chunk by, for a table whose key the catalog does not declare",
+    )
     target: str | None = Field(default=None, description="Snowflake table name (default: the table's name)")
     columns: ColumnSelection | None = None
     row_filter: str | None = Field(default=None, description="one boolean T-SQL expression")
@@ -201,6 +207,12 @@ class TaskSpec(_Model):
         description="rows per batch; unset = sized by each table's row estimate",
     )
     batch_size_mb: int = Field(default=100, ge=1, le=4_096, description="cap on one batch's size in memory")
+    chunk_rows: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        le=1_000_000_000,
+        description="rows per keyset chunk: the unit that is read, retried and checkpointed alone",
+    )
     parallel_tables: int = Field(default=3, ge=1, le=64, description="tables loaded at the same time")
     state_conn_id: str = "dtaas_state"
     retry_enabled: bool = True

@@ -15,20 +15,34 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow_provider_dtaas.core.batches import ValueConversionError
 from airflow_provider_dtaas.core.batching import MB, rows_for_estimate
 from airflow_provider_dtaas.core.identifiers import safe_key
+from airflow_provider_dtaas.core.keyset import KeyChunk
 from airflow_provider_dtaas.core.plan import S3Target, TablePlan
 from airflow_provider_dtaas.core.run_params import requested_tables, wanted
+from airflow_provider_dtaas.core.source_table import KeyChoiceError
 from airflow_provider_dtaas.core.typemap import (
     ColumnSelectionError,
+    MappedColumn,
     UnsupportedTypeError,
     map_columns,
     select_columns,
 )
 from airflow_provider_dtaas.core.variables import VariableError, render
-from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook, SourceTableNotFoundError
+from airflow_provider_dtaas.hooks.mssql import (
+    DtaasMsSqlHook,
+    SourceReadError,
+    SourceTableNotFoundError,
+    SourceUnreachableError,
+)
 from airflow_provider_dtaas.hooks.s3 import DestinationBucketError, DtaasS3Hook
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.transfers.sinks import S3ParquetSink, Sink, SnowflakeStageSink
+
+# A chunk that fails with a transient error (deadlock, lock timeout, dropped connection, failover) is
+# read again on a new connection after 1, 2, 4, 8 s (capped); permanent errors fail the table at once.
+CHUNK_RETRIES = 4
+CHUNK_RETRY_DELAY = 1.0
+CHUNK_RETRY_MAX_DELAY = 30.0
 
 
 class TableLoadError(RuntimeError):
@@ -39,6 +53,7 @@ class TableLoadError(RuntimeError):
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     SourceTableNotFoundError,
     ColumnSelectionError,
+    KeyChoiceError,
     UnsupportedTypeError,
     ValueConversionError,
     DestinationBucketError,
@@ -111,7 +126,8 @@ class SqlServerFullLoadOperator(BaseOperator):
                 error=f"{type(err).__name__}: {err}"[:4000],
             )
             message = f"spec {self.spec_name}, table {plan.source_name}: {type(err).__name__}: {err}"
-            if isinstance(err, PERMANENT_ERRORS):
+            permanent_read = isinstance(err, SourceReadError) and not err.transient
+            if isinstance(err, PERMANENT_ERRORS) or permanent_read:
                 # retrying cannot fix a missing table, column or bucket, or an unsupported value
                 raise AirflowFailException(message) from err
             raise TableLoadError(message) from err
@@ -143,27 +159,57 @@ class SqlServerFullLoadOperator(BaseOperator):
 
     def _load(self, plan: TablePlan, run_id: str, context: Any) -> tuple[int, dict[str, Any]]:
         source = DtaasMsSqlHook(mssql_conn_id=self.mssql_conn_id, database=self.source_database)
-        described = source.get_source_columns(plan.source_schema, plan.source_table)
+        described = source.describe_table(plan.source_schema, plan.source_table)
         chosen = select_columns(
-            described, include=plan.include_columns, exclude=plan.exclude_columns, table=plan.source_name
+            described.columns,
+            include=plan.include_columns,
+            exclude=plan.exclude_columns,
+            table=plan.source_name,
         )
         columns = map_columns(chosen, table=plan.source_name)
-        key = source.get_primary_key(plan.source_schema, plan.source_table)
+        key_names = described.read_key(plan.primary_key)
+        by_name = {c.name: c for c in described.columns}
+        key = map_columns([by_name[name] for name in key_names], table=plan.source_name)
         if not key:
             self.log.warning(
-                "table %s has no primary key: rows are read in the server's order", plan.source_name
+                "table %s has no primary key or NOT NULL unique index: it is read in one streamed pass "
+                "that cannot be split into chunks; name its key with primary_key in the spec to chunk it",
+                plan.source_name,
             )
         batch_rows = plan.batch_rows
         if batch_rows is None:
-            estimate = source.estimate_rows(plan.source_schema, plan.source_table)
-            batch_rows = rows_for_estimate(estimate)
-            self.log.info(
-                "table %s: about %s rows, so batches of %d rows (at most %d MB)",
-                plan.source_name,
-                estimate if estimate is not None else "an unknown number of",
-                batch_rows,
-                plan.batch_size_mb,
-            )
+            batch_rows = rows_for_estimate(described.estimated_rows)
+        self.log.info(
+            "table %s: about %s rows (%s MB), batches of %d rows (at most %d MB), key %s",
+            plan.source_name,
+            described.estimated_rows if described.estimated_rows is not None else "an unknown number of",
+            described.size_mb if described.size_mb is not None else "?",
+            batch_rows,
+            plan.batch_size_mb,
+            ", ".join(key_names) or "(none)",
+        )
+        sinks = self._sinks(plan, run_id, context, columns)
+        opened: list[Sink] = []
+        try:
+            for sink in sinks:
+                sink.open()
+                opened.append(sink)
+            rows = self._copy_chunks(source, plan, columns, key, sinks, batch_rows=batch_rows)
+            results = {}
+            for sink in sinks:
+                result = sink.commit(rows)
+                results[sink.name] = {
+                    "location": result.location,
+                    "files": result.files,
+                    "bytes": result.bytes_written,
+                }
+            return rows, results
+        except BaseException:
+            for sink in opened:
+                sink.abort()
+            raise
+
+    def _sinks(self, plan: TablePlan, run_id: str, context: Any, columns: list[MappedColumn]) -> list[Sink]:
         run_token = f"run={safe_key(run_id)}"
         sinks: list[Sink] = []
         if plan.s3 is not None:
@@ -186,41 +232,104 @@ class SqlServerFullLoadOperator(BaseOperator):
                     columns=columns,
                 )
             )
-        opened: list[Sink] = []
-        try:
-            for sink in sinks:
-                sink.open()
-                opened.append(sink)
-            rows = 0
-            batches = source.iter_record_batches(
-                plan.source_schema,
-                plan.source_table,
-                columns,
-                batch_rows=batch_rows,
-                max_batch_bytes=plan.batch_size_mb * MB,
-                row_filter=plan.row_filter,
-                order_by=key,
-            )
-            for chunk, batch in enumerate(batches):
-                for sink in sinks:
-                    sink.write(chunk, batch)
-                rows += batch.num_rows
-                self.log.info(
-                    "table %s: chunk %d: %d rows (total %d)", plan.source_name, chunk, batch.num_rows, rows
+        return sinks
+
+    def _copy_chunks(
+        self,
+        source: DtaasMsSqlHook,
+        plan: TablePlan,
+        columns: list[MappedColumn],
+        key: list[MappedColumn],
+        sinks: list[Sink],
+        *,
+        batch_rows: int,
+    ) -> int:
+        """Plan key chunks, then copy them one by one; a transient failure re-reads only its chunk."""
+        chunks: list[KeyChunk] | None = None
+        done = 0
+        rows = 0
+        failures = 0
+        while chunks is None or done < len(chunks):
+            try:
+                with source.consistent_reader() as conn:
+                    if chunks is None:
+                        chunks = source.plan_chunks(
+                            plan.source_schema,
+                            plan.source_table,
+                            key,
+                            chunk_rows=plan.chunk_rows,
+                            row_filter=plan.row_filter,
+                            conn=conn,
+                        )
+                        self.log.info(
+                            "table %s: %d chunk(s) of about %d rows",
+                            plan.source_name,
+                            len(chunks),
+                            plan.chunk_rows,
+                        )
+                    while done < len(chunks):
+                        rows += self._copy_chunk(
+                            source, conn, plan, columns, key, sinks, chunks[done], batch_rows
+                        )
+                        done += 1
+                        failures = 0
+            except (SourceReadError, SourceUnreachableError) as err:
+                transient = isinstance(err, SourceUnreachableError) or err.transient
+                failures += 1
+                if not transient or failures > CHUNK_RETRIES:
+                    raise
+                if chunks is not None and done < len(chunks):
+                    for sink in sinks:
+                        sink.discard_chunk(chunks[done].index)
+                delay = min(CHUNK_RETRY_MAX_DELAY, CHUNK_RETRY_DELAY * 2 ** (failures - 1))
+                self.log.warning(
+                    "table %s: %s; reading %s again in %.0f s (try %d of %d)",
+                    plan.source_name,
+                    err,
+                    chunks[done].describe() if chunks is not None else "the chunk plan",
+                    delay,
+                    failures + 1,
+                    CHUNK_RETRIES + 1,
                 )
-            results = {}
+                time.sleep(delay)
+        return rows
+
+    def _copy_chunk(
+        self,
+        source: DtaasMsSqlHook,
+        conn: Any,
+        plan: TablePlan,
+        columns: list[MappedColumn],
+        key: list[MappedColumn],
+        sinks: list[Sink],
+        chunk: KeyChunk,
+        batch_rows: int,
+    ) -> int:
+        rows = 0
+        batches = source.iter_record_batches(
+            plan.source_schema,
+            plan.source_table,
+            columns,
+            batch_rows=batch_rows,
+            max_batch_bytes=plan.batch_size_mb * MB,
+            row_filter=plan.row_filter,
+            order_by=[c.name for c in key],
+            chunk=chunk,
+            conn=conn,
+        )
+        for part, batch in enumerate(batches):
             for sink in sinks:
-                result = sink.commit(rows)
-                results[sink.name] = {
-                    "location": result.location,
-                    "files": result.files,
-                    "bytes": result.bytes_written,
-                }
-            return rows, results
-        except BaseException:
-            for sink in opened:
-                sink.abort()
-            raise
+                sink.write(chunk.index, part, batch)
+            rows += batch.num_rows
+            self.log.info(
+                "table %s: chunk %d part %d: %d rows (chunk total %d)",
+                plan.source_name,
+                chunk.index,
+                part,
+                batch.num_rows,
+                rows,
+            )
+        return rows
 
 
 def _rendered_prefix(plan: TablePlan, run_id: str, context: Any) -> S3Target:

@@ -1,7 +1,8 @@
 """Destinations of a full load: each takes Arrow batches chunk by chunk and commits at the end.
 
-A sink's objects are named from (table, run, chunk) only, so a retried attempt overwrites its own
-output and never adds to it; ``commit`` is the single step that makes the load visible.
+A sink's objects are named from (table, run, key chunk, part) only, so a retried attempt overwrites
+its own output and never adds to it; a chunk read again after a transient failure first discards what
+it wrote (``discard_chunk``); ``commit`` is the single step that makes the load visible.
 """
 
 from __future__ import annotations
@@ -41,11 +42,17 @@ class Sink(Protocol):
 
     def open(self) -> None: ...
 
-    def write(self, chunk: int, batch: pa.RecordBatch) -> int: ...
+    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> int: ...
+
+    def discard_chunk(self, chunk: int) -> None: ...
 
     def commit(self, rows: int) -> SinkResult: ...
 
     def abort(self) -> None: ...
+
+
+def part_name(chunk: int, part: int) -> str:
+    return f"part-{chunk:05d}-{part:05d}.parquet"
 
 
 def parquet_bytes(batch: pa.RecordBatch, compression: str) -> bytes:
@@ -88,8 +95,8 @@ class S3ParquetSink:
                 self.prefix,
             )
 
-    def write(self, chunk: int, batch: pa.RecordBatch) -> int:
-        key = f"{self.prefix}part-{chunk:05d}.parquet"
+    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> int:
+        key = f"{self.prefix}{part_name(chunk, part)}"
         data = parquet_bytes(batch, self.target.compression)
         metadata = {
             "dtaas-source-table": self.source_table,
@@ -97,8 +104,12 @@ class S3ParquetSink:
             "dtaas-rows": str(batch.num_rows),
         }
         self.hook.put_object_bytes(data, bucket=self.target.bucket, key=key, metadata=metadata)
-        self.files.append({"key": key, "rows": batch.num_rows, "bytes": len(data)})
+        self.files.append({"key": key, "chunk": chunk, "rows": batch.num_rows, "bytes": len(data)})
         return len(data)
+
+    def discard_chunk(self, chunk: int) -> None:
+        self.hook.delete_prefix(bucket=self.target.bucket, prefix=f"{self.prefix}part-{chunk:05d}-")
+        self.files = [f for f in self.files if f["chunk"] != chunk]
 
     def commit(self, rows: int) -> SinkResult:
         written = sum(f["rows"] for f in self.files)
@@ -148,6 +159,7 @@ class SnowflakeStageSink:
         self._tmpdir = ""
         self.bytes_written = 0
         self.files = 0
+        self._staged: dict[int, list[tuple[str, int]]] = {}  # chunk -> (file name, bytes)
 
     def open(self) -> None:
         t = self.target
@@ -161,9 +173,10 @@ class SnowflakeStageSink:
         ]
         self._session.execute(sql.create_table_sql(t.database, t.schema, t.table, columns))
 
-    def write(self, chunk: int, batch: pa.RecordBatch) -> int:
+    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> int:
         renamed = batch.rename_columns(self.target_columns)
-        path = os.path.join(self._tmpdir, f"part-{chunk:05d}.parquet")
+        name = part_name(chunk, part)
+        path = os.path.join(self._tmpdir, name)
         data = parquet_bytes(renamed, "zstd")
         with open(path, "wb") as handle:
             handle.write(data)
@@ -171,9 +184,16 @@ class SnowflakeStageSink:
             self._session.execute(sql.put_sql(path, self.location))
         finally:
             os.remove(path)
+        self._staged.setdefault(chunk, []).append((name, len(data)))
         self.files += 1
         self.bytes_written += len(data)
         return len(data)
+
+    def discard_chunk(self, chunk: int) -> None:
+        for name, size in self._staged.pop(chunk, []):
+            self._session.execute(sql.remove_sql(self.location + name))
+            self.files -= 1
+            self.bytes_written -= size
 
     def commit(self, rows: int) -> SinkResult:
         t = self.target
