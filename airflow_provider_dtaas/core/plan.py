@@ -54,6 +54,7 @@ class TablePlan:
     batch_size_mb: int = 100
     chunk_rows: int = 1_000_000
     primary_key: tuple[str, ...] | None = None  # the spec's key, when the catalog declares none
+    hash_columns: tuple[str, ...] = ()
 
     @property
     def source_name(self) -> str:
@@ -65,7 +66,7 @@ class TablePlan:
         for key in ("s3", "snowflake"):
             if data[key] is not None:
                 data[key] = {f.name: getattr(data[key], f.name) for f in fields(data[key])}
-        for key in ("include_columns", "exclude_columns", "primary_key"):
+        for key in ("include_columns", "exclude_columns", "primary_key", "hash_columns"):
             if data[key] is not None:
                 data[key] = list(data[key])
         return data
@@ -87,6 +88,7 @@ class TablePlan:
             batch_size_mb=int(data.get("batch_size_mb") or 100),
             chunk_rows=int(data.get("chunk_rows") or 1_000_000),
             primary_key=tuple(data["primary_key"]) if data.get("primary_key") else None,
+            hash_columns=tuple(data.get("hash_columns") or ()),
         )
 
 
@@ -154,6 +156,7 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
         snowflake=snowflake,
         include_columns=tuple(table.columns.include) if table.columns and table.columns.include else None,
         exclude_columns=tuple(table.columns.exclude or ()) if table.columns else (),
+        hash_columns=tuple(table.columns.hash or ()) if table.columns else (),
         row_filter=table.row_filter,
     )
 

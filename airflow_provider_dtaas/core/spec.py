@@ -115,8 +115,13 @@ class DestinationsSpec(_Model):
 class ColumnSelection(_Model):
     include: list[str] | None = Field(default=None, min_length=1, description="only these columns")
     exclude: list[str] | None = Field(default=None, min_length=1, description="every column but these")
+    hash: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="columns replaced by the SHA-256 of their value, computed by the source server",
+    )
 
-    @field_validator("include", "exclude")
+    @field_validator("include", "exclude", "hash")
     @classmethod
     def _valid_names(cls, names: list[str] | None) -> list[str] | None:
         for name in names or []:
@@ -127,8 +132,8 @@ class ColumnSelection(_Model):
     def _one_of(self) -> ColumnSelection:
         if self.include is not None and self.exclude is not None:
             raise ValueError("use either include or exclude, not both")
-        if self.include is None and self.exclude is None:
-            raise ValueError("name the columns to include or to exclude")
+        if self.include is None and self.exclude is None and self.hash is None:
+            raise ValueError("name the columns to include, to exclude or to hash")
         return self
 
 

@@ -20,7 +20,8 @@ from airflow_provider_dtaas.core.identifiers import quote_mssql
 #             string form), carried as text or parsed by Arrow; keeps what the driver would drop
 #   guid    - uuid.UUID from the driver, rendered in SQL Server's canonical upper-case form
 #   wkb     - a spatial value selected as OGC well-known binary (STAsBinary)
-Transport = Literal["native", "text", "guid", "wkb"]
+#   hash    - the SHA-256 of the value's exact text, computed by the server (the value never leaves it)
+Transport = Literal["native", "text", "guid", "wkb", "hash"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class MappedColumn:
         data_type = self.source.data_type
         if self.transport == "wkb":
             return f"{quoted}.STAsBinary() AS {quoted}"
+        if self.transport == "hash":
+            return (
+                f"CONVERT(CHAR(64), HASHBYTES('SHA2_256', {_exact_text(quoted, data_type)}), 2) AS {quoted}"
+            )
         if self.transport != "text":
             return quoted
         if data_type in _TEMPORAL_TEXT_WIDTH:
@@ -76,6 +81,26 @@ class MappedColumn:
         if data_type == "xml":
             return f"CONVERT(NVARCHAR(MAX), {quoted}) AS {quoted}"
         return f"CONVERT(NVARCHAR(4000), {quoted}) AS {quoted}"
+
+
+def _exact_text(quoted: str, data_type: str) -> str:
+    """T-SQL rendering a value as text that tells every value apart (what a hashed column hashes)."""
+    if data_type in ("date", "time", "datetime", "datetime2", "smalldatetime", "datetimeoffset"):
+        return f"CONVERT(NVARCHAR(40), {quoted}, 121)"
+    if data_type in ("float", "real"):
+        return f"CONVERT(NVARCHAR(40), {quoted}, 3)"  # 17 significant digits: round-trips exactly
+    if data_type in _BINARY:
+        return f"CONVERT(NVARCHAR(MAX), {quoted}, 1)"  # 0x-prefixed hex
+    return f"CONVERT(NVARCHAR(MAX), {quoted})"
+
+
+def hash_column(column: SourceColumn) -> MappedColumn:
+    """A column the spec asks to hash: upper-case hex SHA-256 of the UTF-16LE bytes of its exact text.
+
+    Deterministic and unsalted, so hashed columns still join across tables and runs; it hides values
+    from readers of the destination, not from someone able to hash candidate values.
+    """
+    return MappedColumn(column, pa.string(), "VARCHAR(64)", transport="hash")
 
 
 class UnsupportedTypeError(ValueError):
@@ -180,6 +205,16 @@ def map_columns(columns: list[SourceColumn], *, table: str = "") -> list[MappedC
     return mapped
 
 
+def map_selected(
+    columns: list[SourceColumn], *, hashed: tuple[str, ...] = (), table: str = ""
+) -> list[MappedColumn]:
+    """Map the selected columns, hashing those the spec names (hashed columns skip the type map)."""
+    to_hash = {name.lower() for name in hashed}
+    plain = map_columns([c for c in columns if c.name.lower() not in to_hash], table=table)
+    by_name = {c.name: c for c in plain}
+    return [hash_column(c) if c.name.lower() in to_hash else by_name[c.name] for c in columns]
+
+
 def arrow_schema(columns: list[MappedColumn]) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.source.nullable) for c in columns])
 
@@ -193,11 +228,13 @@ def select_columns(
     *,
     include: tuple[str, ...] | None = None,
     exclude: tuple[str, ...] = (),
+    hashed: tuple[str, ...] = (),
     table: str = "",
 ) -> list[SourceColumn]:
-    """Apply a spec's include/exclude lists (names compared case-insensitively, as SQL Server does)."""
+    """Apply a spec's include/exclude lists (names compared case-insensitively, as SQL Server does);
+    ``hashed`` names are only checked to exist (see :func:`map_selected`)."""
     by_name = {c.name.lower(): c for c in columns}
-    named = [*(include or ()), *exclude]
+    named = [*(include or ()), *exclude, *hashed]
     unknown = [n for n in named if n.lower() not in by_name]
     if unknown:
         raise ColumnSelectionError(

@@ -24,6 +24,7 @@ from airflow_provider_dtaas.core.typemap import (
     MappedColumn,
     UnsupportedTypeError,
     map_columns,
+    map_selected,
     select_columns,
 )
 from airflow_provider_dtaas.core.variables import VariableError, render
@@ -164,9 +165,10 @@ class SqlServerFullLoadOperator(BaseOperator):
             described.columns,
             include=plan.include_columns,
             exclude=plan.exclude_columns,
+            hashed=plan.hash_columns,
             table=plan.source_name,
         )
-        columns = map_columns(chosen, table=plan.source_name)
+        columns = map_selected(chosen, hashed=plan.hash_columns, table=plan.source_name)
         key_names = described.read_key(plan.primary_key)
         by_name = {c.name: c for c in described.columns}
         key = map_columns([by_name[name] for name in key_names], table=plan.source_name)

@@ -160,3 +160,25 @@ def mssql_conn(sqlserver_double: tuple[int, str], monkeypatch: pytest.MonkeyPatc
         },
     )
     return "it_mssql"
+
+
+REAL_SQL_SERVER_ENV = "DTAAS_TEST_MSSQL_CONN"
+
+
+@pytest.fixture(params=["double", "sqlserver"])
+def source_conn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The SQL Server source under test: our TDS double, and a real SQL Server when
+    ``DTAAS_TEST_MSSQL_CONN`` holds an Airflow connection URI to one (seeded with
+    ``deploy/mssql/seed.sql``, e.g. the docker-compose ``mssql`` service)."""
+    import os
+
+    if request.param == "double":
+        return str(request.getfixturevalue("mssql_conn"))
+    uri = os.environ.get(REAL_SQL_SERVER_ENV)
+    if not uri:
+        pytest.skip(
+            f"{REAL_SQL_SERVER_ENV} is not set: no real SQL Server to run this test against "
+            "(set it to an Airflow connection URI, e.g. the docker-compose mssql service)"
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_IT_MSSQL_REAL", uri)
+    return "it_mssql_real"

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from airflow_provider_dtaas.core.keyset import KeyChunk
 from airflow_provider_dtaas.core.row_filter import render_row_filter
 from airflow_provider_dtaas.core.typemap import map_columns, select_columns
 from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook, SourceTableNotFoundError
 
 
-def test_columns_are_described_with_their_declared_types(mssql_conn: str) -> None:
+def test_columns_are_described_with_their_declared_types(source_conn: str) -> None:
     columns = {
-        c.name: c for c in DtaasMsSqlHook(mssql_conn_id=mssql_conn).get_source_columns("dbo", "orders")
+        c.name: c for c in DtaasMsSqlHook(mssql_conn_id=source_conn).get_source_columns("dbo", "orders")
     }
     assert (columns["amount"].data_type, columns["amount"].precision, columns["amount"].scale) == (
         "decimal",
@@ -28,17 +31,17 @@ def test_columns_are_described_with_their_declared_types(mssql_conn: str) -> Non
     assert not columns["order_id"].nullable
 
 
-def test_a_missing_table_is_named_with_database_and_connection(mssql_conn: str) -> None:
-    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+def test_a_missing_table_is_named_with_database_and_connection(source_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
     with pytest.raises(
         SourceTableNotFoundError,
-        match=r"source table dbo.nope not found in database dtaas_sample \(connection 'it_mssql'\)",
+        match=rf"source table dbo.nope not found in database dtaas_sample \(connection '{source_conn}'\)",
     ):
         hook.get_source_columns("dbo", "nope")
 
 
-def test_batches_are_bounded_and_keep_every_digit(mssql_conn: str) -> None:
-    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+def test_batches_are_bounded_and_keep_every_digit(source_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
     columns = map_columns(hook.get_source_columns("dbo", "orders"), table="dbo.orders")
     batches = list(hook.iter_record_batches("dbo", "orders", columns, batch_rows=7_000))
     assert [b.num_rows for b in batches] == [7_000] * 17 + [1_000]
@@ -54,8 +57,8 @@ def test_batches_are_bounded_and_keep_every_digit(mssql_conn: str) -> None:
     assert any(text[-1] != "0" for text in table.column("ordered_at").to_pylist()[:100])
 
 
-def test_row_filter_and_column_selection_reach_the_source(mssql_conn: str) -> None:
-    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+def test_row_filter_and_column_selection_reach_the_source(source_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
     chosen = select_columns(hook.get_source_columns("dbo", "orders"), include=("order_id", "status"))
     columns = map_columns(chosen)
     where = render_row_filter("status = N'shipped' AND order_id <= 5000")
@@ -70,14 +73,14 @@ def test_row_filter_and_column_selection_reach_the_source(mssql_conn: str) -> No
     assert set(table.column("status").to_pylist()) == {"shipped"}
 
 
-def test_row_estimates_come_from_partition_statistics(mssql_conn: str) -> None:
-    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+def test_row_estimates_come_from_partition_statistics(source_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
     assert hook.estimate_rows("dbo", "orders") == 120_000
     assert hook.estimate_rows("dbo", "nope") is None
 
 
-def test_the_byte_cap_bounds_every_batch(mssql_conn: str) -> None:
-    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+def test_the_byte_cap_bounds_every_batch(source_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
     columns = map_columns(hook.get_source_columns("dbo", "orders"), table="dbo.orders")
     cap = 256 * 1024
     batches = list(hook.iter_record_batches("dbo", "orders", columns, batch_rows=20_000, max_batch_bytes=cap))
@@ -86,8 +89,8 @@ def test_the_byte_cap_bounds_every_batch(mssql_conn: str) -> None:
     assert len(batches) > 120_000 // 20_000
 
 
-def test_reads_in_key_order_so_every_attempt_cuts_the_same_batches(mssql_conn: str) -> None:
-    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+def test_reads_in_key_order_so_every_attempt_cuts_the_same_batches(source_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
     assert hook.get_primary_key("dbo", "orders") == ["order_id"]
     assert hook.get_primary_key("dbo", "nope") == []
     columns = map_columns(select_columns(hook.get_source_columns("dbo", "orders"), include=("order_id",)))
@@ -101,3 +104,92 @@ def test_reads_in_key_order_so_every_attempt_cuts_the_same_batches(mssql_conn: s
     ]
     assert first == again
     assert first[0] == list(range(1, 5_001))
+
+
+def test_describe_table_reads_keys_size_and_capture_flags_from_the_catalog(source_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
+    orders = hook.describe_table("dbo", "orders")
+    assert orders.primary_key == ["order_id"]
+    assert orders.estimated_rows == 120_000
+    assert orders.size_mb is not None
+    assert orders.size_mb > 0
+    assert orders.read_key() == ["order_id"]
+    assert {c.name: c.collation for c in orders.columns}["status"] == "SQL_Latin1_General_CP1_CI_AS"
+    assert {c.name: c.collation for c in orders.columns}["order_id"] is None
+    assert orders.cdc_enabled is False
+    assert orders.change_tracking_enabled is False
+
+
+def _order_ids(hook: DtaasMsSqlHook, chunk: KeyChunk, conn: object = None) -> list[int]:
+    columns = map_columns(select_columns(hook.get_source_columns("dbo", "orders"), include=("order_id",)))
+    return [
+        value
+        for batch in hook.iter_record_batches(
+            "dbo", "orders", columns, batch_rows=7_000, order_by=["order_id"], chunk=chunk, conn=conn
+        )
+        for value in batch.column("order_id").to_pylist()
+    ]
+
+
+def test_key_chunks_cover_the_table_exactly_once(source_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
+    key = map_columns([c for c in hook.get_source_columns("dbo", "orders") if c.name == "order_id"])
+    with hook.consistent_reader() as conn:
+        chunks = hook.plan_chunks("dbo", "orders", key, chunk_rows=25_000, conn=conn)
+        per_chunk = [_order_ids(hook, chunk, conn) for chunk in chunks]
+    assert [len(ids) for ids in per_chunk] == [25_000] * 4 + [20_000, 0]
+    assert [i for ids in per_chunk for i in ids] == list(range(1, 120_001))
+    # a chunk read again (as after a failure) yields exactly the same rows
+    assert _order_ids(hook, chunks[2]) == per_chunk[2]
+
+
+def test_chunks_of_a_filtered_read_hold_only_the_filtered_rows(source_conn: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
+    key = map_columns([c for c in hook.get_source_columns("dbo", "orders") if c.name == "order_id"])
+    where = render_row_filter("status = N'shipped'")
+    chunks = hook.plan_chunks("dbo", "orders", key, chunk_rows=10_000, row_filter=where)
+    expected = hook.get_first("SELECT COUNT(*) FROM dbo.orders WHERE status = N'shipped'")[0]
+    assert len(chunks) == expected // 10_000 + 1
+
+
+@pytest.fixture
+def composite_table(source_conn: str) -> Iterator[str]:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
+    hook.run("IF OBJECT_ID('dbo.dtaas_it_composite') IS NOT NULL DROP TABLE dbo.dtaas_it_composite")
+    hook.run(
+        "CREATE TABLE dbo.dtaas_it_composite (region NVARCHAR(20) NOT NULL, seq INT NOT NULL,"
+        " at DATETIME2(7) NOT NULL, ref UNIQUEIDENTIFIER NOT NULL, amount DECIMAL(12,3) NOT NULL,"
+        " CONSTRAINT pk_dtaas_it_composite PRIMARY KEY (region, at, seq))"
+    )
+    regions = ["north", "South", "east", "Wést", "zone 😀"]
+    values = ", ".join(
+        f"(N'{regions[i % 5]}', {i // 5}, '2024-01-0{1 + i % 3} 10:00:00.{i:07d}',"
+        f" '{uuid.UUID(int=i * 7919 + 1)}', {i}.125)"
+        for i in range(600)
+    )
+    hook.run(f"INSERT INTO dbo.dtaas_it_composite (region, seq, at, ref, amount) VALUES {values}")
+    yield "dtaas_it_composite"
+    hook.run("DROP TABLE dbo.dtaas_it_composite")
+
+
+def test_composite_and_non_integer_keys_chunk_without_loss(source_conn: str, composite_table: str) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
+    described = hook.describe_table("dbo", composite_table)
+    assert described.read_key() == ["region", "at", "seq"]
+    by_name = {c.name: c for c in described.columns}
+    key = map_columns([by_name[n] for n in described.read_key()])
+    columns = map_columns(described.columns)
+    chunks = hook.plan_chunks("dbo", composite_table, key, chunk_rows=47)
+    assert len(chunks) == 600 // 47 + 1
+    seen = []
+    for chunk in chunks:
+        batches = hook.iter_record_batches(
+            "dbo", composite_table, columns, batch_rows=20, order_by=described.read_key(), chunk=chunk
+        )
+        seen += [(r["region"], r["at"], r["seq"]) for b in batches for r in b.to_pylist()]
+    assert len(seen) == len(set(seen)) == 600
+    whole = hook.get_records(
+        "SELECT region, CONVERT(VARCHAR(27), at, 121), seq FROM dbo.dtaas_it_composite"
+        " ORDER BY region, at, seq"
+    )
+    assert seen == [tuple(row) for row in whole]  # the server's key order, collation included

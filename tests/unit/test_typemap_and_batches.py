@@ -9,10 +9,13 @@ import pytest
 
 from airflow_provider_dtaas.core.batches import ValueConversionError, rows_to_batch
 from airflow_provider_dtaas.core.typemap import (
+    ColumnSelectionError,
     SourceColumn,
     UnsupportedTypeError,
     map_column,
     map_columns,
+    map_selected,
+    select_columns,
     type_table_markdown,
 )
 
@@ -156,3 +159,24 @@ def test_a_value_that_does_not_fit_names_the_column() -> None:
     columns = map_columns([SourceColumn("qty", "smallint")])
     with pytest.raises(ValueConversionError, match=r"column qty \(#1, smallint\): cannot convert to int16"):
         rows_to_batch([(70_000,)], columns)
+
+
+def test_hashed_columns_are_hashed_by_the_server_from_their_exact_text() -> None:
+    columns = [
+        SourceColumn("id", "int", nullable=False),
+        SourceColumn("ssn", "char", max_length=11),
+        SourceColumn("born", "datetime2", datetime_precision=7),
+        SourceColumn("odd", "vector"),  # hashing skips the type map, so even an unknown type can be hashed
+    ]
+    mapped = map_selected(columns, hashed=("SSN", "born", "odd"))
+    assert [c.transport for c in mapped] == ["native", "hash", "hash", "hash"]
+    assert [(c.arrow_type, c.snowflake_type) for c in mapped[1:]] == [(pa.string(), "VARCHAR(64)")] * 3
+    assert mapped[1].select_expression() == (
+        "CONVERT(CHAR(64), HASHBYTES('SHA2_256', CONVERT(NVARCHAR(MAX), [ssn])), 2) AS [ssn]"
+    )
+    assert "CONVERT(NVARCHAR(40), [born], 121)" in mapped[2].select_expression()
+
+
+def test_a_hashed_column_must_exist() -> None:
+    with pytest.raises(ColumnSelectionError, match=r"table dbo.people: no column named nope"):
+        select_columns([SourceColumn("id", "int")], hashed=("nope",), table="dbo.people")
