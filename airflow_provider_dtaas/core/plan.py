@@ -53,6 +53,7 @@ class TablePlan:
     row_filter: str | None = None
     batch_size_mb: int = 100
     chunk_rows: int = 1_000_000
+    parallel_chunks: int = 1
     primary_key: tuple[str, ...] | None = None  # the spec's key, when the catalog declares none
     hash_columns: tuple[str, ...] = ()
 
@@ -87,6 +88,7 @@ class TablePlan:
             row_filter=data.get("row_filter"),
             batch_size_mb=int(data.get("batch_size_mb") or 100),
             chunk_rows=int(data.get("chunk_rows") or 1_000_000),
+            parallel_chunks=int(data.get("parallel_chunks") or 1),
             primary_key=tuple(data["primary_key"]) if data.get("primary_key") else None,
             hash_columns=tuple(data.get("hash_columns") or ()),
         )
@@ -151,6 +153,7 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
         batch_rows=table.batch_rows or spec.batch_rows,
         batch_size_mb=table.batch_size_mb or spec.batch_size_mb,
         chunk_rows=table.chunk_rows or spec.chunk_rows,
+        parallel_chunks=table.parallel_chunks or spec.parallel_chunks,
         primary_key=tuple(table.primary_key) if table.primary_key else None,
         s3=s3,
         snowflake=snowflake,

@@ -142,6 +142,9 @@ class TableSpec(_Model):
     batch_rows: int | None = Field(default=None, ge=1, le=5_000_000)
     batch_size_mb: int | None = Field(default=None, ge=1, le=4_096)
     chunk_rows: int | None = Field(default=None, ge=1_000, le=1_000_000_000)
+    parallel_chunks: int | None = Field(
+        default=None, ge=1, le=64, description="chunks of this table copied at once, by separate tasks"
+    )
     primary_key: list[str] | None = Field(
         default=None,
         min_length=1,
@@ -217,6 +220,13 @@ class TaskSpec(_Model):
         ge=1_000,
         le=1_000_000_000,
         description="rows per keyset chunk: the unit that is read, retried and checkpointed alone",
+    )
+    parallel_chunks: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="1: a table loads in one task; more: its chunks are copied by that many mapped "
+        "tasks at once, on any Celery worker",
     )
     parallel_tables: int = Field(default=3, ge=1, le=64, description="tables loaded at the same time")
     state_conn_id: str = "dtaas_state"
