@@ -1,9 +1,13 @@
-"""Fixtures for the stand-in tests: one SQL Server double per module, seeded with the sample database."""
+"""Fixtures for the stand-in tests: one SQL Server double per module, seeded with the sample database,
+and wire taps that record what clients send to it."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -28,3 +32,49 @@ def sqlserver(tmp_path_factory: pytest.TempPathFactory, mssql_password: str) -> 
         seed_sample=True,
     ) as server:
         yield server
+
+
+class WireTap:
+    """A TCP relay in front of the double; ``sent`` holds every byte the clients sent."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.sent = bytearray()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                server = socket.create_connection(self._target)
+                threading.Thread(target=self._pump, args=(client, server, self.sent), daemon=True).start()
+                threading.Thread(target=self._pump, args=(server, client, None), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket, record: bytearray | None) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if record is not None:
+                    record += data
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture
+def wire_tap() -> Iterator[Callable[[int], WireTap]]:
+    """Opens wire taps in front of a port on 127.0.0.1; closes them after the test."""
+    taps: list[WireTap] = []
+
+    def open_tap(port: int) -> WireTap:
+        taps.append(WireTap(port))
+        return taps[-1]
+
+    yield open_tap
+    for opened in taps:
+        opened.close()
