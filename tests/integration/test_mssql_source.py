@@ -193,3 +193,51 @@ def test_composite_and_non_integer_keys_chunk_without_loss(source_conn: str, com
         " ORDER BY region, at, seq"
     )
     assert seen == [tuple(row) for row in whole]  # the server's key order, collation included
+
+
+@pytest.fixture
+def snapshot_allowed(source_conn: str) -> Iterator[DtaasMsSqlHook]:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
+    hook.run("ALTER DATABASE [dtaas_sample] SET ALLOW_SNAPSHOT_ISOLATION ON", autocommit=True)
+    hook.run("IF OBJECT_ID('dbo.dtaas_it_snap') IS NOT NULL DROP TABLE dbo.dtaas_it_snap")
+    hook.run("CREATE TABLE dbo.dtaas_it_snap (id INT NOT NULL PRIMARY KEY, v NVARCHAR(10) NOT NULL)")
+    hook.run("INSERT INTO dbo.dtaas_it_snap VALUES " + ", ".join(f"({i}, N'v{i}')" for i in range(1, 101)))
+    yield hook
+    hook.run("DROP TABLE dbo.dtaas_it_snap")
+    hook.run("ALTER DATABASE [dtaas_sample] SET ALLOW_SNAPSHOT_ISOLATION OFF", autocommit=True)
+
+
+def _ids(hook: DtaasMsSqlHook, chunk: KeyChunk, conn: object) -> list[int]:
+    columns = map_columns(hook.get_source_columns("dbo", "dtaas_it_snap"))
+    return [
+        i
+        for b in hook.iter_record_batches(
+            "dbo", "dtaas_it_snap", columns, batch_rows=50, order_by=["id"], chunk=chunk, conn=conn
+        )
+        for i in b.column("id").to_pylist()
+    ]
+
+
+def test_a_snapshot_read_sees_one_state_while_writers_carry_on(snapshot_allowed: DtaasMsSqlHook) -> None:
+    hook = snapshot_allowed
+    key = map_columns([c for c in hook.get_source_columns("dbo", "dtaas_it_snap") if c.name == "id"])
+    chunks = hook.plan_chunks("dbo", "dtaas_it_snap", key, chunk_rows=40)
+    with hook.consistent_reader() as conn:
+        first = _ids(hook, chunks[0], conn)
+        # a writer commits while the read is under way, and is not blocked by it
+        hook.run("INSERT INTO dbo.dtaas_it_snap VALUES (1000, N'late')")
+        hook.run("DELETE FROM dbo.dtaas_it_snap WHERE id = 90")
+        rest = [i for chunk in chunks[1:] for i in _ids(hook, chunk, conn)]
+    assert first + rest == list(range(1, 101))  # the state when the read began: no 1000, still 90
+    with hook.consistent_reader() as conn:
+        after = [i for chunk in chunks for i in _ids(hook, chunk, conn)]
+    assert after == [*range(1, 90), *range(91, 101), 1000]  # open-ended last chunk catches new keys
+
+
+def test_without_snapshot_isolation_the_reader_warns_and_says_how_to_enable_it(
+    source_conn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
+    with caplog.at_level("WARNING"), hook.consistent_reader() as conn:
+        assert conn is not None
+    assert "SET ALLOW_SNAPSHOT_ISOLATION ON" in caplog.text
