@@ -124,6 +124,8 @@ class SqlServerDouble:
     def stop(self) -> None:
         self._stopping.set()
         if self._listener is not None:
+            with contextlib.suppress(OSError):  # wakes the blocked accept(); close() alone does not
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
         if self._accept_thread is not None:
             self._accept_thread.join(timeout=5)
