@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from airflow_provider_dtaas.testing.sqlserver.database import Database
+from airflow_provider_dtaas.testing.sqlserver.database import Database, ReceivedSql
 from airflow_provider_dtaas.testing.sqlserver.session import ClientConnection
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ class SqlServerDouble:
     :param password: its password.
     :param database: the database name clients see (``DB_NAME()``, LOGIN7 database).
     :param seed_sample: create the sample tables when the database has none yet.
+
+    :attr:`statements` lists the SQL text clients sent, so a test can assert what its code sends
+    (``WITH (NOLOCK)`` never, say).
     """
 
     def __init__(
@@ -70,6 +73,15 @@ class SqlServerDouble:
         if self._database is None:
             raise RuntimeError("the SQL Server double is not started")
         return self._database
+
+    @property
+    def statements(self) -> list[ReceivedSql]:
+        """The SQL text clients sent, oldest first: each batch, or the statement of an sp_executesql
+        call, with the spid that sent it (the newest 10,000). Tests assert on what their code sends."""
+        return self.database.received
+
+    def clear_statements(self) -> None:
+        self.database.forget_received()
 
     def start(self) -> SqlServerDouble:
         self._database = Database(self._data_dir, self._database_name)
