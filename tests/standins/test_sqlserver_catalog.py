@@ -165,6 +165,28 @@ def test_character_comparisons_follow_each_columns_collation(lines: pymssql.Conn
     assert rows(lines, "SELECT CASE WHEN 'a' = 'A' THEN 1 ELSE 0 END") == [(1,)]
 
 
+def test_keys_on_case_insensitive_columns_reject_case_variants(connect_empty: Connect) -> None:
+    connection = connect_empty(autocommit=True)
+    run(
+        connection,
+        "CREATE TABLE dbo.names (name nvarchar(20) NOT NULL PRIMARY KEY, "
+        "code varchar(5) COLLATE Latin1_General_CS_AS UNIQUE)",
+        "INSERT INTO dbo.names VALUES (N'Ann', 'x')",
+        "INSERT INTO dbo.names VALUES (N'Bob', 'X')",  # _CS: 'X' is not 'x'
+    )
+    fails(
+        connection,
+        "INSERT INTO dbo.names VALUES (N'ANN', 'y')",
+        2627,
+        "Violation of PRIMARY KEY constraint 'PK_names'. Cannot insert duplicate key in object 'dbo.names'.",
+    )
+    fails(connection, "INSERT INTO dbo.names VALUES (N'Cy', 'x')", 2627, "Violation of UNIQUE KEY constraint")
+    assert rows(connection, UNIQUE_KEYS_SQL, ("dbo.names",)) == [
+        ("PK_names", True, 1, "name"),
+        ("UQ_names_code", False, 1, "code"),
+    ]
+
+
 # -- sys.columns ----------------------------------------------------------------------------------
 
 

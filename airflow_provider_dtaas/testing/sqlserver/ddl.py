@@ -309,14 +309,33 @@ def _column_sql(table: TableDefinition, column: DeclaredColumn, statements: list
     return text
 
 
+def _key_sql(table: TableDefinition, name: str) -> str:
+    """A key column as DuckDB must compare it for uniqueness: folded like its collation compares."""
+    column = table.column(name)
+    if column is None or not isinstance(column.sql_type, CharType):
+        return quote(name)
+    collation = duckdb_collation(column.collation)
+    if not collation.startswith("NOCASE"):
+        return quote(name)
+    folded = f"lower({quote(name)})"
+    return f"strip_accents({folded})" if "NOACCENT" in collation else folded
+
+
 def duckdb_statements(table: TableDefinition) -> list[str]:
-    """CREATE SEQUENCE (for IDENTITY columns) and CREATE TABLE in DuckDB's dialect."""
+    """CREATE SEQUENCE (for IDENTITY columns), CREATE TABLE and the unique indexes of keys on
+    case-insensitive character columns, in DuckDB's dialect. DuckDB's own PRIMARY KEY and UNIQUE
+    compare bytes, so such keys become unique indexes over the folded values ('a' and 'A' collide)."""
     statements: list[str] = []
     parts = [_column_sql(table, column, statements) for column in table.columns]
+    folded: list[str] = []
     for index in table.indexes:
-        parts.append(f"{index.kind} ({', '.join(quote(c.name) for c in index.columns)})")
+        keys = [_key_sql(table, c.name) for c in index.columns]
+        if keys == [quote(c.name) for c in index.columns]:
+            parts.append(f"{index.kind} ({', '.join(keys)})")
+        elif (statement := duckdb_index(table, index)) is not None:
+            folded.append(statement)
     statements.append(f"CREATE TABLE {quote(table.schema)}.{quote(table.name)} ({', '.join(parts)})")
-    return statements
+    return statements + folded
 
 
 def duckdb_index(table: TableDefinition, index: IndexDefinition) -> str | None:
@@ -325,5 +344,5 @@ def duckdb_index(table: TableDefinition, index: IndexDefinition) -> str | None:
     if not index.unique or index.filter_definition is not None:
         return None
     name = quote(f"{table.name}__{index.name}")
-    columns = ", ".join(quote(c.name) for c in index.columns)
+    columns = ", ".join(_key_sql(table, c.name) for c in index.columns)
     return f"CREATE UNIQUE INDEX {name} ON {quote(table.schema)}.{quote(table.name)} ({columns})"

@@ -79,6 +79,7 @@ _TABLE_NOT_FOUND = re.compile(r"Table with name ([^ ]+) does not exist")
 _SYNTAX_NEAR = re.compile(r'syntax error at or near "([^"]*)"')
 _DUPLICATE_KEY = re.compile(r'Duplicate key "(.*)" violates (primary key|unique) constraint')
 _DUPLICATE_IN_STATEMENT = re.compile(r'PRIMARY KEY or UNIQUE constraint violation: duplicate key "(.*)"')
+_KEY_COLUMN = re.compile(r'^(?:\w+\()*"?([^()"]+)"?\)*$')  # lower("name") -> name, of folded keys
 _UNKNOWN_FUNCTION = re.compile(r"Scalar Function with name ([^ ]+) does not exist")
 _UNKNOWN_TABLE_FUNCTION = re.compile(r"Table Function with name ([^ ]+) does not exist")
 _NOT_NULL = re.compile(r"NOT NULL constraint failed: ([^.]+)\.(\S+)")
@@ -98,7 +99,7 @@ def duplicate_key(text: str, table: str | None, keys: Sequence[IndexDefinition])
     """2627 (PRIMARY KEY / UNIQUE constraint) or 2601 (unique index) from DuckDB's duplicate-key message."""
     if match := _DUPLICATE_KEY.search(text):
         pairs = [part.split(": ", 1) for part in match.group(1).split(", ")]
-        columns, values = [p[0] for p in pairs], [p[-1] for p in pairs]
+        columns, values = [_KEY_COLUMN.sub(r"\1", p[0]) for p in pairs], [p[-1] for p in pairs]
     elif match := _DUPLICATE_IN_STATEMENT.search(text):
         columns, values = [], [match.group(1)]
     else:
