@@ -120,7 +120,7 @@ CREATE OR REPLACE VIEW {SYS}.tables AS
     SELECT o.table_name AS name, o.object_id, CAST(NULL AS INTEGER) AS principal_id, s.schema_id,
            0 AS parent_object_id, 'U' AS type, 'USER_TABLE' AS type_desc, o.create_date,
            o.create_date AS modify_date, false AS is_ms_shipped, false AS is_published,
-           false AS is_schema_published, 0 AS lob_data_space_id, false AS uses_ansi_nulls,
+           false AS is_schema_published, 0 AS lob_data_space_id, true AS uses_ansi_nulls,
            EXISTS (SELECT 1 FROM {CDC}.change_tables ct WHERE ct.source_object_id = o.object_id)
                AS is_tracked_by_cdc,
            CAST(0 AS UTINYINT) AS temporal_type, 'NON_TEMPORAL_TABLE' AS temporal_type_desc,
