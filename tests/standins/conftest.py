@@ -1,5 +1,6 @@
 """Fixtures for the stand-in tests: one SQL Server double per module, seeded with the sample database,
-and wire taps that record what clients send to it."""
+an empty one per test for tests that change database-wide settings, and wire taps that record what
+clients send to it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import pymssql
 import pytest
 
 from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
+
+Connect = Callable[..., pymssql.Connection]
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +83,44 @@ def wire_tap() -> Iterator[Callable[[int], WireTap]]:
     yield open_tap
     for opened in taps:
         opened.close()
+@pytest.fixture
+def empty_sqlserver(tmp_path: Path, mssql_password: str) -> Iterator[SqlServerDouble]:
+    """A double of its own, without sample tables: database settings changed here stay here."""
+    with SqlServerDouble(
+        data_dir=tmp_path / "sqlserver", password=mssql_password, database="dtaas_sample"
+    ) as server:
+        yield server
+
+
+def _connector(server: SqlServerDouble, password: str, opened: list[pymssql.Connection]) -> Connect:
+    def open_connection(**kwargs: object) -> pymssql.Connection:
+        connection = pymssql.connect(
+            server=server.host,
+            port=str(server.port),
+            user="sa",
+            password=password,
+            database="dtaas_sample",
+            **kwargs,
+        )
+        opened.append(connection)
+        return connection
+
+    return open_connection
+
+
+@pytest.fixture
+def connect(sqlserver: SqlServerDouble, mssql_password: str) -> Iterator[Connect]:
+    """Opens pymssql connections to the module's sample double; closes them after the test."""
+    opened: list[pymssql.Connection] = []
+    yield _connector(sqlserver, mssql_password, opened)
+    for connection in opened:
+        connection.close()
+
+
+@pytest.fixture
+def connect_empty(empty_sqlserver: SqlServerDouble, mssql_password: str) -> Iterator[Connect]:
+    """Opens pymssql connections to the test's own empty double."""
+    opened: list[pymssql.Connection] = []
+    yield _connector(empty_sqlserver, mssql_password, opened)
+    for connection in opened:
+        connection.close()

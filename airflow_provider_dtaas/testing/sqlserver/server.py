@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from airflow_provider_dtaas.testing.sqlserver.database import Database
+from airflow_provider_dtaas.testing.sqlserver.database import Database, ReceivedSql
 from airflow_provider_dtaas.testing.sqlserver.login import ENCRYPTION_SETTINGS, Encryption
 from airflow_provider_dtaas.testing.sqlserver.session import ClientConnection
 from airflow_provider_dtaas.testing.sqlserver.tls import (
@@ -43,6 +43,9 @@ class SqlServerDouble:
         certificate for localhost/127.0.0.1/::1 (and ``host``) are made in ``<data_dir>/tls`` on first
         start and kept; clients trust ``<data_dir>/tls/ca.pem`` (:attr:`ca_file`).
     :param keyfile: PEM private key of ``certfile``; omit when ``certfile`` holds the key.
+
+    :attr:`statements` lists the SQL text clients sent, so a test can assert what its code sends
+    (``WITH (NOLOCK)`` never, say).
     """
 
     def __init__(
@@ -114,6 +117,15 @@ class SqlServerDouble:
             raise RuntimeError("the SQL Server double is not started")
         return self._database
 
+    @property
+    def statements(self) -> list[ReceivedSql]:
+        """The SQL text clients sent, oldest first: each batch, or the statement of an sp_executesql
+        call, with the spid that sent it (the newest 10,000). Tests assert on what their code sends."""
+        return self.database.received
+
+    def clear_statements(self) -> None:
+        self.database.forget_received()
+
     def start(self) -> SqlServerDouble:
         if self._encryption != "off":
             if self._certificate is None:
@@ -181,7 +193,7 @@ class SqlServerDouble:
     def stop(self) -> None:
         self._stopping.set()
         if self._listener is not None:
-            with contextlib.suppress(OSError):  # wakes the accept() blocked in the accept thread
+            with contextlib.suppress(OSError):  # wakes the blocked accept(); close() alone does not
                 self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
         if self._accept_thread is not None:

@@ -224,7 +224,7 @@ class ClientConnection:
         done_token = Token.DONEINPROC if in_procedure else Token.DONE
         final = self._finish_procedure if in_procedure else self._writer.end_message
         try:
-            statements = self._session.split(sql)
+            statements = self._session.receive(sql)
             for index, text in enumerate(statements):
                 more = DoneStatus.MORE if in_procedure or index < len(statements) - 1 else DoneStatus.FINAL
                 self._write_outcome(self._session.run(text, params), more, done_token)

@@ -1,19 +1,22 @@
 """T-SQL statement (sqlglot tree, read as ``tsql``) -> DuckDB SQL text.
 
 sqlglot does the dialect work (TOP, OFFSET/FETCH, ISNULL, brackets, table hints); this module adds
-what only a server knows: @@ variables, DB_NAME(), OBJECT_ID(), the emulated INFORMATION_SCHEMA and sys
-views, and the DuckDB storage type behind every T-SQL type in CAST/CONVERT."""
+what only a server knows: @@ variables, DB_NAME(), OBJECT_ID(), the emulated INFORMATION_SCHEMA, sys
+and cdc views, SQL Server's uniqueidentifier order, and the DuckDB storage type behind every T-SQL type
+in CAST/CONVERT."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
 
-from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, INFO, SYS
+from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, CDC, INFO, SYS
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
+from airflow_provider_dtaas.testing.sqlserver.ordering import order_guids
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, storage_type
 
@@ -99,7 +102,7 @@ def _function(node: exp.Anonymous, facts: SessionFacts) -> exp.Expr:
     return node
 
 
-def _table(node: exp.Table, facts: SessionFacts) -> exp.Table:
+def _table(node: exp.Table, facts: SessionFacts, relations: Mapping[str, str]) -> exp.Expr:
     identifier = node.this
     if node.name.startswith("#") or (
         isinstance(identifier, exp.Identifier) and identifier.args.get("temporary")
@@ -115,7 +118,14 @@ def _table(node: exp.Table, facts: SessionFacts) -> exp.Table:
     if schema is not None and schema.name.lower() == "information_schema":
         node.set("db", exp.to_identifier(INFO))
     elif schema is not None and schema.name.lower() == "sys":
+        if (computed := relations.get(node.name.lower())) is not None:
+            return exp.Subquery(
+                this=sqlglot.parse_one(computed, read="duckdb"),
+                alias=exp.TableAlias(this=exp.to_identifier(node.alias_or_name)),
+            )
         node.set("db", exp.to_identifier(SYS))
+    elif schema is not None and schema.name.lower() == "cdc":
+        node.set("db", exp.to_identifier(CDC))
     return node
 
 
@@ -181,11 +191,18 @@ def to_duckdb(
     *,
     allow_parameters: bool = False,
     lookup: Lookup | None = None,
+    relations: Mapping[str, str] | None = None,
 ) -> str:
     """The DuckDB SQL of one parsed T-SQL statement; ``@name`` becomes ``$name`` when parameters are bound.
 
-    ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits.
+    ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits
+    and uniqueidentifier columns order as in SQL Server (``ordering``). ``relations`` are DuckDB SELECTs
+    that stand in for sys views computed per statement (``stats``), by view name.
     """
+    tree = statement.copy()
+    if lookup is not None:
+        order_guids(tree, lookup)
+    computed = relations or {}
 
     def rewrite(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Convert) and (iso := _iso_text(node, lookup)) is not None:
@@ -210,9 +227,9 @@ def to_duckdb(
         if isinstance(node, exp.Anonymous):
             return _function(node, facts)
         if isinstance(node, exp.Table):
-            return _table(node, facts)
+            return _table(node, facts, computed)
         if isinstance(node, exp.DataType):
             return _data_type(node)
         return node
 
-    return statement.copy().transform(rewrite).sql("duckdb")
+    return tree.transform(rewrite, copy=False).sql("duckdb")
