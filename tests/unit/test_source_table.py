@@ -33,9 +33,7 @@ def test_a_heap_has_no_read_key() -> None:
 def test_the_spec_key_is_checked_against_the_table() -> None:
     table = SourceTable("dbo", "t", COLUMNS)
     assert table.read_key(("CODE", "id")) == ["code", "id"]
-    with pytest.raises(
-        KeyChoiceError, match=r"table dbo.t: primary_key names nope, which the table"
-    ):
+    with pytest.raises(KeyChoiceError, match=r"table dbo.t: primary_key names nope, which the table"):
         table.read_key(("nope",))
     with pytest.raises(KeyChoiceError, match=r"primary_key column email allows NULL"):
         table.read_key(("email",))
