@@ -73,13 +73,18 @@ def chunks_from_boundaries(boundaries: Sequence[Bound]) -> list[KeyChunk]:
     return chunks
 
 
-def boundary_query(table: str, keys: Sequence[str], key_selects: Sequence[str], where: str | None) -> str:
-    """Every N-th key in key order (N bound as the single parameter; ``%%`` is the driver-escaped ``%``).
+def boundary_query(
+    table: str, keys: Sequence[str], key_selects: Sequence[str], where: str | None, *, percent: str = "%%"
+) -> str:
+    """Every N-th key in key order (N bound as the last parameter).
 
     :param table: the quoted table name.
     :param keys: the quoted key columns, in key order.
     :param key_selects: how each key is selected (the column, or its exact text form).
-    :param where: the spec's rendered row filter, if any.
+    :param where: the rows to plan: the spec's rendered row filter and a watermark window, if any;
+        its own placeholders come before N's.
+    :param percent: the modulo operator as the driver wants it in a query with bound values: ``%%``
+        for psycopg, which unescapes it; ``%`` for pymssql, which leaves the text alone.
     """
     aliases = [f"k{i}" for i in range(len(keys))]
     selected = ", ".join(f"{select} AS {alias}" for select, alias in zip(key_selects, aliases, strict=True))
@@ -91,7 +96,7 @@ def boundary_query(table: str, keys: Sequence[str], key_selects: Sequence[str], 
         inner += f" WHERE {where}"
     return (
         f"SELECT {', '.join(aliases)} FROM ({inner}) AS dtaas_keys"
-        f" WHERE {ROW_NUMBER_ALIAS} %% %s = 0 ORDER BY {ROW_NUMBER_ALIAS}"
+        f" WHERE {ROW_NUMBER_ALIAS} {percent} %s = 0 ORDER BY {ROW_NUMBER_ALIAS}"
     )
 
 

@@ -7,8 +7,9 @@ flight, and which Snowflake type stores it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import pyarrow as pa
 
@@ -191,13 +192,22 @@ def _map_temporal(column: SourceColumn, data_type: str) -> MappedColumn:
     return MappedColumn(column, pa.timestamp("us"), f"TIMESTAMP_NTZ({digits})")
 
 
-def map_columns(columns: list[SourceColumn], *, table: str = "") -> list[MappedColumn]:
-    """Map every column, reporting all unsupported ones at once."""
+class ColumnMapper(Protocol):
+    """One source dialect's type map: :func:`map_column` for SQL Server, ``map_pg_column`` for PostgreSQL."""
+
+    def __call__(self, column: SourceColumn, *, table: str = "") -> MappedColumn: ...
+
+
+def map_columns(
+    columns: list[SourceColumn], *, table: str = "", mapper: ColumnMapper = map_column
+) -> list[MappedColumn]:
+    """Map every column (with SQL Server's map unless ``mapper`` says otherwise), reporting all
+    unsupported ones at once."""
     mapped: list[MappedColumn] = []
     problems: list[str] = []
     for column in columns:
         try:
-            mapped.append(map_column(column, table=table))
+            mapped.append(mapper(column, table=table))
         except UnsupportedTypeError as err:
             problems.append(str(err))
     if problems:
@@ -304,13 +314,28 @@ _DOC_ROWS: list[tuple[SourceColumn, str]] = [
 
 def type_table_markdown() -> str:
     """The README's SQL Server type table, rendered from the mapping itself."""
+    return render_type_table(
+        "SQL Server", _DOC_ROWS, map_column, MappedColumn.select_expression, SourceColumn.declaration
+    )
+
+
+def render_type_table(
+    source: str,
+    rows: list[tuple[SourceColumn, str]],
+    mapper: ColumnMapper,
+    select: Callable[[MappedColumn], str],
+    declaration: Callable[[SourceColumn], str],
+    *,
+    alias: str = " AS [c]",
+) -> str:
+    """A Markdown table of a source's types: how each is read, carried in Arrow and stored in Snowflake."""
     lines = [
-        "| SQL Server | read as | Arrow (Parquet) | Snowflake | notes |",
+        f"| {source} | read as | Arrow (Parquet) | Snowflake | notes |",
         "|---|---|---|---|---|",
     ]
-    for column, note in _DOC_ROWS:
-        mapped = map_column(column)
-        read_as = mapped.select_expression().replace(" AS [c]", "")
-        cells = [column.declaration(), f"`{read_as}`", str(mapped.arrow_type), mapped.snowflake_type, note]
+    for column, note in rows:
+        mapped = mapper(column)
+        read_as = select(mapped).replace(alias, "")
+        cells = [declaration(column), f"`{read_as}`", str(mapped.arrow_type), mapped.snowflake_type, note]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -83,6 +83,8 @@ def wire_tap() -> Iterator[Callable[[int], WireTap]]:
     yield open_tap
     for opened in taps:
         opened.close()
+
+
 @pytest.fixture
 def empty_sqlserver(tmp_path: Path, mssql_password: str) -> Iterator[SqlServerDouble]:
     """A double of its own, without sample tables: database settings changed here stay here."""
