@@ -140,7 +140,7 @@ def test_key_chunks_cover_the_table_exactly_once(source_conn: str) -> None:
     with hook.consistent_reader() as conn:
         chunks = hook.plan_chunks("dbo", "orders", key, chunk_rows=25_000, conn=conn)
         per_chunk = [_order_ids(hook, chunk, conn) for chunk in chunks]
-    assert [len(ids) for ids in per_chunk] == [25_000] * 4 + [20_000, 0]
+    assert [len(ids) for ids in per_chunk] == [25_000] * 4 + [20_000]
     assert [i for ids in per_chunk for i in ids] == list(range(1, 120_001))
     # a chunk read again (as after a failure) yields exactly the same rows
     assert _order_ids(hook, chunks[2]) == per_chunk[2]
@@ -161,8 +161,8 @@ def composite_table(source_conn: str) -> Iterator[str]:
     hook.run("IF OBJECT_ID('dbo.dtaas_it_composite') IS NOT NULL DROP TABLE dbo.dtaas_it_composite")
     hook.run(
         "CREATE TABLE dbo.dtaas_it_composite (region NVARCHAR(20) NOT NULL, seq INT NOT NULL,"
-        " at DATETIME2(7) NOT NULL, ref UNIQUEIDENTIFIER NOT NULL, amount DECIMAL(12,3) NOT NULL,"
-        " CONSTRAINT pk_dtaas_it_composite PRIMARY KEY (region, at, seq))"
+        " happened DATETIME2(7) NOT NULL, ref UNIQUEIDENTIFIER NOT NULL, amount DECIMAL(12,3) NOT NULL,"
+        " CONSTRAINT pk_dtaas_it_composite PRIMARY KEY (region, happened, seq))"
     )
     regions = ["north", "South", "east", "Wést", "zone 😀"]
     values = ", ".join(
@@ -170,7 +170,7 @@ def composite_table(source_conn: str) -> Iterator[str]:
         f" '{uuid.UUID(int=i * 7919 + 1)}', {i}.125)"
         for i in range(600)
     )
-    hook.run(f"INSERT INTO dbo.dtaas_it_composite (region, seq, at, ref, amount) VALUES {values}")
+    hook.run(f"INSERT INTO dbo.dtaas_it_composite (region, seq, happened, ref, amount) VALUES {values}")
     yield "dtaas_it_composite"
     hook.run("DROP TABLE dbo.dtaas_it_composite")
 
@@ -178,7 +178,7 @@ def composite_table(source_conn: str) -> Iterator[str]:
 def test_composite_and_non_integer_keys_chunk_without_loss(source_conn: str, composite_table: str) -> None:
     hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
     described = hook.describe_table("dbo", composite_table)
-    assert described.read_key() == ["region", "at", "seq"]
+    assert described.read_key() == ["region", "happened", "seq"]
     by_name = {c.name: c for c in described.columns}
     key = map_columns([by_name[n] for n in described.read_key()])
     columns = map_columns(described.columns)
@@ -189,11 +189,11 @@ def test_composite_and_non_integer_keys_chunk_without_loss(source_conn: str, com
         batches = hook.iter_record_batches(
             "dbo", composite_table, columns, batch_rows=20, order_by=described.read_key(), chunk=chunk
         )
-        seen += [(r["region"], r["at"], r["seq"]) for b in batches for r in b.to_pylist()]
+        seen += [(r["region"], r["happened"], r["seq"]) for b in batches for r in b.to_pylist()]
     assert len(seen) == len(set(seen)) == 600
     whole = hook.get_records(
-        "SELECT region, CONVERT(VARCHAR(27), at, 121), seq FROM dbo.dtaas_it_composite"
-        " ORDER BY region, at, seq"
+        "SELECT region, CONVERT(VARCHAR(27), happened, 121), seq FROM dbo.dtaas_it_composite"
+        " ORDER BY region, happened, seq"
     )
     assert seen == [tuple(row) for row in whole]  # the server's key order, collation included
 
@@ -238,12 +238,15 @@ def test_a_snapshot_read_sees_one_state_while_writers_carry_on(snapshot_allowed:
 
 
 def test_without_snapshot_isolation_the_reader_warns_and_says_how_to_enable_it(
-    source_conn: str, caplog: pytest.LogCaptureFixture
+    source_conn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
-    with caplog.at_level("WARNING"), hook.consistent_reader() as conn:
+    capsys.readouterr()
+    with hook.consistent_reader() as conn:
         assert conn is not None
-    assert "SET ALLOW_SNAPSHOT_ISOLATION ON" in caplog.text
+    printed = capsys.readouterr()
+    # Airflow's task logger (structlog) prints; the warning names the fix
+    assert "SET ALLOW_SNAPSHOT_ISOLATION ON" in printed.out + printed.err
 
 
 def _reference(hook: DtaasMsSqlHook) -> Reference:

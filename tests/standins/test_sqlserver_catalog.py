@@ -803,3 +803,13 @@ def test_a_database_file_of_an_older_catalog_is_moved_aside(tmp_path: Path, mssq
         finally:
             connection.close()
     assert (tmp_path / "dtaas_sample.duckdb.catalog-v1").exists()
+
+
+def test_if_runs_the_branch_its_condition_chooses(connect) -> None:  # type: ignore[no-untyped-def]
+    with connect(autocommit=True) as conn:
+        cursor = conn.cursor()
+        cursor.execute("IF OBJECT_ID('dbo.if_probe') IS NOT NULL DROP TABLE dbo.if_probe")  # absent: no-op
+        cursor.execute("CREATE TABLE dbo.if_probe (a INT)")
+        cursor.execute("IF OBJECT_ID('dbo.if_probe') IS NOT NULL DROP TABLE dbo.if_probe")
+        cursor.execute("SELECT OBJECT_ID('dbo.if_probe')")
+        assert cursor.fetchall() == [(None,)]

@@ -178,12 +178,38 @@ class Session:
             return self.schema_changes.create_index(statement)
         if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
             return self.schema_changes.drop_table(statement)
+        if isinstance(statement, exp.IfBlock):
+            return self._if_block(statement, params)
         if isinstance(statement, exp.Execute):
             call = statement
             return self._catalog_write(lambda: procedures.run(self._con, self.database.name, call))
         if isinstance(statement, exp.Query):
             return self._query(statement, params)
         return self._command(statement, params)
+
+    def _if_block(self, statement: exp.IfBlock, params: Mapping[str, Any] | None) -> Outcome:
+        """``IF <condition> <statement> [ELSE <statement>]``: the condition is evaluated as a query, then
+        the chosen branch's statements run one by one (no BEGIN/END blocks)."""
+        test = exp.select(
+            exp.Case(
+                ifs=[exp.If(this=statement.this, true=exp.Literal.number(1))], default=exp.Literal.number(0)
+            )
+        )
+        sql = self._translate(test, params, None)
+        try:
+            ((chosen,),) = self._con.sql(sql, params=self._bound(test, params)).fetchall()
+        except duckdb.Error as error:
+            raise self._error(error, statement) from error
+        branch = statement.args.get("true") if chosen == 1 else statement.args.get("false")
+        outcome: Outcome = StatementDone()
+        if not isinstance(branch, exp.Expr):  # sqlglot leaves False where there is no ELSE
+            return outcome
+        body = branch.expressions if isinstance(branch, exp.Block) else [branch]
+        if any(part is None for part in body):
+            raise not_supported("This form of IF ... ELSE")
+        for part in body:
+            outcome = self.run(part.sql(dialect="tsql"), params)
+        return outcome
 
     def _parse(self, text: str, read: str | type[sqlglot.Dialect] = "tsql") -> exp.Expr:
         try:
