@@ -296,3 +296,27 @@ class TestSqlServerReads(SourceReadContract):
                 r"source table dbo.no_such_table not found in database dtaas_sample \(connection 'it_mssql'\)"
             ),
         )
+
+
+def test_hashed_columns_leave_the_server_only_as_their_sha256(source_conn: str) -> None:
+    import hashlib
+
+    from airflow_provider_dtaas.core.typemap import map_selected
+
+    hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
+    chosen = select_columns(
+        hook.get_source_columns("dbo", "customers"), include=("customer_id", "email", "created_at")
+    )
+    columns = map_selected(chosen, hashed=("email", "created_at"))
+    batches = hook.iter_record_batches("dbo", "customers", columns, batch_rows=400, order_by=["customer_id"])
+    landed = pa.Table.from_batches(list(batches)).to_pylist()
+    source = hook.get_records(
+        "SELECT email, CONVERT(NVARCHAR(40), created_at, 121) FROM dbo.customers ORDER BY customer_id"
+    )
+
+    def sha(text: str | None) -> str | None:
+        return None if text is None else hashlib.sha256(text.encode("utf-16-le")).hexdigest().upper()
+
+    assert [r["email"] for r in landed] == [sha(email) for email, _ in source]
+    assert [r["created_at"] for r in landed] == [sha(at) for _, at in source]
+    assert any(r["email"] is None for r in landed)  # NULL stays NULL

@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, CDC, INFO, SYS
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
+from airflow_provider_dtaas.testing.sqlserver.functions import HASH_FUNCTION
 from airflow_provider_dtaas.testing.sqlserver.ordering import order_guids
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, storage_type
@@ -185,6 +186,61 @@ def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
     return built
 
 
+_UNICODE_TYPES = (exp.DataType.Type.NVARCHAR, exp.DataType.Type.NCHAR)
+_BINARY_KINDS = ("binary", "varbinary", "image", "timestamp", "rowversion")
+_HASHES: dict[type[exp.Expr], str] = {exp.MD5Digest: "MD5", exp.SHA: "SHA1"}
+
+
+def _declared_kind(node: exp.Expr, lookup: Lookup | None) -> str | None:
+    select = node.find_ancestor(exp.Select)
+    if lookup is None or not isinstance(node, exp.Column) or select is None:
+        return None
+    declared = _find(_sources(select, lookup), node)
+    return declared.sql_type.name if declared is not None else None
+
+
+def _hash(node: exp.Expr, lookup: Lookup | None) -> exp.Expr | None:
+    """HASHBYTES(algorithm, value), which sqlglot parses into SHA2 / SHA / MD5Digest nodes."""
+    if isinstance(node, exp.SHA2):
+        length = node.args.get("length")
+        algorithm = f"SHA2_{length.name if length is not None else 256}"
+    elif type(node) in _HASHES:
+        algorithm = _HASHES[type(node)]
+    else:
+        return None
+    value = node.this
+    unicode = (
+        isinstance(value, exp.National)
+        or (
+            isinstance(value, exp.Convert | exp.Cast)
+            and value.args["to" if isinstance(value, exp.Cast) else "this"].is_type(*_UNICODE_TYPES)
+        )
+        or _declared_kind(value, lookup) in ("nvarchar", "nchar", "ntext")
+    )
+    return exp.Anonymous(
+        this=HASH_FUNCTION,
+        expressions=[_literal(algorithm), value, _literal("unicode" if unicode else "ansi")],
+    )
+
+
+def _binary_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
+    """CONVERT(<char type>, <binary>, 1 | 2): hex digits, with '0x' for style 1."""
+    style = node.args.get("style")
+    if not isinstance(style, exp.Literal) or style.name not in ("1", "2"):
+        return None
+    value = node.expression
+    hashed = isinstance(value, exp.Anonymous) and value.name == HASH_FUNCTION
+    binary = hashed or _declared_kind(value, lookup) in _BINARY_KINDS
+    if (
+        not binary
+        or not isinstance(node.this, exp.DataType)
+        or not node.this.is_type(*exp.DataType.TEXT_TYPES)
+    ):
+        return None
+    digits = exp.Upper(this=exp.Hex(this=value))
+    return exp.DPipe(this=_literal("0x"), expression=digits) if style.name == "1" else digits
+
+
 def to_duckdb(
     statement: exp.Expr,
     facts: SessionFacts,
@@ -202,6 +258,13 @@ def to_duckdb(
     tree = statement.copy()
     if lookup is not None:
         order_guids(tree, lookup)
+    # HASHBYTES, then CONVERT of binary to hex text, each in a pass of its own while the tree still
+    # has its T-SQL shape (a node replaced during a transform is not visited again, nor its children)
+    tree = tree.transform(lambda node: _hash(node, lookup) or node, copy=False)
+    tree = tree.transform(
+        lambda node: (_binary_text(node, lookup) if isinstance(node, exp.Convert) else None) or node,
+        copy=False,
+    )
     computed = relations or {}
 
     def rewrite(node: exp.Expr) -> exp.Expr:
