@@ -23,8 +23,14 @@ from airflow_provider_dtaas.testing.sqlserver.catalog import (
     TableDefinition,
 )
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported, syntax_error
-from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, storage_type
-from airflow_provider_dtaas.testing.sqlserver.types import BinaryType, CharType, SqlType
+from airflow_provider_dtaas.testing.sqlserver.functions import ROWVERSION_FUNCTION
+from airflow_provider_dtaas.testing.sqlserver.typemap import (
+    NTEXT_MARKER,
+    UnsupportedType,
+    declared_type,
+    storage_type,
+)
+from airflow_provider_dtaas.testing.sqlserver.types import AliasType, BinaryType, CharType, SqlType
 
 Translate = Callable[[exp.Expr], str]
 _IS_NOT_NULL = re.compile(
@@ -82,10 +88,13 @@ def quote(name: str) -> str:
 
 
 def spell_real_as_float24(sql: str) -> str:
-    """sqlglot reads ``real`` as ``float`` (8 bytes); ``float(24)`` keeps it a 4-byte real."""
+    """sqlglot reads ``real`` as ``float`` (8 bytes); ``float(24)`` keeps it a 4-byte real. It also reads
+    ``ntext`` as ``text``, so ``ntext`` is spelled with a name of its own (``NTEXT_MARKER``)."""
+    spellings = {"REAL": "float(24)", "NTEXT": NTEXT_MARKER}
     for token in reversed(TSQL().tokenize(sql)):
-        if token.text.upper() == "REAL" and token.token_type not in (TokenType.STRING, TokenType.IDENTIFIER):
-            sql = sql[: token.start] + "float(24)" + sql[token.end + 1 :]
+        word = token.text.upper()
+        if word in spellings and token.token_type not in (TokenType.STRING, TokenType.IDENTIFIER):
+            sql = sql[: token.start] + spellings[word] + sql[token.end + 1 :]
     return sql
 
 
@@ -303,6 +312,8 @@ def _column_sql(table: TableDefinition, column: DeclaredColumn, statements: list
         text += f" DEFAULT nextval('{sequence}')"
     elif column.default_sql is not None:
         text += f" DEFAULT {column.default_sql}"
+    elif isinstance(sql_type, AliasType) and sql_type.name == "timestamp":
+        text += f" DEFAULT {ROWVERSION_FUNCTION}()"  # a new, increasing 8-byte version per row
     if isinstance(sql_type, CharType | BinaryType) and sql_type.length is not None:
         measure = "octet_length" if isinstance(sql_type, BinaryType) else "length"
         text += f" CHECK ({measure}({quote(column.name)}) <= {sql_type.length})"

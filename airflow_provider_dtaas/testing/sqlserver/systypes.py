@@ -15,12 +15,14 @@ SYSTEM_TYPE_IDS = {
     "money": 60, "datetime": 61, "float": 62, "sql_variant": 98, "ntext": 99, "bit": 104, "decimal": 106,
     "numeric": 108, "smallmoney": 122, "bigint": 127, "varbinary": 165, "varchar": 167, "binary": 173,
     "char": 175, "timestamp": 189, "nvarchar": 231, "nchar": 239, "xml": 241,
+    "hierarchyid": 240, "geometry": 240, "geography": 240,
 }  # fmt: skip
 
 _FIXED_LENGTHS = {
     "tinyint": 1, "smallint": 2, "int": 4, "bigint": 8, "bit": 1, "money": 8, "smallmoney": 4,
     "float": 8, "real": 4, "date": 3, "datetime": 8, "smalldatetime": 4, "uniqueidentifier": 16,
     "timestamp": 8, "text": 16, "ntext": 16, "image": 16, "xml": -1, "sql_variant": 8016,
+    "hierarchyid": 892, "geometry": -1, "geography": -1,
 }  # fmt: skip
 
 # Average bytes assumed for a (max) value kept in row, for page estimates.
@@ -46,6 +48,8 @@ def _fraction_bytes(scale: int) -> int:
 
 def _max_length(sql_type: SqlType) -> int:
     name = sql_type.name
+    if name in _FIXED_LENGTHS:
+        return _FIXED_LENGTHS[name]
     characters = sql_type.character_maximum_length
     if characters is not None:
         return -1 if characters == -1 else characters * (2 if name in ("nchar", "nvarchar") else 1)

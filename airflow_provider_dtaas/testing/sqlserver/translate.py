@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, CDC, INFO, SYS
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
-from airflow_provider_dtaas.testing.sqlserver.functions import HASH_FUNCTION
+from airflow_provider_dtaas.testing.sqlserver.functions import HASH_FUNCTION, WKB_FUNCTION
 from airflow_provider_dtaas.testing.sqlserver.ordering import order_guids
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, storage_type
@@ -130,6 +130,37 @@ def _table(node: exp.Table, facts: SessionFacts, relations: Mapping[str, str]) -
     return node
 
 
+_NUMERIC_LITERAL = re.compile(r"^(\d*)(?:\.(\d*))?$")
+
+
+def _long_numeric(text: str) -> exp.Expr | None:
+    """A numeric literal with more digits than a double keeps is a decimal in T-SQL: cast it exactly."""
+    match = _NUMERIC_LITERAL.match(text)
+    if match is None:
+        return None
+    whole, fraction = match.group(1).lstrip("0"), match.group(2) or ""
+    digits = len(whole) + len(fraction)
+    if digits <= 15 or digits > 38:
+        return None
+    return exp.cast(exp.Literal.string(text), f"DECIMAL({max(digits, 1)},{len(fraction)})")
+
+
+def _spatial(node: exp.Expr) -> exp.Expr | None:
+    """geometry::STGeomFromText(wkt, srid) / geography::... -> WKB (the SRID is not kept), and
+    ``[g].STAsBinary()`` -> the stored WKB itself."""
+    if isinstance(node, exp.ScopeResolution) and isinstance(node.expression, exp.Anonymous):
+        owner = str(node.this.name).lower() if node.this is not None else ""
+        method = node.expression.name.upper()
+        if owner in ("geometry", "geography") and method == "STGEOMFROMTEXT":
+            return exp.Anonymous(this=WKB_FUNCTION, expressions=[node.expression.expressions[0]])
+        raise not_supported(f"{owner}::{node.expression.name}")
+    call = node.expression if isinstance(node, exp.Dot) else None
+    if isinstance(call, exp.Anonymous) and call.name.upper() == "STASBINARY" and not call.expressions:
+        inner = node.this
+        return exp.column(inner.name, quoted=True) if isinstance(inner, exp.Identifier) else inner
+    return None
+
+
 def _data_type(node: exp.DataType) -> exp.Expr:
     if isinstance(node.parent, exp.ColumnDef):
         return node
@@ -170,7 +201,10 @@ def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
         # the double keeps the instant, not the offset: answer in UTC, as style 127 writes it ('Z')
         utc = "TIMEZONE('UTC', __value)"
         fraction = f"SUBSTR(STRFTIME({utc}, '.%n'), 1, {1 + digits})" if digits else "''"
-        template = f"STRFTIME({utc}, '%Y-%m-%dT%H:%M:%S') || {fraction} || 'Z'"
+        if separator == " ":  # style 121: 'yyyy-mm-dd hh:mi:ss[.fffffff] +hh:mm', here always +00:00
+            template = f"STRFTIME({utc}, '%Y-%m-%d %H:%M:%S') || {fraction} || ' +00:00'"
+        else:
+            template = f"STRFTIME({utc}, '%Y-%m-%dT%H:%M:%S') || {fraction} || 'Z'"
     elif declared.sql_type.name == "time":
         # DuckDB prints TIME_NS without trailing zeros and cannot strftime it: pad to 7 digits, then cut
         text = "CAST(__value AS VARCHAR)"
@@ -287,6 +321,13 @@ def to_duckdb(
             return _literal(facts.login)
         if isinstance(node, exp.ObjectId):
             return exp.func(f"{CATALOG}.object_id", node.this)
+        if isinstance(node, exp.Literal) and not node.is_string and (exact := _long_numeric(node.name)):
+            return exact
+        if isinstance(node, exp.Column) and node.name.lower() == "0x" and not node.table:
+            # sqlglot reads the empty binary literal 0x as a (quoted) name; a column [0x] cannot be told apart
+            return exp.cast(exp.Literal.string(""), "BLOB")
+        if isinstance(node, exp.ScopeResolution | exp.Dot) and (spatial := _spatial(node)) is not None:
+            return spatial
         if isinstance(node, exp.Anonymous):
             return _function(node, facts)
         if isinstance(node, exp.Table):

@@ -23,6 +23,9 @@ from airflow_provider_dtaas.testing.sqlserver.temporal import (
     TimeType,
 )
 from airflow_provider_dtaas.testing.sqlserver.types import (
+    ALIAS_NAMES,
+    TEXT_ALIASES,
+    AliasType,
     BinaryType,
     BitType,
     CharType,
@@ -32,7 +35,11 @@ from airflow_provider_dtaas.testing.sqlserver.types import (
     IntType,
     MoneyType,
     SqlType,
+    alias_type,
 )
+
+# sqlglot reads ntext as text; the DDL pass spells it with this name so the two stay apart.
+NTEXT_MARKER = "dtaas_ntext"
 
 DT = exp.DataType.Type
 
@@ -91,13 +98,17 @@ def declared_type(dtype: exp.DataType) -> SqlType:
     if kind in (DT.CHAR, DT.VARCHAR, DT.NCHAR, DT.NVARCHAR):
         return CharType(kind.value.lower(), length=_length(args, 1))
     if kind == DT.TEXT:
-        return CharType("nvarchar", length=None)
+        return alias_type("text")
     if kind in (DT.BINARY, DT.VARBINARY):
         return BinaryType(kind.value.lower(), length=_length(args, 1))
-    if kind == DT.IMAGE:
-        return BinaryType("varbinary", length=None)
+    special = {DT.IMAGE: "image", DT.XML: "xml", DT.VARIANT: "sql_variant", DT.GEOGRAPHY: "geography",
+               DT.GEOMETRY: "geometry", DT.ROWVERSION: "timestamp"}  # fmt: skip
+    if kind in special:
+        return alias_type(special[kind])
     if kind == DT.USERDEFINED and dtype.sql("tsql").lower() == "sysname":
         return CharType("nvarchar", length=128)
+    if kind == DT.USERDEFINED and dtype.sql("tsql").lower() in ("hierarchyid", NTEXT_MARKER):
+        return alias_type("ntext" if dtype.sql("tsql").lower() == NTEXT_MARKER else "hierarchyid")
     raise UnsupportedType(f"type {dtype.sql('tsql')} is not supported by the SQL Server double")
 
 
@@ -131,6 +142,8 @@ def storage_type(sql_type: SqlType) -> str:
         return "BLOB"
     if isinstance(sql_type, GuidType):
         return "UUID"
+    if isinstance(sql_type, AliasType):
+        return "VARCHAR" if sql_type.name in TEXT_ALIASES else "BLOB"
     raise UnsupportedType(f"no storage type for {sql_type.declaration()}")
 
 
@@ -166,6 +179,8 @@ def type_from_parts(
             return BinaryType(data_type, length=length)
         case "uniqueidentifier":
             return GuidType()
+        case name if name in ALIAS_NAMES:
+            return alias_type(name)
     raise UnsupportedType(f"unknown catalog type {data_type}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
@@ -244,7 +244,9 @@ class CharType(SqlType):
             return PLP_NULL if self.length is None else b"\xff\xff"
         text = str(value)
         if self.fixed and self.length is not None:
-            text = text.ljust(self.length)
+            # nchar(n) holds n UTF-16 code units: a character outside the BMP takes two
+            used = len(text.encode("utf-16-le")) // 2 if self.unicode else len(text)
+            text += " " * max(0, self.length - used)
         data = text.encode("utf-16-le") if self.unicode else text.encode(VARCHAR_CODEC, "replace")
         return encode_plp(data) if self.length is None else _USHORT.pack(len(data)) + data
 
@@ -292,6 +294,62 @@ class GuidType(SqlType):
         elif not isinstance(value, uuid.UUID):
             value = uuid.UUID(str(value))
         return b"\x10" + value.bytes_le
+
+
+@dataclass(frozen=True)
+class AliasType(SqlType):
+    """A type SQL Server names and stores on its own (text, ntext, image, xml, sql_variant, hierarchyid,
+    geography, geometry, timestamp/rowversion) that the double sends as the plain type closest to what
+    a client makes of it: the catalog shows ``name``, the wire carries ``wire``."""
+
+    wire: SqlType = field(default_factory=lambda: CharType("nvarchar"))
+    reported_length: int | None = None
+
+    @property
+    def character_maximum_length(self) -> int | None:
+        return self.reported_length
+
+    @property
+    def collation_name(self) -> str | None:
+        return self.wire.collation_name if self.name in ("text", "ntext") else None
+
+    def type_info(self) -> bytes:
+        return self.wire.type_info()
+
+    def encode(self, value: Any) -> bytes:
+        return self.wire.encode(value)
+
+
+def alias_type(name: str) -> AliasType:
+    """The double's stand-in for one of SQL Server's special types, by its name."""
+    unicode_lob = CharType("nvarchar", length=None)
+    kinds: dict[str, tuple[SqlType, int | None]] = {
+        "text": (CharType("varchar", length=None), 2_147_483_647),
+        "ntext": (unicode_lob, 1_073_741_823),
+        "xml": (unicode_lob, -1),
+        "sql_variant": (unicode_lob, 0),
+        "hierarchyid": (unicode_lob, 892),
+        "image": (BinaryType("varbinary", length=None), 2_147_483_647),
+        "geography": (BinaryType("varbinary", length=None), -1),
+        "geometry": (BinaryType("varbinary", length=None), -1),
+        "timestamp": (BinaryType("binary", length=8), None),
+    }
+    wire, length = kinds[name]
+    return AliasType(name, wire=wire, reported_length=length)
+
+
+ALIAS_NAMES = (
+    "text",
+    "ntext",
+    "xml",
+    "sql_variant",
+    "hierarchyid",
+    "image",
+    "geography",
+    "geometry",
+    "timestamp",
+)
+TEXT_ALIASES = ("text", "ntext", "xml", "sql_variant", "hierarchyid")
 
 
 def encode_plp(data: bytes) -> bytes:
