@@ -233,11 +233,9 @@ class KeysetReaderMixin:
             try:
                 cursor.execute(sql, params)
                 while True:
-                    rows = cursor.fetchmany(sizer.rows)
-                    if not rows:
+                    batch = _fetch_batch(cursor, columns, sizer.rows)
+                    if batch is None:
                         return
-                    batch = rows_to_batch(rows, columns)
-                    del rows
                     if not max_batch_bytes:
                         yield batch
                         continue
@@ -293,3 +291,27 @@ class KeysetReaderMixin:
             return
         with closing(self.get_conn()) as own:
             yield own
+
+
+# Rows are fetched in blocks of at most this many and turned into Arrow at once, so the driver's Python
+# objects (several times the size of the same values in Arrow) never number more than one block.
+FETCH_BLOCK_ROWS = 8_192
+
+
+def _fetch_batch(cursor: Any, columns: list[MappedColumn], rows: int) -> pa.RecordBatch | None:
+    """Up to ``rows`` rows as one contiguous record batch, fetched block by block; None at the end."""
+    blocks: list[pa.RecordBatch] = []
+    fetched = 0
+    while fetched < rows:
+        block = cursor.fetchmany(min(FETCH_BLOCK_ROWS, rows - fetched))
+        if not block:
+            break
+        blocks.append(rows_to_batch(block, columns))
+        fetched += len(block)
+        del block
+    if not blocks:
+        return None
+    if len(blocks) == 1:
+        return blocks[0]
+    (batch,) = pa.Table.from_batches(blocks).combine_chunks().to_batches()
+    return batch
