@@ -82,10 +82,12 @@ class DtaasMsSqlHook(KeysetReaderMixin, MsSqlHook):
     # -- introspection -------------------------------------------------------------------------
 
     def list_tables(self) -> list[tuple[str, str]]:
-        """Every base table of the database as (schema, table)."""
+        """Every user table of the database as (schema, table): not the tables SQL Server itself
+        ships or adds (``is_ms_shipped``, such as CDC's ``dbo.systranschemas``), nor CDC's ``cdc.*``."""
         rows = self.get_records(
-            "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_TYPE = %s",
-            parameters=("BASE TABLE",),
+            "SELECT s.name, t.name FROM sys.tables t JOIN sys.schemas s ON s.schema_id = t.schema_id"
+            " WHERE t.is_ms_shipped = 0 AND s.name <> %s ORDER BY s.name, t.name",
+            parameters=("cdc",),
         )
         return [(str(schema), str(table)) for schema, table in rows]
 

@@ -320,3 +320,11 @@ def test_hashed_columns_leave_the_server_only_as_their_sha256(source_conn: str) 
     assert [r["email"] for r in landed] == [sha(email) for email, _ in source]
     assert [r["created_at"] for r in landed] == [sha(at) for _, at in source]
     assert any(r["email"] is None for r in landed)  # NULL stays NULL
+
+
+def test_list_tables_names_user_tables_only(source_conn: str) -> None:
+    tables = DtaasMsSqlHook(mssql_conn_id=source_conn).list_tables()
+    assert {("dbo", "customers"), ("dbo", "orders"), ("dbo", "products"), ("sales", "regions")} <= set(tables)
+    # on a real server seeded by deploy/mssql/seed.sql, CDC adds cdc.* and dbo.systranschemas
+    assert not [t for t in tables if t[0] == "cdc" or t[1] == "systranschemas"]
+    assert tables == sorted(tables)
