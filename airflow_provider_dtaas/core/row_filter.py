@@ -73,3 +73,11 @@ def render_row_filter(text: str, *, dialect: RowFilterDialect = "tsql") -> str:
     if not isinstance(condition, _BOOLEAN):
         raise RowFilterError("must be a boolean expression, e.g. order_date >= '2024-01-01'")
     return str(condition.sql(dialect=dialect))
+
+
+def transpile_row_filter(tsql: str, dialect: RowFilterDialect) -> str:
+    """A filter the spec loader rendered as T-SQL, in another source's dialect (checked again there)."""
+    if dialect == "tsql":
+        return tsql
+    condition = sqlglot.parse_one(f"SELECT 1 WHERE {tsql}", read="tsql").args["where"].this
+    return render_row_filter(str(condition.sql(dialect=dialect)), dialect=dialect)

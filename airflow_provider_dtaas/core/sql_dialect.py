@@ -26,6 +26,7 @@ from sqlglot import exp
 from airflow_provider_dtaas.core.identifiers import quote_mssql, quote_postgres
 from airflow_provider_dtaas.core.keyset import WHOLE_TABLE, KeyChunk, boundary_query, range_predicate
 from airflow_provider_dtaas.core.pg_typemap import map_pg_column, pg_select_expression
+from airflow_provider_dtaas.core.row_filter import RowFilterDialect
 from airflow_provider_dtaas.core.typemap import (
     ColumnMapper,
     MappedColumn,
@@ -58,6 +59,7 @@ class SqlDialect:
         the driver returns and binds back exactly (SQL Server: date and time keys as their text).
     :param bound_filter: a rendered row filter as it must be written in a query with bound values.
     :param bound_percent: the ``%`` operator as it must be written in a query with bound values.
+    :param row_filter_dialect: the sqlglot dialect a spec's row filter is rendered in for this source.
     """
 
     name: str
@@ -67,6 +69,7 @@ class SqlDialect:
     exact_key: Callable[[MappedColumn, str], str] = _as_is
     bound_filter: Callable[[str], str] = _double_percent
     bound_percent: str = "%%"
+    row_filter_dialect: RowFilterDialect = "postgres"
 
     def table(self, schema: str, table: str) -> str:
         return f"{self.quote(schema)}.{self.quote(table)}"
@@ -191,6 +194,7 @@ MSSQL = SqlDialect(
     exact_key=_mssql_exact_key,
     bound_filter=_pymssql_bound_filter,
     bound_percent="%",
+    row_filter_dialect="tsql",
 )
 
 # psycopg returns every key type DTaaS chunks by (integers, numeric, text, uuid, date and time to the

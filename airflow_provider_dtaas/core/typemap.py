@@ -216,11 +216,15 @@ def map_columns(
 
 
 def map_selected(
-    columns: list[SourceColumn], *, hashed: tuple[str, ...] = (), table: str = ""
+    columns: list[SourceColumn],
+    *,
+    hashed: tuple[str, ...] = (),
+    table: str = "",
+    mapper: ColumnMapper = map_column,
 ) -> list[MappedColumn]:
     """Map the selected columns, hashing those the spec names (hashed columns skip the type map)."""
     to_hash = {name.lower() for name in hashed}
-    plain = map_columns([c for c in columns if c.name.lower() not in to_hash], table=table)
+    plain = map_columns([c for c in columns if c.name.lower() not in to_hash], table=table, mapper=mapper)
     by_name = {c.name: c for c in plain}
     return [hash_column(c) if c.name.lower() in to_hash else by_name[c.name] for c in columns]
 

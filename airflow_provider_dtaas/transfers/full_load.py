@@ -17,6 +17,7 @@ from airflow_provider_dtaas.core.batching import MB, rows_for_estimate
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.keyset import KeyChunk
 from airflow_provider_dtaas.core.plan import S3Target, TablePlan
+from airflow_provider_dtaas.core.row_filter import transpile_row_filter
 from airflow_provider_dtaas.core.run_params import requested_tables, wanted
 from airflow_provider_dtaas.core.source_table import KeyChoiceError
 from airflow_provider_dtaas.core.typemap import (
@@ -24,7 +25,6 @@ from airflow_provider_dtaas.core.typemap import (
     MappedColumn,
     SourceColumn,
     UnsupportedTypeError,
-    map_columns,
     map_selected,
     select_columns,
 )
@@ -35,6 +35,7 @@ from airflow_provider_dtaas.hooks.mssql import (
     SourceTableNotFoundError,
     SourceUnreachableError,
 )
+from airflow_provider_dtaas.hooks.postgres_source import DtaasPostgresSourceHook
 from airflow_provider_dtaas.hooks.s3 import DestinationBucketError, DtaasS3Hook
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
@@ -47,6 +48,10 @@ CHUNK_RETRY_DELAY = 1.0
 CHUNK_RETRY_MAX_DELAY = 30.0
 
 
+class SourceConnectionTypeError(ValueError):
+    """The source connection is of a type DTaaS cannot read."""
+
+
 class TableLoadError(RuntimeError):
     """A table's load failed; the message names the spec, the table and the cause."""
 
@@ -57,6 +62,7 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     ColumnSelectionError,
     KeyChoiceError,
     UnsupportedTypeError,
+    SourceConnectionTypeError,
     ValueConversionError,
     DestinationBucketError,
     VariableError,
@@ -85,7 +91,12 @@ class TableLoad:
         self.plan = plan
         self.run_id = run_id
         self.context = context
-        self.source = DtaasMsSqlHook(mssql_conn_id=mssql_conn_id, database=source_database)
+        self.source = source_hook(mssql_conn_id, source_database)
+        self.row_filter = (
+            None
+            if plan.row_filter is None
+            else transpile_row_filter(plan.row_filter, self.source.source_dialect.row_filter_dialect)
+        )
         self.log = log
 
     def prepare(self) -> dict[str, Any]:
@@ -98,10 +109,10 @@ class TableLoad:
             hashed=plan.hash_columns,
             table=plan.source_name,
         )
-        columns = map_selected(chosen, hashed=plan.hash_columns, table=plan.source_name)
+        columns = self._map_selected(chosen)
         key_names = described.read_key(plan.primary_key)
         by_name = {c.name: c for c in described.columns}
-        key = map_columns([by_name[name] for name in key_names], table=plan.source_name)
+        key = self.source.map_columns([by_name[name] for name in key_names], table=plan.source_name)
         if not key:
             self.log.warning(
                 "table %s has no primary key or NOT NULL unique index: it is read in one streamed pass "
@@ -110,7 +121,7 @@ class TableLoad:
             )
         batch_rows = plan.batch_rows or rows_for_estimate(described.estimated_rows)
         chunks = self.source.plan_chunks(
-            plan.source_schema, plan.source_table, key, chunk_rows=plan.chunk_rows, row_filter=plan.row_filter
+            plan.source_schema, plan.source_table, key, chunk_rows=plan.chunk_rows, row_filter=self.row_filter
         )
         self.log.info(
             "table %s: about %s rows (%s MB); key %s; %d chunk(s) of about %d rows; batches of %d rows "
@@ -137,9 +148,24 @@ class TableLoad:
 
     def _columns(self, prepared: dict[str, Any]) -> tuple[list[MappedColumn], list[MappedColumn]]:
         chosen = [SourceColumn(**c) for c in prepared["columns"]]
-        columns = map_selected(chosen, hashed=self.plan.hash_columns, table=self.plan.source_name)
-        key = map_columns([SourceColumn(**c) for c in prepared["key"]], table=self.plan.source_name)
+        columns = self._map_selected(chosen)
+        key = self.source.map_columns(
+            [SourceColumn(**c) for c in prepared["key"]], table=self.plan.source_name
+        )
         return columns, key
+
+    def _map_selected(self, chosen: list[SourceColumn]) -> list[MappedColumn]:
+        if self.plan.hash_columns and self.source.source_dialect.row_filter_dialect != "tsql":
+            raise ColumnSelectionError(
+                f"table {self.plan.source_name}: columns.hash is computed by SQL Server (HASHBYTES) and "
+                "is not available for this source; exclude the columns instead"
+            )
+        return map_selected(
+            chosen,
+            hashed=self.plan.hash_columns,
+            table=self.plan.source_name,
+            mapper=self.source.source_dialect.map_column,
+        )
 
     def copy_chunks(self, prepared: dict[str, Any], chunks: list[KeyChunk]) -> list[dict[str, Any]]:
         """Copy the chunks in order on one consistent read connection; the result of each names
@@ -209,7 +235,7 @@ class TableLoad:
             columns,
             batch_rows=batch_rows,
             max_batch_bytes=plan.batch_size_mb * MB,
-            row_filter=plan.row_filter,
+            row_filter=self.row_filter,
             order_by=[c.name for c in key],
             chunk=chunk,
             conn=conn,
@@ -482,6 +508,21 @@ class SqlServerCommitLoadOperator(_TableTask):
             raise self._failed(err, plan, state, execution_id) from err
         seconds = time.time() - float(prepared["started_at"])  # the table's whole load, all its tasks
         return self._finished(plan, state, execution_id, rows, destinations, seconds)
+
+
+def source_hook(conn_id: str, database: str | None) -> DtaasMsSqlHook | DtaasPostgresSourceHook:
+    """The source hook for an Airflow connection, by its type: SQL Server or PostgreSQL."""
+    from airflow.sdk import BaseHook
+
+    conn_type = BaseHook.get_connection(conn_id).conn_type
+    if conn_type == "mssql":
+        return DtaasMsSqlHook(mssql_conn_id=conn_id, database=database)
+    if conn_type in ("postgres", "postgresql"):
+        return DtaasPostgresSourceHook(postgres_conn_id=conn_id, database=database)
+    raise SourceConnectionTypeError(
+        f"connection {conn_id!r} is of type {conn_type!r}; "
+        "a DTaaS source is 'mssql' (SQL Server) or 'postgres'"
+    )
 
 
 def _rendered_prefix(plan: TablePlan, run_id: str, context: Any) -> S3Target:

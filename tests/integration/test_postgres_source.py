@@ -465,3 +465,70 @@ def _deadlock(first: Any, second: Any) -> Exception:
     first.rollback()
     assert len(errors) == 1, errors  # the server breaks the cycle by failing exactly one of them
     return errors[0]
+
+
+def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
+    pg_server: dict[str, Any], plain: Any, s3_conn: str, state_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same operator and spec language as for SQL Server; the row filter written in T-SQL (as
+    every spec's) is transpiled to PostgreSQL. The task context is a plain dict (mocked)."""
+    import io
+    import json as json_module
+    import uuid as uuid_module
+    from types import SimpleNamespace
+
+    import pyarrow.parquet as pq
+    from airflow.sdk import DAG
+
+    from airflow_provider_dtaas.core.plan import plan_tables
+    from airflow_provider_dtaas.core.spec_loader import parse_spec
+    from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
+    from airflow_provider_dtaas.hooks.state import DtaasStateHook
+    from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
+
+    _connection(monkeypatch, CONN_ID, pg_server)
+    DtaasS3Hook(aws_conn_id=s3_conn).create_bucket(bucket_name="it-pg-load")
+    spec = parse_spec(
+        f"name: it_pg\nsource: {{conn_id: {CONN_ID}}}\n"
+        "destinations: {s3: {conn_id: it_s3, bucket: it-pg-load, prefix: pg/}}\n"
+        "tables:\n  - {name: public.bench, chunk_rows: 7000,\n"
+        "     row_filter: \"id <= 20000 AND status LIKE N'%e%'\"}\n",
+        display_name="it_pg.yaml",
+    ).model_copy(update={"state_conn_id": state_conn})
+    (plan,) = [p.to_dict() for p in plan_tables(spec)]
+    run_id = f"manual__{uuid_module.uuid4()}"
+    state = DtaasStateHook(state_conn)
+    state.migrate()
+    state.begin_execution(spec_name="it_pg", dag_id="dtaas_it_pg", run_id=run_id, mode="full_load", tables=1)
+    with DAG("dtaas_it_pg", schedule=None):
+        operator = SqlServerFullLoadOperator(
+            task_id="full_load",
+            spec_name="it_pg",
+            table_plan=plan,
+            mssql_conn_id=CONN_ID,
+            state_conn_id=state_conn,
+        )
+    result = operator.execute(
+        {"run_id": run_id, "ti": SimpleNamespace(try_number=1), "params": {}, "logical_date": None}
+    )
+    with plain.cursor() as cursor:
+        cursor.execute("SELECT id FROM public.bench WHERE id <= 20000 AND status LIKE '%%e%%' ORDER BY id")
+        expected = [row[0] for row in cursor.fetchall()]
+    assert result["rows"] == len(expected) > 0
+    client = DtaasS3Hook(aws_conn_id=s3_conn).get_conn()
+    prefix = result["destinations"]["s3"]["location"].split("/", 3)[3]
+    manifest = json_module.loads(
+        client.get_object(Bucket="it-pg-load", Key=prefix + "_manifest.json")["Body"].read()
+    )
+    ids = [
+        i
+        for f in manifest["files"]
+        for i in pq.read_table(
+            io.BytesIO(client.get_object(Bucket="it-pg-load", Key=f["key"])["Body"].read())
+        )
+        .column("id")
+        .to_pylist()
+    ]
+    assert sorted(ids) == expected
+    chunks = {f["key"].rsplit("part-", 1)[1][:5] for f in manifest["files"]}
+    assert len(chunks) == len(expected) // 7000 + 1  # read in key chunks
