@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,7 +128,7 @@ def state_conn(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(scope="session")
-def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, Any]]:
     import secrets
 
     from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
@@ -140,12 +141,12 @@ def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         database="dtaas_sample",
         seed_sample=True,
     ) as server:
-        yield server.port, password
+        yield server.port, password, server
 
 
 @pytest.fixture
-def mssql_conn(sqlserver_double: tuple[int, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    port, password = sqlserver_double
+def mssql_conn(sqlserver_double: tuple[int, str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
+    port, password, _server = sqlserver_double
     _set_connection(
         monkeypatch,
         "it_mssql",

@@ -89,6 +89,24 @@ def test_the_operator_loads_the_filtered_columns_and_records_the_run(
     assert tuple(recorded) == ("success", expected)
 
 
+def test_reads_set_their_isolation_and_never_send_nolock(
+    run, state_conn: str, sqlserver_double: tuple[int, str, object]
+) -> None:
+    from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
+
+    server = sqlserver_double[2]
+    assert isinstance(server, SqlServerDouble)
+    server.clear_statements()
+    context, plans = run
+    _operator(plans[0], state_conn).execute(context)
+    sent = [statement.text.upper() for statement in server.statements]
+    assert any("SELECT SNAPSHOT_ISOLATION_STATE" in text for text in sent)
+    assert any(text.startswith("SET TRANSACTION ISOLATION LEVEL READ COMMITTED") for text in sent)
+    reads = [text for text in sent if "FROM [DBO].[PRODUCTS]" in text]
+    assert reads
+    assert not [text for text in sent if "NOLOCK" in text or "READUNCOMMITTED" in text]
+
+
 def test_a_missing_table_fails_at_once_without_retries(run, state_conn: str) -> None:
     context, plans = run
     with pytest.raises(
