@@ -20,6 +20,7 @@ from airflow_provider_dtaas.core.spec_loader import parse_spec
 from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
+from tests.integration.landed import column_values, manifest
 
 SPEC = """\
 name: it_full_load
@@ -201,24 +202,15 @@ def test_chunks_copied_by_separate_tasks_commit_every_row_once(
 
     assert committed["rows"] == 120_000
     client = DtaasS3Hook(aws_conn_id=s3_conn).get_conn()
-    prefix = committed["destinations"]["s3"]["location"].split("/", 3)[3]
-    manifest = json.loads(
-        client.get_object(Bucket="it-full-load", Key=prefix + "_manifest.json")["Body"].read()
-    )
-    listed = sorted(f["key"] for f in manifest["files"])
+    prefix, listed_manifest = manifest(committed, s3_conn, "it-full-load")
+    listed = sorted(f["key"] for f in listed_manifest["files"])
     stored = sorted(
         o["Key"]
         for o in client.list_objects_v2(Bucket="it-full-load", Prefix=prefix)["Contents"]
         if not o["Key"].endswith("_manifest.json")
     )
     assert listed == stored  # the retried chunk left no stale part behind
-    ids = [
-        i
-        for key in listed
-        for i in pq.read_table(io.BytesIO(client.get_object(Bucket="it-full-load", Key=key)["Body"].read()))
-        .column("order_id")
-        .to_pylist()
-    ]
+    ids = column_values(committed, s3_conn, "it-full-load", "order_id")
     expected = [
         row[0] for row in MsSqlHook(mssql_conn_id="it_mssql").get_records("SELECT order_id FROM dbo.orders")
     ]
@@ -259,18 +251,5 @@ def test_a_transient_source_failure_rereads_only_its_chunk(
         result["rows"]
         == MsSqlHook(mssql_conn_id="it_mssql").get_first("SELECT COUNT(*) FROM dbo.products")[0]
     )
-    client = DtaasS3Hook(aws_conn_id=s3_conn).get_conn()
-    prefix = result["destinations"]["s3"]["location"].split("/", 3)[3]
-    manifest = json.loads(
-        client.get_object(Bucket="it-full-load", Key=prefix + "_manifest.json")["Body"].read()
-    )
-    ids = [
-        i
-        for f in manifest["files"]
-        for i in pq.read_table(
-            io.BytesIO(client.get_object(Bucket="it-full-load", Key=f["key"])["Body"].read())
-        )
-        .column("product_id")
-        .to_pylist()
-    ]
+    ids = column_values(result, s3_conn, "it-full-load", "product_id")
     assert sorted(ids) == list(range(1, len(ids) + 1))

@@ -472,12 +472,9 @@ def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
 ) -> None:
     """The same operator and spec language as for SQL Server; the row filter written in T-SQL (as
     every spec's) is transpiled to PostgreSQL. The task context is a plain dict (mocked)."""
-    import io
-    import json as json_module
     import uuid as uuid_module
     from types import SimpleNamespace
 
-    import pyarrow.parquet as pq
     from airflow.sdk import DAG
 
     from airflow_provider_dtaas.core.plan import plan_tables
@@ -485,6 +482,7 @@ def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
     from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
     from airflow_provider_dtaas.hooks.state import DtaasStateHook
     from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
+    from tests.integration.landed import column_values, manifest
 
     _connection(monkeypatch, CONN_ID, pg_server)
     DtaasS3Hook(aws_conn_id=s3_conn).create_bucket(bucket_name="it-pg-load")
@@ -515,20 +513,8 @@ def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
         cursor.execute("SELECT id FROM public.bench WHERE id <= 20000 AND status LIKE '%%e%%' ORDER BY id")
         expected = [row[0] for row in cursor.fetchall()]
     assert result["rows"] == len(expected) > 0
-    client = DtaasS3Hook(aws_conn_id=s3_conn).get_conn()
-    prefix = result["destinations"]["s3"]["location"].split("/", 3)[3]
-    manifest = json_module.loads(
-        client.get_object(Bucket="it-pg-load", Key=prefix + "_manifest.json")["Body"].read()
-    )
-    ids = [
-        i
-        for f in manifest["files"]
-        for i in pq.read_table(
-            io.BytesIO(client.get_object(Bucket="it-pg-load", Key=f["key"])["Body"].read())
-        )
-        .column("id")
-        .to_pylist()
-    ]
+    _prefix, listed = manifest(result, s3_conn, "it-pg-load")
+    ids = column_values(result, s3_conn, "it-pg-load", "id")
     assert sorted(ids) == expected
-    chunks = {f["key"].rsplit("part-", 1)[1][:5] for f in manifest["files"]}
+    chunks = {f["key"].rsplit("part-", 1)[1][:5] for f in listed["files"]}
     assert len(chunks) == len(expected) // 7000 + 1  # read in key chunks
