@@ -39,6 +39,10 @@ def _to_array(values: Sequence[Any], column: MappedColumn) -> pa.Array[Any]:
         text = pa.array(values, type=pa.string())
         if pa.types.is_time(column.arrow_type):
             return _parse_time(text, column.arrow_type)
+        if column.source.data_type == "datetimeoffset":
+            # SQL Server's style 121 'yyyy-mm-dd hh:mi:ss.fffffff +hh:mm' -> ISO 8601, which Snowflake
+            # and Parquet readers parse: 'yyyy-mm-ddThh:mi:ss.fffffff+hh:mm'
+            return pc.replace_substring_regex(text, r"^(\S+) (\S+) ([+-]\d\d:\d\d)$", r"\1T\2\3")
         return text
     return pa.array(values, type=column.arrow_type)
 

@@ -291,7 +291,7 @@ _DOC_ROWS: list[tuple[SourceColumn, str]] = [
     ),
     (
         SourceColumn("c", "datetimeoffset", datetime_precision=7),
-        "exact text `yyyy-mm-dd hh:mi:ss.fffffff +hh:mm`: instant and offset both kept",
+        "exact ISO 8601 text `yyyy-mm-ddThh:mi:ss.fffffff+hh:mm`: instant and offset both kept",
     ),
     (SourceColumn("c", "char", max_length=10), "trailing spaces kept"),
     (SourceColumn("c", "varchar", max_length=100), "any length; (max) becomes VARCHAR (16 MB)"),
