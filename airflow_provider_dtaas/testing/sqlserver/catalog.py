@@ -86,7 +86,7 @@ CREATE OR REPLACE VIEW {INFO}.columns AS
            "CHARACTER_OCTET_LENGTH", "NUMERIC_PRECISION", "NUMERIC_PRECISION_RADIX", "NUMERIC_SCALE",
            "DATETIME_PRECISION",
            CASE WHEN "COLLATION_NAME" IS NULL THEN NULL
-                WHEN "DATA_TYPE" IN ('nchar', 'nvarchar') THEN 'UNICODE' ELSE 'iso_1' END
+                WHEN "DATA_TYPE" IN ('nchar', 'nvarchar', 'ntext') THEN 'UNICODE' ELSE 'iso_1' END
                AS "CHARACTER_SET_NAME",
            "COLLATION_NAME"
     FROM {CATALOG}.columns;
@@ -140,10 +140,6 @@ def install(con: duckdb.DuckDBPyConnection, database: str) -> None:
 
 def _column_row(table: TableDefinition, ordinal: int, column: DeclaredColumn) -> tuple[object, ...]:
     sql_type = column.sql_type
-    max_length = sql_type.character_maximum_length
-    octets = max_length
-    if max_length not in (None, -1) and sql_type.name in ("nchar", "nvarchar"):
-        octets = max_length * 2
     radix = None
     if sql_type.numeric_precision is not None:
         radix = 2 if sql_type.name in ("float", "real") else 10
@@ -154,8 +150,8 @@ def _column_row(table: TableDefinition, ordinal: int, column: DeclaredColumn) ->
         ordinal,
         "YES" if column.nullable else "NO",
         sql_type.name,
-        max_length,
-        octets,
+        sql_type.character_maximum_length,
+        sql_type.character_octet_length,
         sql_type.numeric_precision,
         radix,
         sql_type.numeric_scale,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from airflow_provider_dtaas.testing.sqlserver import catalog
+from airflow_provider_dtaas.testing.sqlserver import catalog, functions
 
 
 class Database:
@@ -21,6 +21,7 @@ class Database:
         self._lock = threading.Lock()
         self._descriptor = 0
         catalog.install(self._root, name)
+        functions.install(self._root)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         cursor = self._root.cursor()

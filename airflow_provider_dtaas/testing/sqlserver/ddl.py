@@ -8,8 +8,9 @@ from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
 from airflow_provider_dtaas.testing.sqlserver.catalog import DeclaredColumn, KeyConstraint, TableDefinition
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
+from airflow_provider_dtaas.testing.sqlserver.functions import ROWVERSION
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, storage_type
-from airflow_provider_dtaas.testing.sqlserver.types import BinaryType, CharType
+from airflow_provider_dtaas.testing.sqlserver.types import BinaryType, CharType, RowversionType
 
 
 def quote(name: str) -> str:
@@ -51,6 +52,8 @@ def _column(definition: exp.ColumnDef) -> tuple[DeclaredColumn, bool, bool]:
             start, increment = ckind.args.get("start"), ckind.args.get("increment")
             identity = (int(start.name) if start else 1, int(increment.name) if increment else 1)
             nullable = False
+    if isinstance(sql_type, RowversionType):  # the database counter fills it; never NULL
+        nullable, default_sql = False, ROWVERSION
     column = DeclaredColumn(definition.name, sql_type, nullable, default_sql, identity)
     return column, primary, unique
 
@@ -94,6 +97,12 @@ def table_definition(create: exp.Create, default_schema: str = "dbo") -> TableDe
                 constraints.append(KeyConstraint(f"UQ_{table_name}_{column.name}", "UNIQUE", (column.name,)))
         elif (constraint := _table_constraint(item, table_name)) is not None:
             constraints.append(constraint)
+    if sum(isinstance(c.sql_type, RowversionType) for c in columns) > 1:
+        raise SqlServerError(
+            2738,
+            f"A table can only have one timestamp column. Because table '{table_name}' already has one, "
+            "the column cannot be added.",
+        )
     primary_keys = {c.columns for c in constraints if c.kind == "PRIMARY KEY"}
     if len(primary_keys) > 1:
         raise SqlServerError(8110, f"Cannot add multiple PRIMARY KEY constraints to table '{table_name}'.")

@@ -18,6 +18,7 @@ from sqlglot.errors import ParseError
 from airflow_provider_dtaas.testing.sqlserver import catalog, ddl
 from airflow_provider_dtaas.testing.sqlserver.batch import split_statements
 from airflow_provider_dtaas.testing.sqlserver.database import Database
+from airflow_provider_dtaas.testing.sqlserver.dialect import DIALECT
 from airflow_provider_dtaas.testing.sqlserver.errors import (
     SqlServerError,
     cannot_drop,
@@ -27,6 +28,7 @@ from airflow_provider_dtaas.testing.sqlserver.errors import (
     not_supported,
     object_exists,
     syntax_error,
+    variant_for_db_library,
 )
 from airflow_provider_dtaas.testing.sqlserver.outcomes import (
     DatabaseChanged,
@@ -45,8 +47,10 @@ from airflow_provider_dtaas.testing.sqlserver.tokens import (
 )
 from airflow_provider_dtaas.testing.sqlserver.translate import SessionFacts, to_duckdb
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, arrow_fallback
+from airflow_provider_dtaas.testing.sqlserver.variant import VariantType
 
 BATCH_ROWS = 2048
+DB_LIBRARY = "DB-Library"  # the client library FreeTDS (and so pymssql) names in LOGIN7
 T = TypeVar("T")
 
 _SET = re.compile(r"^SET\s+(?!@)", re.I)
@@ -80,12 +84,22 @@ def _written_name(table: exp.Table) -> str:
 class Session:
     """One client's session: its DuckDB connection, transaction nesting and @@ROWCOUNT."""
 
-    def __init__(self, database: Database, *, login: str, spid: int, app_name: str = "", host_name: str = ""):
+    def __init__(
+        self,
+        database: Database,
+        *,
+        login: str,
+        spid: int,
+        app_name: str = "",
+        host_name: str = "",
+        library_name: str = "",
+    ):
         self.database = database
         self.login = login
         self.spid = spid
         self.app_name = app_name
         self.host_name = host_name
+        self.library_name = library_name
         self.trancount = 0
         self.rowcount = 0
         self._descriptor = 0
@@ -149,7 +163,7 @@ class Session:
 
     def _parse(self, text: str) -> exp.Expr:
         try:
-            statements = sqlglot.parse(text, read="tsql")
+            statements = sqlglot.parse(text, read=DIALECT)
         except ParseError as error:
             details = error.errors[0] if error.errors else {}
             raise syntax_error(str(details.get("highlight") or text.split()[0])) from error
@@ -161,7 +175,9 @@ class Session:
         return statement
 
     def _translate(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> str:
-        return to_duckdb(statement, self.facts(), allow_parameters=params is not None, lookup=self.lookup)
+        return to_duckdb(
+            statement, self.facts(), allow_parameters=params is not None, lookup=self.lookup, params=params
+        )
 
     def _bound(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if params is None:
@@ -220,6 +236,9 @@ class Session:
                 reader.close()
                 raise not_supported(str(error)) from error
             columns.append(ResultColumn(name, sql_type, declared.nullable if declared else True))
+        if self.library_name == DB_LIBRARY and any(isinstance(c.sql_type, VariantType) for c in columns):
+            reader.close()
+            raise variant_for_db_library(next(c.name for c in columns if isinstance(c.sql_type, VariantType)))
         encoder = RowEncoder([c.sql_type for c in columns], schema)
         return ResultSet(columns, iter(reader), encoder, reader)
 

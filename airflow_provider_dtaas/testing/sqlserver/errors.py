@@ -21,6 +21,20 @@ class SqlServerError(Exception):
         return f"SqlServerError({self.number}, {self.message!r})"
 
 
+class ValueRefused(ValueError):
+    """Raised inside a DuckDB function (see ``functions``) to answer with a SQL Server error number."""
+
+    def __init__(self, number: int, message: str) -> None:
+        super().__init__(f"[SQL Server error {number}] {message}")
+        self.sql_server_number = number
+
+
+def sql_error(number: int, message: str) -> ValueRefused:
+    if number == 6522:
+        message = f"A .NET Framework error occurred during execution of a CLR type's method: {message}"
+    return ValueRefused(number, message)
+
+
 def invalid_object(name: str) -> SqlServerError:
     return SqlServerError(208, f"Invalid object name '{name}'.")
 
@@ -36,6 +50,17 @@ def syntax_error(near: str) -> SqlServerError:
 def not_supported(what: str) -> SqlServerError:
     """Something valid in T-SQL that the double does not emulate: fail loudly, never answer wrongly."""
     return SqlServerError(40517, f"{what} is not supported by the DTaaS SQL Server double.")
+
+
+def variant_for_db_library(column: str) -> SqlServerError:
+    """SQL Server sends sql_variant as is; FreeTDS' DB-Library hands pymssql the base value's bytes without
+    the base type (and converts them with the previous row's character set), so the double refuses."""
+    return SqlServerError(
+        40517,
+        f"Sending the sql_variant column '{column}' to a DB-Library client (FreeTDS, pymssql) is not "
+        "supported by the DTaaS SQL Server double: the client cannot decode it. Select "
+        f"CONVERT(NVARCHAR(4000), [{column}]) instead.",
+    )
 
 
 def object_exists(name: str) -> SqlServerError:
@@ -62,6 +87,7 @@ _TABLE_NOT_FOUND = re.compile(r"Table with name ([^ ]+) does not exist")
 _SYNTAX_NEAR = re.compile(r'syntax error at or near "([^"]*)"')
 _DUPLICATE_KEY = re.compile(r'Duplicate key "(.*)" violates (primary key|unique) constraint')
 _NOT_NULL = re.compile(r"NOT NULL constraint failed: ([^.]+)\.(\S+)")
+_REFUSED = re.compile(r"\[SQL Server error (\d+)\] (.*)")
 
 
 def from_duckdb(
@@ -69,6 +95,8 @@ def from_duckdb(
 ) -> SqlServerError:
     """Translate a DuckDB error; ``table``/``constraint`` name the statement's target for messages."""
     text = str(error)
+    if match := _REFUSED.search(text):
+        return SqlServerError(int(match.group(1)), match.group(2))
     if isinstance(error, duckdb.TransactionException) and "aborted" in text:
         return doomed_transaction()
     if match := _COLUMN_NOT_FOUND.search(text) or _COLUMN_NOT_IN_TABLE.search(text):

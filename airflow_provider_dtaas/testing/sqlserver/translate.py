@@ -7,7 +7,9 @@ views, and the DuckDB storage type behind every T-SQL type in CAST/CONVERT."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -15,7 +17,8 @@ from sqlglot import exp
 from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, INFO, SYS
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
-from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, storage_type
+from airflow_provider_dtaas.testing.sqlserver.rewrite import lower_special_types
+from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, value_type
 
 VERSION_TEXT = (
     "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n"
@@ -52,6 +55,8 @@ class SessionFacts:
 
 
 def _literal(value: object) -> exp.Expr:
+    if isinstance(value, exp.Expr):
+        return value
     if value is None:
         return exp.null()
     if isinstance(value, int):
@@ -74,6 +79,7 @@ def _system_variable(name: str, facts: SessionFacts) -> exp.Expr:
         "LOCK_TIMEOUT": -1,
         "OPTIONS": 5496,
         "DATEFIRST": 7,
+        "DBTS": exp.func(f"{CATALOG}.rowversion_now"),
     }
     if name not in values:
         raise not_supported(f"@@{name}")
@@ -123,7 +129,7 @@ def _data_type(node: exp.DataType) -> exp.Expr:
     if isinstance(node.parent, exp.ColumnDef):
         return node
     try:
-        storage = storage_type(declared_type(node))
+        storage = value_type(declared_type(node))
     except UnsupportedType:
         return node
     return exp.DataType.build(storage, dialect="duckdb")
@@ -149,26 +155,21 @@ def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
         return None
     declared = _find(_sources(select, lookup), value)
     kind = declared.sql_type.name if declared is not None else None
-    if declared is None or kind not in (*_DATETIME_TYPES, "time", "datetimeoffset"):
+    if declared is None or kind not in (*_DATETIME_TYPES, "time"):
         if int(style.name) == 127:  # sqlglot has no format for it and would answer the text 'None'
             raise not_supported("CONVERT style 127 of anything but a date/time column")
         return None
     digits = declared.sql_type.datetime_precision or 0
     clock = f"%Y-%m-%d{separator}%H:%M:%S"
-    if kind == "datetimeoffset":
-        # the double keeps the instant, not the offset: answer in UTC, as style 127 writes it ('Z')
-        utc = "TIMEZONE('UTC', __value)"
-        fraction = f"SUBSTR(STRFTIME({utc}, '.%n'), 1, {1 + digits})" if digits else "''"
-        template = f"STRFTIME({utc}, '%Y-%m-%dT%H:%M:%S') || {fraction} || 'Z'"
-    elif declared.sql_type.name == "time":
+    if declared.sql_type.name == "time":
         # DuckDB prints TIME_NS without trailing zeros and cannot strftime it: pad to 7 digits, then cut
         text = "CAST(__value AS VARCHAR)"
         padded = f"RPAD({text} || CASE WHEN CONTAINS({text}, '.') THEN '' ELSE '.' END, 16, '0')"
         template = f"SUBSTR({padded}, 1, {9 + digits if digits else 8})"
     elif digits == 0:
         template = f"STRFTIME(CAST(__value AS TIMESTAMP), '{clock}')"
-    else:
-        template = f"SUBSTR(STRFTIME(CAST(__value AS TIMESTAMP_NS), '{clock}.%n'), 1, {20 + digits})"
+    else:  # datetime2(1..6) and datetime: microseconds are enough (datetime2(7) is stored otherwise)
+        template = f"SUBSTR(STRFTIME(CAST(__value AS TIMESTAMP), '{clock}.%f'), 1, {20 + digits})"
     built = sqlglot.parse_one(template, read="duckdb")
     for placeholder in list(built.find_all(exp.Column)):
         placeholder.replace(value.copy())
@@ -181,11 +182,17 @@ def to_duckdb(
     *,
     allow_parameters: bool = False,
     lookup: Lookup | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> str:
     """The DuckDB SQL of one parsed T-SQL statement; ``@name`` becomes ``$name`` when parameters are bound.
 
-    ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits.
+    ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits and
+    the specially stored types are read and written in their storage forms (``rewrite``); ``params`` are
+    the bound values, whose Python types tell the SQL Server types of parameters.
     """
+    tree = statement.copy()
+    if lookup is not None:
+        tree = lower_special_types(tree, lookup, params)
 
     def rewrite(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Convert) and (iso := _iso_text(node, lookup)) is not None:
@@ -215,4 +222,4 @@ def to_duckdb(
             return _data_type(node)
         return node
 
-    return statement.copy().transform(rewrite).sql("duckdb")
+    return tree.transform(rewrite).sql("duckdb")

@@ -35,6 +35,10 @@ class SqlType:
         return None
 
     @property
+    def character_octet_length(self) -> int | None:
+        return self.character_maximum_length
+
+    @property
     def numeric_precision(self) -> int | None:
         return None
 
@@ -49,6 +53,11 @@ class SqlType:
     @property
     def collation_name(self) -> str | None:
         return None
+
+    @property
+    def user_type(self) -> int:
+        """UserType of COLMETADATA: 0 for every type but timestamp (80)."""
+        return 0
 
     def type_info(self) -> bytes:
         """TYPE_INFO of COLMETADATA; every concrete type defines it."""
@@ -228,6 +237,10 @@ class CharType(SqlType):
         return -1 if self.length is None else self.length
 
     @property
+    def character_octet_length(self) -> int | None:
+        return -1 if self.length is None else self.length * (2 if self.unicode else 1)
+
+    @property
     def collation_name(self) -> str | None:
         return COLLATION_NAME
 
@@ -273,6 +286,25 @@ class BinaryType(SqlType):
         if self.name == "binary" and self.length is not None:
             data = data.ljust(self.length, b"\x00")
         return encode_plp(data) if self.length is None else _USHORT.pack(len(data)) + data
+
+
+@dataclass(frozen=True)
+class RowversionType(SqlType):
+    """timestamp / rowversion: binary(8) on the wire (BIGBINARY 0xAD) with UserType 80, big-endian counter."""
+
+    name: str = "timestamp"
+
+    @property
+    def user_type(self) -> int:
+        return 0x50
+
+    def type_info(self) -> bytes:
+        return b"\xad\x08\x00"
+
+    def encode(self, value: Any) -> bytes:
+        if value is None:
+            return b"\xff\xff"
+        return b"\x08\x00" + bytes(value).rjust(8, b"\x00")
 
 
 @dataclass(frozen=True)
