@@ -1,10 +1,12 @@
-"""Fixtures for the stand-in tests: one SQL Server double per module, seeded with the sample database."""
+"""Fixtures for the stand-in tests: one SQL Server double per module, seeded with the sample database,
+and pymssql connections to it."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import pymssql
 import pytest
 
 from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
@@ -28,3 +30,25 @@ def sqlserver(tmp_path_factory: pytest.TempPathFactory, mssql_password: str) -> 
         seed_sample=True,
     ) as server:
         yield server
+
+
+@pytest.fixture
+def connect(sqlserver: SqlServerDouble, mssql_password: str) -> Iterator[Callable[..., pymssql.Connection]]:
+    """Opens pymssql connections to the double (keyword arguments go to ``pymssql.connect``)."""
+    opened: list[pymssql.Connection] = []
+
+    def open_connection(**kwargs: object) -> pymssql.Connection:
+        connection = pymssql.connect(
+            server=sqlserver.host,
+            port=str(sqlserver.port),
+            user="sa",
+            password=mssql_password,
+            database="dtaas_sample",
+            **kwargs,
+        )
+        opened.append(connection)
+        return connection
+
+    yield open_connection
+    for connection in opened:
+        connection.close()

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,27 +29,6 @@ import pytest
 from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def connect(sqlserver: SqlServerDouble, mssql_password: str) -> Iterator[object]:
-    opened: list[pymssql.Connection] = []
-
-    def open_connection(**kwargs: object) -> pymssql.Connection:
-        connection = pymssql.connect(
-            server=sqlserver.host,
-            port=str(sqlserver.port),
-            user="sa",
-            password=mssql_password,
-            database="dtaas_sample",
-            **kwargs,
-        )
-        opened.append(connection)
-        return connection
-
-    yield open_connection
-    for connection in opened:
-        connection.close()
 
 
 def _as_pymssql_reads(value: object) -> object:

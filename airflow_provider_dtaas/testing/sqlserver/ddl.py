@@ -120,6 +120,18 @@ def sequence_name(table: TableDefinition, column: DeclaredColumn) -> str:
     return f"{quote(table.schema)}.{quote(f'{table.name}__{column.name}__identity')}"
 
 
+def _measure(sql_type: CharType | BinaryType, column: str) -> str:
+    """The length SQL Server checks against (n): bytes for binary, characters for char/varchar, UTF-16
+    code units for nchar/nvarchar (a character outside the BMP, such as an emoji, counts twice)."""
+    if isinstance(sql_type, BinaryType):
+        return f"octet_length({column})"
+    if sql_type.unicode:
+        return (
+            f"length({column}) + length(regexp_replace({column}, '[^\\x{{10000}}-\\x{{10FFFF}}]', '', 'g'))"
+        )
+    return f"length({column})"
+
+
 def duckdb_statements(table: TableDefinition) -> list[str]:
     """CREATE SEQUENCE (for IDENTITY columns) and CREATE TABLE in DuckDB's dialect."""
     statements: list[str] = []
@@ -137,8 +149,7 @@ def duckdb_statements(table: TableDefinition) -> list[str]:
             text += f" DEFAULT {column.default_sql}"
         sql_type = column.sql_type
         if isinstance(sql_type, CharType | BinaryType) and sql_type.length is not None:
-            measure = "octet_length" if isinstance(sql_type, BinaryType) else "length"
-            text += f" CHECK ({measure}({quote(column.name)}) <= {sql_type.length})"
+            text += f" CHECK ({_measure(sql_type, quote(column.name))} <= {sql_type.length})"
         parts.append(text)
     for constraint in table.constraints:
         parts.append(f"{constraint.kind} ({', '.join(quote(c) for c in constraint.columns)})")

@@ -66,7 +66,7 @@ def _parameter(value: Any) -> SqlType | None:
         return GuidType()
     if isinstance(value, dt.datetime):
         return DateTimeOffsetType(scale=7) if value.tzinfo else DateTime2Type(scale=7)
-    return CharType("nvarchar", length=max(len(str(value)), 1))
+    return CharType("nvarchar", length=max(len(str(value).encode("utf-16-le")) // 2, 1))
 
 
 def expression_type(
@@ -81,8 +81,8 @@ def expression_type(
         if node.is_string:
             return CharType("varchar", length=max(len(node.name), 1))
         return _number(node.name)
-    if isinstance(node, exp.National):
-        return CharType("nvarchar", length=max(len(node.name), 1))
+    if isinstance(node, exp.National):  # nvarchar(n) counts UTF-16 code units
+        return CharType("nvarchar", length=max(len(node.name.encode("utf-16-le")) // 2, 1))
     if isinstance(node, exp.HexString):
         return BinaryType("varbinary", length=max(len(node.name) // 2, 1))
     if isinstance(node, exp.Boolean):
@@ -124,6 +124,8 @@ def stored_type(node: exp.Expr, lookup: Lookup | None) -> SqlType | None:
         if sql_type is None or not storage_form_of_cast(sql_type, node):
             return None
         return sql_type
+    if isinstance(node, exp.Max | exp.Min):  # MIN/MAX of a stored column keep its stored form
+        return stored_type(node.this, lookup)
     if isinstance(node, exp.ScopeResolution) and node.this.name.lower() in CLR_TYPES:
         return ClrUdtType(node.this.name.lower())
     return None

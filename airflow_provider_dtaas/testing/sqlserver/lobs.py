@@ -19,6 +19,7 @@ from airflow_provider_dtaas.testing.sqlserver.types import (
     COLLATION_NAME,
     PLP_NULL,
     VARCHAR_CODEC,
+    VARCHAR_ERRORS,
     SqlType,
     encode_plp,
 )
@@ -65,7 +66,7 @@ class LegacyLobType(SqlType):
         elif self.name == "ntext":
             data = str(value).encode("utf-16-le")
         else:
-            data = str(value).encode(VARCHAR_CODEC, "replace")
+            data = str(value).encode(VARCHAR_CODEC, VARCHAR_ERRORS)
         return TEXT_POINTER + _LONG.pack(len(data)) + data
 
 
@@ -154,8 +155,9 @@ def normalize_xml(text: str) -> str:
     try:
         parser.Parse(f"<{_WRAPPER}>{_DECLARATION.sub('', text, count=1)}</{_WRAPPER}>", True)
     except expat.ExpatError as error:
-        number = 9436 if error.code == expat.errors.codes[expat.errors.XML_ERROR_TAG_MISMATCH] else 9400
-        reason = expat.errors.messages[error.code]
+        mismatch = error.code == expat.errors.codes[expat.errors.XML_ERROR_TAG_MISMATCH]
+        number = 9436 if mismatch else 9400
+        reason = "end tag does not match start tag" if mismatch else expat.errors.messages[error.code]
         character = error.offset - (len(_WRAPPER) + 2 if error.lineno == 1 else 0)
         raise XmlParseError(
             number, f"XML parsing: line {error.lineno}, character {character}, {reason}"

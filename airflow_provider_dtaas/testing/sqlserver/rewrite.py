@@ -181,9 +181,17 @@ class _Rewriter:
 
     def _range(self, node: exp.Between | exp.In) -> exp.Expr:
         sql_type = self.stored(node.this)
-        if not storage.special(sql_type) or node.args.get("query"):
+        if not storage.special(sql_type):
             return node
         assert sql_type is not None
+        query = node.args.get("query")
+        if query is not None:  # x IN (SELECT ...): compare stored forms when the subquery yields them
+            select = query.this if isinstance(query, exp.Subquery) else query
+            items = select.expressions if isinstance(select, exp.Select) else []
+            if len(items) != 1 or not storage.same_kind(self.stored(items[0].unalias()), sql_type):
+                return node
+            node.set("this", self.into(node.this, sql_type))
+            return _done(node)
         for key in ("low", "high") if isinstance(node, exp.Between) else ():
             node.set(key, self.into(node.args[key], sql_type))
         if isinstance(node, exp.In):

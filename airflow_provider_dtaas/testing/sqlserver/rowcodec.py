@@ -17,6 +17,7 @@ from airflow_provider_dtaas.testing.sqlserver.temporal import (
     TimeType,
 )
 from airflow_provider_dtaas.testing.sqlserver.types import (
+    VARCHAR_ERRORS,
     BitType,
     CharType,
     DecimalType,
@@ -89,7 +90,7 @@ def _short_text(sql_type: CharType) -> ColumnEncoder:
             if value is None:
                 out.append(b"\xff\xff")
             else:
-                data = value.encode(codec, "replace")
+                data = value.encode(codec, VARCHAR_ERRORS)
                 out.append(pack(len(data)) + data)
         return out
 

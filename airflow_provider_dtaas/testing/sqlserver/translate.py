@@ -86,6 +86,17 @@ def _system_variable(name: str, facts: SessionFacts) -> exp.Expr:
     return _literal(values[name])
 
 
+def _wide_decimal(node: exp.Literal) -> exp.Expr:
+    """A decimal literal DuckDB would read as DOUBLE (wider than 38 digits counting a leading zero, such as
+    0.99999999999999999999999999999999999999) is cast from text, so every digit stays."""
+    whole, dot, fraction = node.name.partition(".")
+    if not dot or not whole.isdigit() or not fraction.isdigit() or len(whole) + len(fraction) <= 38:
+        return node
+    return exp.cast(
+        exp.Literal.string(node.name), exp.DataType.build(f"DECIMAL(38,{min(len(fraction), 38)})")
+    )
+
+
 def _function(node: exp.Anonymous, facts: SessionFacts) -> exp.Expr:
     name = node.name.upper()
     if name == "DB_NAME":
@@ -206,6 +217,10 @@ def to_duckdb(
             return exp.Placeholder(this=inner.name.lower())
         if isinstance(node, exp.National):
             node = exp.Literal.string(node.name)
+        if isinstance(node, exp.Literal) and not node.is_string:
+            return _wide_decimal(node)
+        if isinstance(node, exp.Column) and not node.table and node.name.lower() == "0x":
+            return exp.cast(exp.Literal.string(""), exp.DataType.build("BLOB"))  # T-SQL's empty binary
         if isinstance(node, exp.Literal) and node.is_string and (match := _OFFSET_TEXT.match(node.name)):
             return exp.Literal.string(match.group(1) + match.group(2))
         if isinstance(node, exp.CurrentSchema):

@@ -7,6 +7,7 @@ The date and time types live in ``temporal``.
 
 from __future__ import annotations
 
+import codecs
 import struct
 import uuid
 from dataclasses import dataclass
@@ -17,6 +18,17 @@ from typing import Any
 COLLATION_NAME = "SQL_Latin1_General_CP1_CI_AS"
 COLLATION = bytes([0x09, 0x04, 0xD0, 0x00, 0x34])
 VARCHAR_CODEC = "cp1252"  # the code page of sort id 52
+VARCHAR_ERRORS = "dtaas-question-marks"  # characters outside the code page: '?' per UTF-16 code unit
+
+
+def _question_marks(error: UnicodeError) -> tuple[str, int]:
+    """SQL Server writes '?' for every UTF-16 code unit it cannot map, so an emoji becomes '??'."""
+    assert isinstance(error, UnicodeEncodeError)
+    unmapped = error.object[error.start : error.end]
+    return "".join("??" if ord(char) > 0xFFFF else "?" for char in unmapped), error.end
+
+
+codecs.register_error(VARCHAR_ERRORS, _question_marks)
 
 PLP_NULL = b"\xff" * 8
 _USHORT = struct.Struct("<H")
@@ -258,7 +270,7 @@ class CharType(SqlType):
         text = str(value)
         if self.fixed and self.length is not None:
             text = text.ljust(self.length)
-        data = text.encode("utf-16-le") if self.unicode else text.encode(VARCHAR_CODEC, "replace")
+        data = text.encode("utf-16-le") if self.unicode else text.encode(VARCHAR_CODEC, VARCHAR_ERRORS)
         return encode_plp(data) if self.length is None else _USHORT.pack(len(data)) + data
 
 

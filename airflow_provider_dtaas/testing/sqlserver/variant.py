@@ -75,14 +75,11 @@ def base_type(declaration: str) -> SqlType:
         return simple[name]
     if name in ("decimal", "numeric"):
         return DecimalType(name, precision=int(first or 18), scale=int(second or 0))
-    scale = 7 if first is None else int(first)
-    temporal: dict[str, SqlType] = {
-        "time": TimeType(scale=scale),
-        "datetime2": DateTime2Type(scale=scale),
-        "datetimeoffset": DateTimeOffsetType(scale=scale),
-    }
-    if name in temporal:
-        return temporal[name]
+    if name in ("time", "datetime2", "datetimeoffset") and first != "max":
+        scale = 7 if first is None else int(first)
+        return {"time": TimeType, "datetime2": DateTime2Type, "datetimeoffset": DateTimeOffsetType}[name](
+            scale=scale
+        )
     if name in ("char", "varchar", "nchar", "nvarchar") and first not in (None, "max"):
         return CharType(name, length=int(first))
     if name in ("binary", "varbinary") and first not in (None, "max"):
@@ -97,7 +94,7 @@ def _from_duckdb(duckdb_type: str, raw: str) -> str:
     if duckdb_type.startswith("DECIMAL"):
         return duckdb_type.lower()
     if duckdb_type == "VARCHAR":
-        return f"nvarchar({max(len(raw), 1)})"
+        return f"nvarchar({max(len(raw.encode('utf-16-le')) // 2, 1)})"
     if duckdb_type == "BLOB":
         return f"varbinary({max(len(raw) // 2, 1)})"
     raise VariantError(f"Operand type clash: a {duckdb_type} value is incompatible with sql_variant")
