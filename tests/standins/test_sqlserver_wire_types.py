@@ -19,7 +19,10 @@ import uuid
 from decimal import Decimal
 
 import pymssql
+import pytds
 import pytest
+
+from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
 
 
 def query(connection: pymssql.Connection, sql: str, params: tuple[object, ...] | None = None) -> list[tuple]:
@@ -312,6 +315,25 @@ def test_datetimeoffset_compares_by_instant(connect) -> None:
     assert query(connection, "SELECT id FROM dbo.instants_by_offset ORDER BY o") == [(1,), (2,)]
     later = "SELECT id FROM dbo.instants_by_offset WHERE o > '2024-01-01 10:30:00 +00:00'"
     assert query(connection, later) == [(2,)]
+
+
+def test_pytds_rpc_parameters_keep_the_offset_and_every_digit(
+    sqlserver: SqlServerDouble, mssql_password: str
+) -> None:
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    with pytds.connect(dsn=sqlserver.host, port=sqlserver.port, user="sa", password=mssql_password,
+                       database="dtaas_sample", autocommit=True) as connection:  # fmt: skip
+        cursor = connection.cursor()
+        cursor.execute("CREATE TABLE dbo.rpc_instants (o datetimeoffset(7), d datetime2(7))")
+        written = (
+            dt.datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=plus_two),
+            dt.datetime(9999, 12, 31, 23, 59, 59),
+        )
+        cursor.execute("INSERT INTO dbo.rpc_instants VALUES (%s, %s)", written)
+        cursor.execute("SELECT o, d, CONVERT(VARCHAR(34), o, 121) FROM dbo.rpc_instants")
+        row = tuple(cursor.fetchone())
+    assert row == (*written, "2024-01-02 03:04:05.1234560 +02:00")
+    assert row[0].utcoffset() == dt.timedelta(hours=2)
 
 
 # -- rowversion / timestamp ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from sqlglot import exp
 from airflow_provider_dtaas.testing.sqlserver import storage
 from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, DeclaredColumn, TableDefinition
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError
-from airflow_provider_dtaas.testing.sqlserver.infer import expression_type, stored_type
+from airflow_provider_dtaas.testing.sqlserver.infer import expression_type, stored_type, with_offset_text
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, project, statement_sources
 from airflow_provider_dtaas.testing.sqlserver.types import RowversionType, SqlType
 
@@ -96,6 +96,7 @@ def _values(
             if index in drop:
                 continue
             if column is not None and not _is_default(value):
+                value = with_offset_text(value, params) if storage.special(column.sql_type) else value
                 held = stored_type(value, lookup)
                 source = held or expression_type(value, lookup, params)
                 value = storage.convert(value, column.sql_type, source, stored=held is not None)
@@ -153,6 +154,8 @@ def _update(statement: exp.Update, lookup: Lookup, params: Mapping[str, Any] | N
         if isinstance(declared.sql_type, RowversionType):
             raise SqlServerError(272, "Cannot update a timestamp column.")
         value = assignment.expression
+        if storage.special(declared.sql_type):
+            value = with_offset_text(value, params)
         if not _is_default(value):
             held = stored_type(value, lookup)
             source_type = held or expression_type(value, lookup, params)

@@ -179,7 +179,11 @@ class Session:
             statement, self.facts(), allow_parameters=params is not None, lookup=self.lookup, params=params
         )
 
-    def _bound(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    def _bound(
+        self, statement: exp.Expr, params: Mapping[str, Any] | None, sql: str = ""
+    ) -> dict[str, Any] | None:
+        """The parameters ``sql`` (the translation of ``statement``) still uses: the rewrite may have
+        written a parameter's value into the text (see ``infer.with_offset_text``)."""
         if params is None:
             return None
         used = {p.this.name.lower() for p in statement.find_all(exp.Parameter) if isinstance(p.this, exp.Var)}
@@ -187,7 +191,7 @@ class Session:
         if missing:
             name = sorted(missing)[0]
             raise SqlServerError(137, f'Must declare the scalar variable "@{name}".', state=2)
-        return {name: params[name] for name in used}
+        return {name: params[name] for name in used if re.search(rf"\${re.escape(name)}\b", sql)}
 
     def _target(self, statement: exp.Expr) -> tuple[str | None, str | None]:
         """(table, primary key name) of a DML statement, for SQL Server's constraint messages."""
@@ -218,7 +222,7 @@ class Session:
         sql = self._translate(statement, params)
         projected = project(statement, self.lookup)  # before the reader: it holds the connection
         try:
-            relation = _bigint_sums(self._con.sql(sql, params=self._bound(statement, params)))
+            relation = _bigint_sums(self._con.sql(sql, params=self._bound(statement, params, sql)))
             reader = relation.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as error:
             raise self._error(error, statement) from error
@@ -245,7 +249,7 @@ class Session:
     def _command(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> StatementDone:
         sql = self._translate(statement, params)
         target = self._target(statement)
-        bound = self._bound(statement, params)
+        bound = self._bound(statement, params, sql)
 
         def work() -> list[Any]:
             cursor = self._con.execute(sql, bound)

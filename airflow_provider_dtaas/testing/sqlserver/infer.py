@@ -154,3 +154,13 @@ def handed_over(node: exp.Expr) -> bool:
     if isinstance(parent, exp.Tuple):
         return isinstance(parent.parent, exp.Values)
     return isinstance(parent, exp.EQ) and isinstance(parent.parent, exp.Update) and node is parent.expression
+
+
+def with_offset_text(node: exp.Expr, params: Mapping[str, Any] | None) -> exp.Expr:
+    """A bound parameter holding an aware datetime, as text keeping its offset (DuckDB would bind it as a
+    TIMESTAMPTZ in UTC); any other node as it is. pytds sends datetimeoffset values this way."""
+    if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Var) and params is not None:
+        value = params.get(node.this.name.lower())
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return exp.Literal.string(value.isoformat(sep=" "))
+    return node

@@ -29,6 +29,7 @@ from airflow_provider_dtaas.testing.sqlserver.infer import (
     handed_over,
     storage_form_of_cast,
     stored_type,
+    with_offset_text,
 )
 from airflow_provider_dtaas.testing.sqlserver.lobs import XmlType
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup
@@ -59,6 +60,7 @@ class _Rewriter:
 
     def into(self, value: exp.Expr, target: SqlType) -> exp.Expr:
         """Any value (lowered first) -> the storage form of ``target``."""
+        value = with_offset_text(value, self.params)
         held = self.stored(value)
         if held is not None and isinstance(value, exp.Column):
             value.meta[STORED] = True  # a stored column is converted as is, not as its computed value
