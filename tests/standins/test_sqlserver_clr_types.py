@@ -103,6 +103,24 @@ def test_geography_is_sent_as_clr_bytes_and_read_as_wkb_or_text(connect) -> None
     ]
 
 
+def test_spatial_properties(connect) -> None:
+    connection = connect(autocommit=True)
+    run(connection, "CREATE TABLE dbo.located (id int, g geography, m geometry)")
+    run(
+        connection,
+        "INSERT INTO dbo.located VALUES (1, geography::Point(47.651, -122.349, 4326), 'POINT(3 4)'), "
+        "(2, 'LINESTRING(0 0, 1 1)', geometry::STGeomFromText('POINT(5 6)', 25832)), (3, NULL, NULL)",
+    )
+    properties = "SELECT g.STSrid, g.Lat, g.Long, m.STSrid, m.STX, m.STY FROM dbo.located ORDER BY id"
+    assert query(connection, properties) == [
+        (4326, 47.651, -122.349, 0, 3.0, 4.0),
+        (4326, None, None, 25832, 5.0, 6.0),  # Lat/Long of a non-point are NULL
+        (None, None, None, None, None, None),
+    ]
+    with pytest.raises(pymssql.OperationalError, match="geography::STX"):
+        query(connection, "SELECT g.STX FROM dbo.located")
+
+
 def test_geometry_polygons_and_collections(connect) -> None:
     connection = connect(autocommit=True)
     run(connection, "CREATE TABLE dbo.shapes (id int, g geometry)")

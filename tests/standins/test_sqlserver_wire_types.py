@@ -353,6 +353,8 @@ def test_rowversion_counts_every_insert_and_update(connect) -> None:
     assert {k: v for k, v in after.items() if k != 2} == {k: v for k, v in before.items() if k != 2}
     assert query(connection, "SELECT @@DBTS") == [(after[2],)]
     assert query(connection, "SELECT id FROM dbo.versions WHERE rv > %s", (bytearray(before[4]),)) == [(2,)]
+    as_number = int.from_bytes(after[2], "big")
+    assert query(connection, "SELECT CONVERT(BIGINT, rv) FROM dbo.versions WHERE id = 2") == [(as_number,)]
     assert query(
         connection,
         "SELECT DATA_TYPE, IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH FROM "
@@ -397,6 +399,12 @@ def test_rowversion_refuses_explicit_values(
         run(connection, sql)
     assert raised.value.args[0] == number
     assert message in raised.value.args[1].decode()
+
+
+def test_convert_without_a_style_fails_like_sql_server(connect) -> None:
+    with pytest.raises(pymssql.OperationalError) as raised:
+        query(connect(), "SELECT CONVERT(INT, 'abc')")
+    assert raised.value.args[0] == 245
 
 
 # -- catalog ---------------------------------------------------------------------------------------------

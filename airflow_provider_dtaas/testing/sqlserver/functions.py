@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 from duckdb import sqltypes as types
+from duckdb.func import FunctionNullHandling
 
 from airflow_provider_dtaas.testing.sqlserver import hierarchyid, spatial, variant
 from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG
@@ -123,6 +124,17 @@ def _spatial_check(data: bytes, geography: bool) -> bytes:
     return data
 
 
+def _coordinate(data: bytes | None, geography: bool, axis: str) -> float | None:
+    """STX/Long (axis 'x') and STY/Lat (axis 'y') of a point; NULL for any other shape, as in SQL Server."""
+    if data is None:
+        return None
+    shape, _ = spatial.deserialize(data, geography=geography)
+    if shape.kind != "POINT" or not shape.figures:
+        return None
+    x, y = shape.figures[0][0]
+    return x if axis == "x" else y
+
+
 def _hierarchy_check(data: bytes) -> bytes:
     hierarchyid.decode(data)
     return data
@@ -180,8 +192,12 @@ _FUNCTIONS: dict[str, tuple[Callable[..., Any], list[Any], Any, int]] = {
         types.INTEGER,
         6522,
     ),
+    "dtaas_spatial_coordinate": (_coordinate, [types.BLOB, types.BOOLEAN, types.VARCHAR], types.DOUBLE, 6522),
     "dtaas_spatial_check": (_spatial_check, [types.BLOB, types.BOOLEAN], types.BLOB, 6522),
 }
+
+
+_MAY_RETURN_NULL = {"dtaas_spatial_coordinate"}  # called with NULLs too, and may answer NULL
 
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
@@ -193,5 +209,8 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
             _guarded(function, number),
             [duckdb.sqltype(p) if isinstance(p, str) else p for p in parameters],
             duckdb.sqltype(result) if isinstance(result, str) else result,
+            null_handling=FunctionNullHandling.SPECIAL
+            if name in _MAY_RETURN_NULL
+            else FunctionNullHandling.DEFAULT,
         )
     con.execute(_MACROS)

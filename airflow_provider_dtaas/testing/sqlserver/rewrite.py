@@ -33,14 +33,20 @@ from airflow_provider_dtaas.testing.sqlserver.infer import (
 )
 from airflow_provider_dtaas.testing.sqlserver.lobs import XmlType
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup
-from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, composite, declared_type
-from airflow_provider_dtaas.testing.sqlserver.types import SqlType
+from airflow_provider_dtaas.testing.sqlserver.typemap import (
+    UnsupportedType,
+    composite,
+    declared_type,
+    storage_type,
+)
+from airflow_provider_dtaas.testing.sqlserver.types import BinaryType, IntType, RowversionType, SqlType
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ)
 _KEEPS_STORED = (exp.Ordered, exp.Group, exp.Max, exp.Min, exp.Count, exp.Is, exp.Distinct)
 _FROM_TEXT = ("STGEOMFROMTEXT", "STPOINTFROMTEXT", "STLINEFROMTEXT", "STPOLYFROMTEXT", "STMPOINTFROMTEXT",
               "STMLINEFROMTEXT", "STMPOLYFROMTEXT", "STGEOMCOLLFROMTEXT")  # fmt: skip
 _LOWERED = "dtaas_lowered"
+_PROPERTIES = ("STSRID", "STX", "STY", "LAT", "LONG")
 _FROM_WKB = tuple(name.replace("TEXT", "WKB") for name in _FROM_TEXT)
 
 
@@ -80,6 +86,10 @@ class _Rewriter:
             return self._comparison(node)
         if isinstance(node, exp.Between | exp.In):
             return self._range(node)
+        if isinstance(node, exp.Column) and node.table and node.name.upper() in _PROPERTIES:
+            owner = self._property_owner(node)
+            if owner is not None:
+                return _done(self._property(node, owner))
         if isinstance(node, exp.Column) and not node.meta.get(STORED):
             sql_type = column_type(node, self.lookup)
             if sql_type is not None and composite(sql_type) and not _keeps_stored(node):
@@ -130,6 +140,27 @@ class _Rewriter:
             return exp.func("dtaas_hierarchyid_level", value)
         raise not_supported(f"The method {sql_type.name}::{call.name}()")
 
+    def _property_owner(self, node: exp.Column) -> exp.Column | None:
+        """For ``g.STSrid``, the column ``g`` when it is a CLR column (and ``g`` is no table of that name)."""
+        if column_type(node, self.lookup) is not None:
+            return None
+        owner = exp.column(node.table, table=node.db or None)
+        owner.parent = node.parent
+        return owner if isinstance(column_type(owner, self.lookup), ClrUdtType) else None
+
+    def _property(self, node: exp.Column, owner: exp.Column) -> exp.Expr:
+        sql_type = column_type(owner, self.lookup)
+        assert isinstance(sql_type, ClrUdtType)
+        name = node.name.upper()
+        value = storage.computed(owner, sql_type)
+        if sql_type.name != "hierarchyid" and name == "STSRID":
+            return exp.func("dtaas_spatial_srid", value)
+        axis = {"STX": "x", "LONG": "x", "STY": "y", "LAT": "y"}.get(name)
+        if axis is not None and (name in ("LAT", "LONG")) == sql_type.geography:
+            geography = exp.Boolean(this=sql_type.geography)
+            return exp.func("dtaas_spatial_coordinate", value, geography, exp.Literal.string(axis))
+        raise not_supported(f"The property {sql_type.name}::{node.name}")
+
     # -- conversions ------------------------------------------------------------------------------
 
     def _cast(self, node: exp.Cast | exp.Convert) -> exp.Expr:
@@ -148,6 +179,12 @@ class _Rewriter:
         if target is not None and storage_form_of_cast(target, node):
             return _done(self.into(value, target))
         held = self.stored(value)
+        if isinstance(held, RowversionType | BinaryType) and isinstance(target, IntType):
+            # SQL Server reads the bytes as a big-endian integer: CONVERT(BIGINT, [rv]); DuckDB would not
+            digits = exp.DPipe(this=exp.Literal.string("0x"), expression=exp.func("hex", value))
+            number = exp.cast(digits, exp.DataType.build(storage_type(target)))
+            empty = exp.EQ(this=exp.func("octet_length", value), expression=exp.Literal.number(0))
+            return _done(exp.Case(ifs=[exp.If(this=empty, true=exp.Literal.number(0))], default=number))
         if storage.special(held) and not storage.special(target):
             assert held is not None
             if isinstance(target_node, exp.DataType) and target_node.is_type(*exp.DataType.TEXT_TYPES):

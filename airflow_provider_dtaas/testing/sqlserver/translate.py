@@ -208,6 +208,13 @@ def to_duckdb(
     def rewrite(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Convert) and (iso := _iso_text(node, lookup)) is not None:
             return iso
+        if (
+            isinstance(node, exp.Convert)
+            and node.args.get("style") is None
+            and isinstance(node.this, exp.DataType)
+        ):
+            # sqlglot writes CONVERT as TRY_CAST; SQL Server fails (245) where TRY_CAST answers NULL
+            return exp.Cast(this=node.expression, to=node.this)
         if isinstance(node, exp.Parameter):
             inner = node.this
             if isinstance(inner, exp.Parameter):
