@@ -205,18 +205,13 @@ class _Rewriter:
             raise SqlServerError(
                 305, "The XML data type cannot be compared or sorted, except when using the IS NULL operator."
             )
-        if storage.special(left_type) and not storage.same_kind(right_type, left_type):
-            assert left_type is not None
-            return _done(type(node)(this=self.into(left, left_type), expression=self.into(right, left_type)))
-        if storage.special(right_type) and not storage.same_kind(left_type, right_type):
-            assert right_type is not None
-            return _done(
-                type(node)(this=self.into(left, right_type), expression=self.into(right, right_type))
-            )
-        if storage.special(left_type):  # both stored alike: compare the stored forms
-            assert left_type is not None
-            return _done(type(node)(this=self.into(left, left_type), expression=self.into(right, left_type)))
-        return node
+        kind = (
+            left_type if storage.special(left_type) else right_type if storage.special(right_type) else None
+        )
+        if kind is None:
+            return node
+        # both sides in the stored form of the column's type (a stored value of that type passes as is)
+        return _done(type(node)(this=self.into(left, kind), expression=self.into(right, kind)))
 
     def _range(self, node: exp.Between | exp.In) -> exp.Expr:
         sql_type = self.stored(node.this)

@@ -14,7 +14,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, INFO, SYS
+from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, INFO, SYS, TableDefinition
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
 from airflow_provider_dtaas.testing.sqlserver.rewrite import lower_special_types
@@ -187,6 +187,19 @@ def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
     return built
 
 
+def _remembered(lookup: Lookup) -> Lookup:
+    """``lookup`` asked once per table for one statement (the rewrite asks for every column)."""
+    found: dict[tuple[str, str], TableDefinition | None] = {}
+
+    def remembered(schema: str, name: str) -> TableDefinition | None:
+        key = (schema.lower(), name.lower())
+        if key not in found:
+            found[key] = lookup(schema, name)
+        return found[key]
+
+    return remembered
+
+
 def to_duckdb(
     statement: exp.Expr,
     facts: SessionFacts,
@@ -203,6 +216,7 @@ def to_duckdb(
     """
     tree = statement.copy()
     if lookup is not None:
+        lookup = _remembered(lookup)
         tree = lower_special_types(tree, lookup, params)
 
     def rewrite(node: exp.Expr) -> exp.Expr:
