@@ -19,6 +19,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "DTaaS",
                 "python-modules": [
                     "airflow_provider_dtaas.hooks.mssql",
+                    "airflow_provider_dtaas.hooks.postgres_source",
                     "airflow_provider_dtaas.hooks.snowflake",
                     "airflow_provider_dtaas.hooks.s3",
                     "airflow_provider_dtaas.hooks.state",

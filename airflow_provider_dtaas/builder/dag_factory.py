@@ -13,7 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_dtaas.core.plan import AssetSchedule, airflow_schedule, load_checked_spec, plan_tables
+from airflow_provider_dtaas.core.plan import (
+    AssetSchedule,
+    TablePlan,
+    airflow_schedule,
+    load_checked_spec,
+    plan_tables,
+)
 from airflow_provider_dtaas.core.run_params import PARAM_DOCS, TABLES_PARAM
 from airflow_provider_dtaas.core.spec import TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, find_spec_files
@@ -74,16 +80,42 @@ def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
             _add_discovery(spec, begin, end)
         for plan in plans:
             with TaskGroup(group_id=plan.group_id, tooltip=f"{plan.source_name}") as group:
-                SqlServerFullLoadOperator(
-                    task_id="full_load",
-                    spec_name=spec.name,
-                    table_plan=plan.to_dict(),
-                    mssql_conn_id=spec.source.conn_id,
-                    source_database=spec.source.database,
-                    state_conn_id=spec.state_conn_id,
-                )
+                common: dict[str, Any] = {
+                    "spec_name": spec.name,
+                    "table_plan": plan.to_dict(),
+                    "mssql_conn_id": spec.source.conn_id,
+                    "source_database": spec.source.database,
+                    "state_conn_id": spec.state_conn_id,
+                }
+                if plan.parallel_chunks == 1:
+                    SqlServerFullLoadOperator(task_id="full_load", **common)
+                else:
+                    _add_chunked_load(plan, common)
             begin >> group >> end
     return dag
+
+
+def _add_chunked_load(plan: TablePlan, common: dict[str, Any]) -> None:
+    """plan_chunks >> load_chunk (mapped over the chunks, parallel_chunks at once) >> commit."""
+    from airflow_provider_dtaas.transfers.full_load import (
+        SqlServerCommitLoadOperator,
+        SqlServerLoadChunkOperator,
+        SqlServerPlanChunksOperator,
+    )
+
+    plan_task = SqlServerPlanChunksOperator(task_id="plan_chunks", **common)
+    plan_id = f"{plan.group_id}.plan_chunks"
+    chunks = SqlServerLoadChunkOperator.partial(
+        task_id="load_chunk",
+        plan_task_id=plan_id,
+        max_active_tis_per_dagrun=plan.parallel_chunks,
+        map_index_template="chunk {{ dtaas_chunk }}",
+        **common,
+    ).expand(chunk=plan_task.output)
+    commit = SqlServerCommitLoadOperator(
+        task_id="commit", plan_task_id=plan_id, chunk_task_id=f"{plan.group_id}.load_chunk", **common
+    )
+    plan_task >> chunks >> commit
 
 
 def _add_discovery(spec: TaskSpec, begin: Any, end: Any) -> None:

@@ -39,14 +39,8 @@ def _to_array(values: Sequence[Any], column: MappedColumn) -> pa.Array[Any]:
         text = pa.array(values, type=pa.string())
         if pa.types.is_time(column.arrow_type):
             return _parse_time(text, column.arrow_type)
-        return pc.cast(_iso_text(text), column.arrow_type)
+        return text
     return pa.array(values, type=column.arrow_type)
-
-
-def _iso_text(text: pa.Array[Any]) -> pa.Array[Any]:
-    # SQL Server style 121 separates date and time with a space; Arrow's ISO-8601 parser wants 'T'
-    # only for offsets, so normalise both forms. A trailing 'Z' (style 127, UTC) is accepted as is.
-    return pc.replace_substring(text, " ", "T", max_replacements=1)
 
 
 def _parse_time(text: pa.Array[Any], arrow_type: pa.DataType) -> pa.Array[Any]:

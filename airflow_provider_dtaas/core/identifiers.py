@@ -23,6 +23,15 @@ def quote_snowflake(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_postgres(name: str) -> str:
+    """Quote one PostgreSQL identifier part: ANSI double quotes, exactly as Snowflake."""
+    return quote_snowflake(name)
+
+
+def quote_postgres_table(schema: str, table: str) -> str:
+    return f"{quote_postgres(schema)}.{quote_postgres(table)}"
+
+
 def quote_snowflake_path(*parts: str) -> str:
     return ".".join(quote_snowflake(part) for part in parts)
 

@@ -52,6 +52,10 @@ class TablePlan:
     exclude_columns: tuple[str, ...] = ()
     row_filter: str | None = None
     batch_size_mb: int = 100
+    chunk_rows: int = 1_000_000
+    parallel_chunks: int = 1
+    primary_key: tuple[str, ...] | None = None  # the spec's key, when the catalog declares none
+    hash_columns: tuple[str, ...] = ()
 
     @property
     def source_name(self) -> str:
@@ -63,7 +67,7 @@ class TablePlan:
         for key in ("s3", "snowflake"):
             if data[key] is not None:
                 data[key] = {f.name: getattr(data[key], f.name) for f in fields(data[key])}
-        for key in ("include_columns", "exclude_columns"):
+        for key in ("include_columns", "exclude_columns", "primary_key", "hash_columns"):
             if data[key] is not None:
                 data[key] = list(data[key])
         return data
@@ -83,6 +87,10 @@ class TablePlan:
             exclude_columns=tuple(data.get("exclude_columns") or ()),
             row_filter=data.get("row_filter"),
             batch_size_mb=int(data.get("batch_size_mb") or 100),
+            chunk_rows=int(data.get("chunk_rows") or 1_000_000),
+            parallel_chunks=int(data.get("parallel_chunks") or 1),
+            primary_key=tuple(data["primary_key"]) if data.get("primary_key") else None,
+            hash_columns=tuple(data.get("hash_columns") or ()),
         )
 
 
@@ -144,10 +152,14 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
         group_id=_GROUP_ID.sub("_", f"{schema}-{name}"),
         batch_rows=table.batch_rows or spec.batch_rows,
         batch_size_mb=table.batch_size_mb or spec.batch_size_mb,
+        chunk_rows=table.chunk_rows or spec.chunk_rows,
+        parallel_chunks=table.parallel_chunks or spec.parallel_chunks,
+        primary_key=tuple(table.primary_key) if table.primary_key else None,
         s3=s3,
         snowflake=snowflake,
         include_columns=tuple(table.columns.include) if table.columns and table.columns.include else None,
         exclude_columns=tuple(table.columns.exclude or ()) if table.columns else (),
+        hash_columns=tuple(table.columns.hash or ()) if table.columns else (),
         row_filter=table.row_filter,
     )
 

@@ -1,12 +1,14 @@
-"""Row filters from specs: one boolean T-SQL expression, checked and re-rendered by sqlglot.
+"""Row filters from specs: one boolean expression, checked and re-rendered by sqlglot.
 
-A filter is the one piece of SQL a spec may carry. It is parsed as T-SQL and accepted only when it
-is a single boolean expression: no statement separators, no comments, no subqueries, no
-assignments. The text put into the extraction query is sqlglot's rendering of the parsed tree,
-never the spec's raw string.
+A filter is the one piece of SQL a spec may carry. It is parsed in the source's dialect (T-SQL for
+SQL Server, PostgreSQL's for PostgreSQL) and accepted only when it is a single boolean expression:
+no statement separators, no comments, no subqueries, no assignments. The text put into the
+extraction query is sqlglot's rendering of the parsed tree, never the spec's raw string.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import sqlglot
 from sqlglot import TokenType, exp
@@ -44,18 +46,22 @@ class RowFilterError(ValueError):
     """A row filter that is not one boolean expression."""
 
 
-def render_row_filter(text: str) -> str:
-    """Validate a spec's row filter and return the T-SQL to put after WHERE."""
+RowFilterDialect = Literal["tsql", "postgres"]  # sqlglot's names
+_DIALECT_NAMES: dict[str, str] = {"tsql": "T-SQL", "postgres": "PostgreSQL"}
+
+
+def render_row_filter(text: str, *, dialect: RowFilterDialect = "tsql") -> str:
+    """Validate a spec's row filter and return the SQL to put after WHERE, in sqlglot's ``dialect``."""
     if not text.strip():
         raise RowFilterError("the row filter is empty")
     try:
-        tokens = sqlglot.tokenize(text, read="tsql")
+        tokens = sqlglot.tokenize(text, read=dialect)
         if any(t.token_type == TokenType.SEMICOLON or t.comments for t in tokens):
             raise RowFilterError("a row filter may not contain comments or ';' (one boolean expression only)")
-        statements = sqlglot.parse(f"SELECT 1 WHERE {text}", read="tsql")
+        statements = sqlglot.parse(f"SELECT 1 WHERE {text}", read=dialect)
     except (ParseError, TokenError) as err:
         first = err.errors[0]["description"] if isinstance(err, ParseError) and err.errors else str(err)
-        raise RowFilterError(f"not valid T-SQL: {first}") from None
+        raise RowFilterError(f"not valid {_DIALECT_NAMES[dialect]}: {first}") from None
     if len(statements) != 1 or not isinstance(statements[0], exp.Select):
         raise RowFilterError("must be one boolean expression")
     where = statements[0].args.get("where")
@@ -66,4 +72,12 @@ def render_row_filter(text: str) -> str:
         raise RowFilterError("subqueries and statements are not allowed in a row filter")
     if not isinstance(condition, _BOOLEAN):
         raise RowFilterError("must be a boolean expression, e.g. order_date >= '2024-01-01'")
-    return str(condition.sql(dialect="tsql"))
+    return str(condition.sql(dialect=dialect))
+
+
+def transpile_row_filter(tsql: str, dialect: RowFilterDialect) -> str:
+    """A filter the spec loader rendered as T-SQL, in another source's dialect (checked again there)."""
+    if dialect == "tsql":
+        return tsql
+    condition = sqlglot.parse_one(f"SELECT 1 WHERE {tsql}", read="tsql").args["where"].this
+    return render_row_filter(str(condition.sql(dialect=dialect)), dialect=dialect)

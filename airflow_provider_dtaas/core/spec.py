@@ -115,8 +115,13 @@ class DestinationsSpec(_Model):
 class ColumnSelection(_Model):
     include: list[str] | None = Field(default=None, min_length=1, description="only these columns")
     exclude: list[str] | None = Field(default=None, min_length=1, description="every column but these")
+    hash: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="columns replaced by the SHA-256 of their value, computed by the source server",
+    )
 
-    @field_validator("include", "exclude")
+    @field_validator("include", "exclude", "hash")
     @classmethod
     def _valid_names(cls, names: list[str] | None) -> list[str] | None:
         for name in names or []:
@@ -127,8 +132,8 @@ class ColumnSelection(_Model):
     def _one_of(self) -> ColumnSelection:
         if self.include is not None and self.exclude is not None:
             raise ValueError("use either include or exclude, not both")
-        if self.include is None and self.exclude is None:
-            raise ValueError("name the columns to include or to exclude")
+        if self.include is None and self.exclude is None and self.hash is None:
+            raise ValueError("name the columns to include, to exclude or to hash")
         return self
 
 
@@ -136,6 +141,15 @@ class TableSpec(_Model):
     name: str = Field(description="schema.table in the source database")
     batch_rows: int | None = Field(default=None, ge=1, le=5_000_000)
     batch_size_mb: int | None = Field(default=None, ge=1, le=4_096)
+    chunk_rows: int | None = Field(default=None, ge=1_000, le=1_000_000_000)
+    parallel_chunks: int | None = Field(
+        default=None, ge=1, le=64, description="chunks of this table copied at once, by separate tasks"
+    )
+    primary_key: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="key columns to read and chunk by, for a table whose key the catalog does not declare",
+    )
     target: str | None = Field(default=None, description="Snowflake table name (default: the table's name)")
     columns: ColumnSelection | None = None
     row_filter: str | None = Field(default=None, description="one boolean T-SQL expression")
@@ -201,6 +215,19 @@ class TaskSpec(_Model):
         description="rows per batch; unset = sized by each table's row estimate",
     )
     batch_size_mb: int = Field(default=100, ge=1, le=4_096, description="cap on one batch's size in memory")
+    chunk_rows: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        le=1_000_000_000,
+        description="rows per keyset chunk: the unit that is read, retried and checkpointed alone",
+    )
+    parallel_chunks: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="1: a table loads in one task; more: its chunks are copied by that many mapped "
+        "tasks at once, on any Celery worker",
+    )
     parallel_tables: int = Field(default=3, ge=1, le=64, description="tables loaded at the same time")
     state_conn_id: str = "dtaas_state"
     retry_enabled: bool = True

@@ -2,42 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 
-import pyarrow as pa
 from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
 
-from airflow_provider_dtaas.core.batches import rows_to_batch
-from airflow_provider_dtaas.core.batching import BatchSizer
-from airflow_provider_dtaas.core.identifiers import quote_mssql, quote_mssql_table
-from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn
+from airflow_provider_dtaas.core.identifiers import quote_mssql_table
+from airflow_provider_dtaas.core.sql_dialect import MSSQL
+from airflow_provider_dtaas.core.typemap import SourceColumn
+from airflow_provider_dtaas.hooks.keyset_reader import (
+    KeysetReaderMixin,
+    SourceReadError,
+    SourceTableNotFoundError,
+    SourceUnreachableError,
+)
+
+__all__ = ["DtaasMsSqlHook", "SourceReadError", "SourceTableNotFoundError", "SourceUnreachableError"]
 
 _COLUMNS_SQL = (
     "SELECT COLUMN_NAME, DATA_TYPE, ORDINAL_POSITION, IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH,"
-    " NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION"
+    " NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, COLLATION_NAME"
     " FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
     " ORDER BY ORDINAL_POSITION"
 )
+_COMPUTED_SQL = "SELECT name FROM sys.computed_columns WHERE object_id = OBJECT_ID(%s)"
+_UNIQUE_KEYS_SQL = (
+    "SELECT i.name, i.is_primary_key, ic.key_ordinal, c.name FROM sys.indexes i"
+    " JOIN sys.index_columns ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id"
+    " JOIN sys.columns c ON c.object_id = ic.object_id AND c.column_id = ic.column_id"
+    " WHERE i.object_id = OBJECT_ID(%s) AND i.is_unique = 1 AND ic.is_included_column = 0"
+    " AND i.has_filter = 0 ORDER BY i.is_primary_key DESC, i.name, ic.key_ordinal"
+)
+_SIZE_SQL = (
+    "SELECT SUM(CASE WHEN index_id IN (0, 1) THEN row_count ELSE 0 END), SUM(reserved_page_count)"
+    " FROM sys.dm_db_partition_stats WHERE object_id = OBJECT_ID(%s)"
+)
+_TRACKING_SQL = (
+    "SELECT t.is_tracked_by_cdc, CASE WHEN ct.object_id IS NULL THEN 0 ELSE 1 END FROM sys.tables t"
+    " LEFT JOIN sys.change_tracking_tables ct ON ct.object_id = t.object_id"
+    " WHERE t.object_id = OBJECT_ID(%s)"
+)
+_ISOLATION_SQL = (
+    "SELECT snapshot_isolation_state, is_read_committed_snapshot_on FROM sys.databases WHERE name = DB_NAME()"
+)
+
+# SQL Server errors that the same statement may not meet again: deadlock victim, lock timeout,
+# resource limits, failover and Azure throttling; DB-Lib's own numbers for a dropped connection.
+TRANSIENT_ERROR_NUMBERS = frozenset(
+    {1205, 1222, 233, 64, 121, 10053, 10054, 10060, 10928, 10929, 40197, 40501, 40613, 49918, 49919,
+     49920, 4221, 20003, 20004, 20006, 20009, 20047}
+)  # fmt: skip
 
 
-class SourceTableNotFoundError(LookupError):
-    """The spec names a table the source database does not have."""
-
-
-class SourceUnreachableError(ConnectionError):
-    """The source server refused or did not answer the connection."""
-
-
-class DtaasMsSqlHook(MsSqlHook):
-    """MsSqlHook that describes tables and streams them as Arrow record batches.
+class DtaasMsSqlHook(KeysetReaderMixin, MsSqlHook):
+    """MsSqlHook that describes tables and streams them as Arrow record batches (through the shared
+    :class:`KeysetReaderMixin`: ``consistent_reader``, ``plan_chunks``, ``iter_record_batches``,
+    ``max_watermark``).
 
     :param mssql_conn_id: Airflow connection of type ``mssql``.
     :param database: database to use instead of the connection's own.
     """
 
     hook_name = "DTaaS SQL Server source"
+    source_dialect = MSSQL
+    unique_keys_sql = _UNIQUE_KEYS_SQL
 
     def __init__(self, *args: Any, database: str | None = None, **kwargs: Any) -> None:
         if database:
@@ -50,18 +77,17 @@ class DtaasMsSqlHook(MsSqlHook):
         try:
             return super().get_conn()
         except pymssql.Error as err:
-            conn = self.connection
-            raise SourceUnreachableError(
-                f"cannot connect to SQL Server at {conn.host}:{conn.port} "
-                f"(connection {self.get_conn_id()!r}): {_driver_message(err)}. "
-                "Check that the server is up, the host and port are right and the login is allowed."
-            ) from err
+            raise self._unreachable(_driver_message(err)) from err
+
+    # -- introspection -------------------------------------------------------------------------
 
     def list_tables(self) -> list[tuple[str, str]]:
-        """Every base table of the database as (schema, table)."""
+        """Every user table of the database as (schema, table): not the tables SQL Server itself
+        ships or adds (``is_ms_shipped``, such as CDC's ``dbo.systranschemas``), nor CDC's ``cdc.*``."""
         rows = self.get_records(
-            "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_TYPE = %s",
-            parameters=("BASE TABLE",),
+            "SELECT s.name, t.name FROM sys.tables t JOIN sys.schemas s ON s.schema_id = t.schema_id"
+            " WHERE t.is_ms_shipped = 0 AND s.name <> %s ORDER BY s.name, t.name",
+            parameters=("cdc",),
         )
         return [(str(schema), str(table)) for schema, table in rows]
 
@@ -69,86 +95,93 @@ class DtaasMsSqlHook(MsSqlHook):
         """Describe a table's columns from INFORMATION_SCHEMA; raise if it does not exist."""
         rows = self.get_records(_COLUMNS_SQL, parameters=(schema, table))
         if not rows:
-            database = self.schema or self.connection.schema or "(default)"
-            raise SourceTableNotFoundError(
-                f"source table {schema}.{table} not found in database {database} "
-                f"(connection {self.get_conn_id()!r}); check the name in the spec and the login's rights"
-            )
-        return [
-            SourceColumn(
-                name=str(name),
-                data_type=str(data_type).lower(),
-                ordinal=int(ordinal),
-                nullable=str(nullable).upper() == "YES",
-                max_length=None if max_length is None else int(max_length),
-                precision=None if precision is None else int(precision),
-                scale=None if scale is None else int(scale),
-                datetime_precision=None if dt_precision is None else int(dt_precision),
-            )
-            for name, data_type, ordinal, nullable, max_length, precision, scale, dt_precision in rows
-        ]
+            raise self._table_not_found(schema, table, self.schema or self.connection.schema)
+        computed = {
+            str(row[0]).lower()
+            for row in self.get_records(_COMPUTED_SQL, parameters=(quote_mssql_table(schema, table),))
+        }
+        return [_source_column(row, computed) for row in rows]
 
-    def get_primary_key(self, schema: str, table: str) -> list[str]:
-        """The primary key's columns in key order; empty for a heap without a primary key."""
-        rows = self.get_records(
-            "SELECT k.COLUMN_NAME FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS c"
-            " JOIN INFORMATION_SCHEMA.KEY_COLUMN_USAGE k ON k.CONSTRAINT_NAME = c.CONSTRAINT_NAME"
-            " AND k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME"
-            " WHERE c.CONSTRAINT_TYPE = 'PRIMARY KEY' AND c.TABLE_SCHEMA = %s AND c.TABLE_NAME = %s"
-            " ORDER BY k.ORDINAL_POSITION",
-            parameters=(schema, table),
+    def table_size(self, schema: str, table: str) -> tuple[int | None, float | None]:
+        """(rows, MB) from the partition statistics (no COUNT(*), no scan); None where unknown."""
+        row = self.get_first(_SIZE_SQL, parameters=(quote_mssql_table(schema, table),))
+        if not row:
+            return None, None
+        rows, pages = row
+        return (None if rows is None else int(rows)), (None if pages is None else round(pages * 8 / 1024, 3))
+
+    def change_capture(self, schema: str, table: str) -> tuple[bool, bool]:
+        """(CDC enabled, change tracking enabled) for the table."""
+        tracking = self.get_first(_TRACKING_SQL, parameters=(quote_mssql_table(schema, table),))
+        return bool(tracking and tracking[0]), bool(tracking and tracking[1])
+
+    # -- reads (planning and streaming are the shared engine's: KeysetReaderMixin) ---------------
+
+    def _start_consistent_read(self, conn: Any) -> None:
+        """SNAPSHOT isolation if the database allows it, else READ COMMITTED (row-versioned when
+        READ_COMMITTED_SNAPSHOT is on, locking otherwise: a warning says so). Never NOLOCK."""
+        cursor = conn.cursor()
+        try:
+            cursor.execute(_ISOLATION_SQL)
+            row = cursor.fetchone()
+        except Exception as err:
+            raise self.read_error(err, "reading sys.databases") from err
+        snapshot = bool(row and int(row[0] or 0) == 1)
+        versioned = bool(row and row[1])
+        if snapshot:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL SNAPSHOT")
+            self.log.info("reading under SNAPSHOT isolation: one consistent view, writers not blocked")
+        else:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            if not versioned:
+                self.log.warning(
+                    "database %s allows neither SNAPSHOT isolation nor READ_COMMITTED_SNAPSHOT: reading "
+                    "under locking READ COMMITTED, which can wait for writers and sees each chunk at its "
+                    "own moment. Run ALTER DATABASE ... SET ALLOW_SNAPSHOT_ISOLATION ON for "
+                    "consistent, non-blocking reads.",
+                    self.schema or self.connection.schema,
+                )
+        cursor.close()
+
+    def read_error(self, err: Exception, doing: str) -> Exception:
+        """The driver's error as a :class:`SourceReadError` naming what failed and whether it may pass."""
+        import pymssql
+
+        if not isinstance(err, pymssql.Error):
+            return err
+        number = _error_number(err)
+        transient = number in TRANSIENT_ERROR_NUMBERS or isinstance(err, pymssql.InterfaceError)
+        return SourceReadError(
+            f"SQL Server error {number if number is not None else '(no number)'} while {doing}: "
+            f"{_driver_message(err)}",
+            number=number,
+            transient=transient,
         )
-        return [str(row[0]) for row in rows]
 
-    def estimate_rows(self, schema: str, table: str) -> int | None:
-        """Row count from the partition statistics (no COUNT(*), no scan); None if unknown."""
-        row = self.get_first(
-            "SELECT SUM(row_count) FROM sys.dm_db_partition_stats"
-            " WHERE object_id = OBJECT_ID(%s) AND index_id IN (0, 1)",
-            parameters=(quote_mssql_table(schema, table),),
-        )
-        return None if not row or row[0] is None else int(row[0])
 
-    def iter_record_batches(
-        self,
-        schema: str,
-        table: str,
-        columns: list[MappedColumn],
-        *,
-        batch_rows: int,
-        max_batch_bytes: int | None = None,
-        row_filter: str | None = None,
-        order_by: list[str] | None = None,
-    ) -> Iterator[pa.RecordBatch]:
-        """Stream the table (or the rows the filter keeps); memory is bounded by one batch.
+def _source_column(row: tuple[Any, ...], computed: set[str]) -> SourceColumn:
+    name, data_type, ordinal, nullable, max_length, precision, scale, dt_precision, collation = row
+    return SourceColumn(
+        name=str(name),
+        data_type=str(data_type).lower(),
+        ordinal=int(ordinal),
+        nullable=str(nullable).upper() == "YES",
+        max_length=None if max_length is None else int(max_length),
+        precision=None if precision is None else int(precision),
+        scale=None if scale is None else int(scale),
+        datetime_precision=None if dt_precision is None else int(dt_precision),
+        collation=None if collation is None else str(collation),
+        computed=str(name).lower() in computed,
+    )
 
-        :param batch_rows: rows fetched at a time.
-        :param max_batch_bytes: cap on a batch's Arrow size: wider rows shrink later fetches and an
-            oversized batch is yielded in slices.
-        :param row_filter: T-SQL rendered by :func:`render_row_filter` from the spec, never raw text.
-        :param order_by: key columns; reading in key order makes batch N hold the same rows in every
-            attempt, so a retried attempt rewrites the same objects.
-        """
-        sizer = BatchSizer(target_rows=batch_rows, max_bytes=max_batch_bytes or 0)
-        select_list = ", ".join(column.select_expression() for column in columns)
-        sql = f"SELECT {select_list} FROM {quote_mssql_table(schema, table)}"
-        if row_filter:
-            sql += f" WHERE {row_filter}"
-        if order_by:
-            sql += " ORDER BY " + ", ".join(quote_mssql(column) for column in order_by)
-        with closing(self.get_conn()) as conn, closing(conn.cursor()) as cursor:
-            cursor.execute(sql)
-            while True:
-                rows = cursor.fetchmany(sizer.rows)
-                if not rows:
-                    return
-                batch = rows_to_batch(rows, columns)
-                del rows
-                if not max_batch_bytes:
-                    yield batch
-                    continue
-                for offset, length in sizer.slices(batch.num_rows, batch.nbytes):
-                    yield batch.slice(offset, length)
+
+def _error_number(err: Exception) -> int | None:
+    first = err.args[0] if err.args else None
+    if isinstance(first, int):
+        return first
+    if isinstance(first, tuple) and first and isinstance(first[0], int):
+        return first[0]
+    return None
 
 
 def _driver_message(err: Exception) -> str:

@@ -1,7 +1,8 @@
 """Destinations of a full load: each takes Arrow batches chunk by chunk and commits at the end.
 
-A sink's objects are named from (table, run, chunk) only, so a retried attempt overwrites its own
-output and never adds to it; ``commit`` is the single step that makes the load visible.
+A sink's objects are named from (table, run, key chunk, part) only, so a retried attempt overwrites
+its own output and never adds to it; a chunk read again after a transient failure first discards what
+it wrote (``discard_chunk``); ``commit`` is the single step that makes the load visible.
 """
 
 from __future__ import annotations
@@ -37,15 +38,34 @@ class SinkResult:
 
 
 class Sink(Protocol):
+    """One destination of a table load, driven in three steps that may run in different tasks:
+
+    ``prepare`` once per load (clears what an earlier attempt of the run left), then ``open`` /
+    ``discard_chunk`` / ``write`` / ``close`` in every process that copies chunks (``written`` lists
+    the files it wrote), then ``commit`` once with every chunk's files, which makes the load visible.
+    """
+
     name: str
+
+    def prepare(self) -> None: ...
 
     def open(self) -> None: ...
 
-    def write(self, chunk: int, batch: pa.RecordBatch) -> int: ...
+    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> int: ...
 
-    def commit(self, rows: int) -> SinkResult: ...
+    def discard_chunk(self, chunk: int) -> None: ...
+
+    def written(self) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+    def commit(self, rows: int, files: list[dict[str, Any]]) -> SinkResult: ...
 
     def abort(self) -> None: ...
+
+
+def part_name(chunk: int, part: int) -> str:
+    return f"part-{chunk:05d}-{part:05d}.parquet"
 
 
 def parquet_bytes(batch: pa.RecordBatch, compression: str) -> bytes:
@@ -77,7 +97,7 @@ class S3ParquetSink:
         self.columns = columns
         self.files: list[dict[str, Any]] = []
 
-    def open(self) -> None:
+    def prepare(self) -> None:
         self.hook.require_bucket(self.target.bucket)
         removed = self.hook.delete_prefix(bucket=self.target.bucket, prefix=self.prefix)
         if removed:
@@ -88,8 +108,8 @@ class S3ParquetSink:
                 self.prefix,
             )
 
-    def write(self, chunk: int, batch: pa.RecordBatch) -> int:
-        key = f"{self.prefix}part-{chunk:05d}.parquet"
+    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> int:
+        key = f"{self.prefix}{part_name(chunk, part)}"
         data = parquet_bytes(batch, self.target.compression)
         metadata = {
             "dtaas-source-table": self.source_table,
@@ -97,10 +117,24 @@ class S3ParquetSink:
             "dtaas-rows": str(batch.num_rows),
         }
         self.hook.put_object_bytes(data, bucket=self.target.bucket, key=key, metadata=metadata)
-        self.files.append({"key": key, "rows": batch.num_rows, "bytes": len(data)})
+        self.files.append({"key": key, "chunk": chunk, "rows": batch.num_rows, "bytes": len(data)})
         return len(data)
 
-    def commit(self, rows: int) -> SinkResult:
+    def open(self) -> None:
+        """Nothing to open: every write is one PUT."""
+
+    def discard_chunk(self, chunk: int) -> None:
+        self.hook.delete_prefix(bucket=self.target.bucket, prefix=f"{self.prefix}part-{chunk:05d}-")
+        self.files = [f for f in self.files if f["chunk"] != chunk]
+
+    def written(self) -> list[dict[str, Any]]:
+        return list(self.files)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def commit(self, rows: int, files: list[dict[str, Any]]) -> SinkResult:
+        self.files = sorted(files, key=lambda f: f["key"])
         written = sum(f["rows"] for f in self.files)
         if written != rows:
             raise RowCountMismatchError(f"S3 files hold {written} rows, {rows} were read")
@@ -146,42 +180,61 @@ class SnowflakeStageSink:
         self._stack = ExitStack()
         self._session: Any = None
         self._tmpdir = ""
-        self.bytes_written = 0
-        self.files = 0
+        self._staged: list[dict[str, Any]] = []
+
+    def prepare(self) -> None:
+        t = self.target
+        with self.hook.session() as session:
+            session.execute(sql.create_schema_sql(t.database, t.schema))
+            session.execute(sql.create_stage_sql(t.database, t.schema, t.stage))
+            session.execute(sql.remove_sql(self.location))
+            columns = [
+                (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
+            ]
+            session.execute(sql.create_table_sql(t.database, t.schema, t.table, columns))
 
     def open(self) -> None:
-        t = self.target
         self._session = self._stack.enter_context(self.hook.session())
         self._tmpdir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="dtaas-sf-"))
-        self._session.execute(sql.create_schema_sql(t.database, t.schema))
-        self._session.execute(sql.create_stage_sql(t.database, t.schema, t.stage))
-        self._session.execute(sql.remove_sql(self.location))
-        columns = [
-            (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
-        ]
-        self._session.execute(sql.create_table_sql(t.database, t.schema, t.table, columns))
 
-    def write(self, chunk: int, batch: pa.RecordBatch) -> int:
+    def close(self) -> None:
+        self._stack.close()
+        self._session = None
+
+    def _chunk_location(self, chunk: int) -> str:
+        return f"{self.location}chunk-{chunk:05d}/"
+
+    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> int:
         renamed = batch.rename_columns(self.target_columns)
-        path = os.path.join(self._tmpdir, f"part-{chunk:05d}.parquet")
+        name = part_name(chunk, part)
+        path = os.path.join(self._tmpdir, name)
         data = parquet_bytes(renamed, "zstd")
         with open(path, "wb") as handle:
             handle.write(data)
         try:
-            self._session.execute(sql.put_sql(path, self.location))
+            self._session.execute(sql.put_sql(path, self._chunk_location(chunk)))
         finally:
             os.remove(path)
-        self.files += 1
-        self.bytes_written += len(data)
+        self._staged.append({"name": name, "chunk": chunk, "rows": batch.num_rows, "bytes": len(data)})
         return len(data)
 
-    def commit(self, rows: int) -> SinkResult:
+    def discard_chunk(self, chunk: int) -> None:
+        """Remove the chunk's stage folder: what this process and any earlier attempt put there."""
+        self._session.execute(sql.remove_sql(self._chunk_location(chunk)))
+        self._staged = [f for f in self._staged if f["chunk"] != chunk]
+
+    def written(self) -> list[dict[str, Any]]:
+        return list(self._staged)
+
+    def commit(self, rows: int, files: list[dict[str, Any]]) -> SinkResult:
         t = self.target
         columns = [
             (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
         ]
+        if self._session is None:
+            self.open()
         self._session.execute(sql.create_table_sql(t.database, t.schema, self.staging, columns, replace=True))
-        if self.files:
+        if files:
             self._session.execute(sql.copy_parquet_sql(t.database, t.schema, self.staging, self.location))
         staged = int(self._session.scalar(sql.count_sql(t.database, t.schema, self.staging)))
         if staged != rows:
@@ -193,11 +246,11 @@ class SnowflakeStageSink:
             sql.replace_rows_sql(t.database, t.schema, t.table, self.staging, self.target_columns)
         )
         self._cleanup()
-        self._stack.close()
+        self.close()
         return SinkResult(
             location=f"{t.database}.{t.schema}.{t.table}",
-            files=self.files,
-            bytes_written=self.bytes_written,
+            files=len(files),
+            bytes_written=sum(int(f["bytes"]) for f in files),
         )
 
     def abort(self) -> None:
@@ -210,7 +263,7 @@ class SnowflakeStageSink:
                 "could not clean up Snowflake staging objects for %s", self.target.table, exc_info=True
             )
         finally:
-            self._stack.close()
+            self.close()
 
     def _cleanup(self) -> None:
         t = self.target

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,7 +128,7 @@ def state_conn(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(scope="session")
-def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, Any]]:
     import secrets
 
     from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
@@ -140,12 +141,12 @@ def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         database="dtaas_sample",
         seed_sample=True,
     ) as server:
-        yield server.port, password
+        yield server.port, password, server
 
 
 @pytest.fixture
-def mssql_conn(sqlserver_double: tuple[int, str], monkeypatch: pytest.MonkeyPatch) -> str:
-    port, password = sqlserver_double
+def mssql_conn(sqlserver_double: tuple[int, str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
+    port, password, _server = sqlserver_double
     _set_connection(
         monkeypatch,
         "it_mssql",
@@ -160,3 +161,25 @@ def mssql_conn(sqlserver_double: tuple[int, str], monkeypatch: pytest.MonkeyPatc
         },
     )
     return "it_mssql"
+
+
+REAL_SQL_SERVER_ENV = "DTAAS_TEST_MSSQL_CONN"
+
+
+@pytest.fixture(params=["double", "sqlserver"])
+def source_conn(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The SQL Server source under test: our TDS double, and a real SQL Server when
+    ``DTAAS_TEST_MSSQL_CONN`` holds an Airflow connection URI to one (seeded with
+    ``deploy/mssql/seed.sql``, e.g. the docker-compose ``mssql`` service)."""
+    import os
+
+    if request.param == "double":
+        return str(request.getfixturevalue("mssql_conn"))
+    uri = os.environ.get(REAL_SQL_SERVER_ENV)
+    if not uri:
+        pytest.skip(
+            f"{REAL_SQL_SERVER_ENV} is not set: no real SQL Server to run this test against "
+            "(set it to an Airflow connection URI, e.g. the docker-compose mssql service)"
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_IT_MSSQL_REAL", uri)
+    return "it_mssql_real"

@@ -53,10 +53,11 @@ def test_s3_parts_and_manifest_hold_exactly_the_rows(s3_conn: str) -> None:
     hook.create_bucket(bucket_name="sink-test")
     batches = [_batch(0, 1000), _batch(1000, 1000), _batch(2000, 7)]
     sink = _s3_sink(s3_conn, "sink-test")
+    sink.prepare()
     sink.open()
     for chunk, batch in enumerate(batches):
-        sink.write(chunk, batch)
-    result = sink.commit(2007)
+        sink.write(0, chunk, batch)
+    result = sink.commit(2007, sink.written())
     assert result.files == 3
 
     client = hook.get_conn()
@@ -65,7 +66,7 @@ def test_s3_parts_and_manifest_hold_exactly_the_rows(s3_conn: str) -> None:
     )
     assert manifest["rows"] == 2007
     keys = [f["key"] for f in manifest["files"]]
-    assert keys == [f"raw/dbo/t/run=r1/part-{i:05d}.parquet" for i in range(3)]
+    assert keys == [f"raw/dbo/t/run=r1/part-00000-{i:05d}.parquet" for i in range(3)]
     tables = [
         pq.read_table(io.BytesIO(client.get_object(Bucket="sink-test", Key=k)["Body"].read())) for k in keys
     ]
@@ -75,17 +76,18 @@ def test_s3_parts_and_manifest_hold_exactly_the_rows(s3_conn: str) -> None:
 
     # a retried attempt of the same run with fewer chunks leaves no stale part behind
     retry = _s3_sink(s3_conn, "sink-test")
+    retry.prepare()
     retry.open()
-    retry.write(0, _batch(0, 10))
-    retry.commit(10)
+    retry.write(0, 0, _batch(0, 10))
+    retry.commit(10, retry.written())
     left = sorted(hook.list_keys(bucket_name="sink-test", prefix="raw/dbo/t/run=r1/"))
-    assert left == ["raw/dbo/t/run=r1/_manifest.json", "raw/dbo/t/run=r1/part-00000.parquet"]
+    assert left == ["raw/dbo/t/run=r1/_manifest.json", "raw/dbo/t/run=r1/part-00000-00000.parquet"]
 
 
 def test_missing_bucket_is_named_with_the_fix(s3_conn: str) -> None:
     sink = _s3_sink(s3_conn, "no-such-bucket")
     with pytest.raises(DestinationBucketError, match=r"S3 bucket 'no-such-bucket' does not exist .*it_s3"):
-        sink.open()
+        sink.prepare()
 
 
 def _sf_sink(conn_id: str) -> SnowflakeStageSink:
@@ -105,18 +107,20 @@ def _snowflake_rows(conn_id: str) -> list[tuple[object, ...]]:
 def test_snowflake_load_replaces_the_table_atomically(snowflake_conn: str) -> None:
     batches = [_batch(0, 500), _batch(500, 3)]
     sink = _sf_sink(snowflake_conn)
+    sink.prepare()
     sink.open()
     for chunk, batch in enumerate(batches):
-        sink.write(chunk, batch)
-    sink.commit(503)
+        sink.write(0, chunk, batch)
+    sink.commit(503, sink.written())
     expected = [(r["id"], r["name"], r["amount"]) for r in pa.Table.from_batches(batches).to_pylist()]
     assert _snowflake_rows(snowflake_conn) == expected
 
     # a second full load replaces, never appends
     again = _sf_sink(snowflake_conn)
+    again.prepare()
     again.open()
-    again.write(0, _batch(10, 2))
-    again.commit(2)
+    again.write(0, 0, _batch(10, 2))
+    again.commit(2, again.written())
     assert _snowflake_rows(snowflake_conn) == [
         (10, "Zoë 10", Decimal("0.10")),
         (11, "Zoë 11", Decimal("0.11")),
@@ -125,16 +129,18 @@ def test_snowflake_load_replaces_the_table_atomically(snowflake_conn: str) -> No
 
 def test_snowflake_count_mismatch_leaves_the_previous_table_intact(snowflake_conn: str) -> None:
     good = _sf_sink(snowflake_conn)
+    good.prepare()
     good.open()
-    good.write(0, _batch(0, 5))
-    good.commit(5)
+    good.write(0, 0, _batch(0, 5))
+    good.commit(5, good.written())
     before = _snowflake_rows(snowflake_conn)
 
     bad = _sf_sink(snowflake_conn)
+    bad.prepare()
     bad.open()
-    bad.write(0, _batch(100, 3))
+    bad.write(0, 0, _batch(100, 3))
     with pytest.raises(RowCountMismatchError, match=r"holds 3 rows, 4 were read; the target T was left"):
-        bad.commit(4)
+        bad.commit(4, bad.written())
     bad.abort()
     assert _snowflake_rows(snowflake_conn) == before
     staging = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn).get_records(
@@ -145,10 +151,45 @@ def test_snowflake_count_mismatch_leaves_the_previous_table_intact(snowflake_con
 
 def test_snowflake_stage_files_are_removed_after_the_load(snowflake_conn: str) -> None:
     sink = _sf_sink(snowflake_conn)
+    sink.prepare()
     sink.open()
-    sink.write(0, _batch(0, 3))
+    sink.write(0, 0, _batch(0, 3))
     hook = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
     staged = hook.get_records('LIST @"ITDB"."RAW"."DTAAS_STAGE"')
-    assert [row[0] for row in staged] == ["dtaas_stage/T/run=r1/part-00000.parquet"]
-    sink.commit(3)
+    assert [row[0] for row in staged] == ["dtaas_stage/T/run=r1/chunk-00000/part-00000-00000.parquet"]
+    sink.commit(3, sink.written())
     assert hook.get_records('LIST @"ITDB"."RAW"."DTAAS_STAGE"') == []
+
+
+def test_a_discarded_chunk_leaves_nothing_in_s3_and_the_manifest(s3_conn: str) -> None:
+    hook = DtaasS3Hook(aws_conn_id=s3_conn)
+    hook.create_bucket(bucket_name="sink-discard")
+    sink = _s3_sink(s3_conn, "sink-discard")
+    sink.prepare()
+    sink.open()
+    sink.write(0, 0, _batch(0, 4))
+    sink.write(1, 0, _batch(4, 3))
+    sink.write(1, 1, _batch(7, 3))  # chunk 1 then fails mid-read...
+    sink.discard_chunk(1)
+    sink.write(1, 0, _batch(4, 6))  # ...and is read again in one part
+    sink.commit(10, sink.written())
+    keys = sorted(hook.list_keys(bucket_name="sink-discard", prefix="raw/dbo/t/run=r1/"))
+    assert keys == [
+        "raw/dbo/t/run=r1/_manifest.json",
+        "raw/dbo/t/run=r1/part-00000-00000.parquet",
+        "raw/dbo/t/run=r1/part-00001-00000.parquet",
+    ]
+
+
+def test_a_discarded_chunk_is_not_loaded_into_snowflake(snowflake_conn: str) -> None:
+    sink = _sf_sink(snowflake_conn)
+    sink.prepare()
+    sink.open()
+    sink.write(0, 0, _batch(0, 4))
+    sink.write(1, 0, _batch(4, 3))
+    sink.write(1, 1, _batch(7, 3))
+    sink.discard_chunk(1)
+    sink.write(1, 0, _batch(4, 6))
+    result = sink.commit(10, sink.written())
+    assert result.files == 2
+    assert [row[0] for row in _snowflake_rows(snowflake_conn)] == list(range(10))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_dtaas.builder.dag_factory import build_dags
+from airflow_provider_dtaas.builder.dag_factory import build_dag, build_dags
 from airflow_provider_dtaas.core.plan import TablePlan, plan_tables
 from airflow_provider_dtaas.core.spec_loader import SpecError, parse_spec
 from tests.conftest import REPO_ROOT
@@ -101,3 +101,27 @@ def test_a_dag_folder_with_one_bad_and_two_good_specs(
     assert sorted(bag.dag_ids) == ["dtaas_hr", "dtaas_invalid__broken", "dtaas_sales"]
     doc = bag.dags["dtaas_invalid__broken"].doc_md
     assert f"{tmp_path.name}/broken.yaml:15: batch_row: unknown key (did you mean batch_rows?)" in doc
+
+
+def test_a_table_with_parallel_chunks_is_planned_copied_by_mapped_tasks_and_committed() -> None:
+    spec = parse_spec(
+        "name: chunky\nsource: {conn_id: dtaas_mssql}\n"
+        "destinations: {s3: {conn_id: dtaas_s3, bucket: bkt, prefix: p/}}\n"
+        "tables:\n  - {name: dbo.orders, parallel_chunks: 4, chunk_rows: 25000}\n  - dbo.customers\n",
+        display_name="chunky.yaml",
+    )
+    dag = build_dag(spec, spec_file="chunky.yaml")
+    assert set(dag.task_ids) == {
+        "begin_run",
+        "dbo-orders.plan_chunks",
+        "dbo-orders.load_chunk",
+        "dbo-orders.commit",
+        "dbo-customers.full_load",
+        "end_run",
+    }
+    copier = dag.get_task("dbo-orders.load_chunk")
+    assert copier.max_active_tis_per_dagrun == 4
+    assert copier.upstream_task_ids == {"dbo-orders.plan_chunks"}
+    assert dag.get_task("dbo-orders.commit").upstream_task_ids == {"dbo-orders.load_chunk"}
+    assert dag.get_task("end_run").upstream_task_ids == {"dbo-orders.commit", "dbo-customers.full_load"}
+    assert TablePlan.from_dict(dag.get_task("dbo-orders.commit").table_plan).chunk_rows == 25_000

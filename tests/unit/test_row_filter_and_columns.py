@@ -82,3 +82,12 @@ def test_plan_and_dag_carry_filter_columns_and_parallelism() -> None:
     assert plan.exclude_columns == ("shape",)
     dag = build_dag(spec, spec_file="s.yaml")
     assert dag.max_active_tasks == 2
+
+
+def test_a_postgres_source_reads_and_renders_its_own_dialect() -> None:
+    rendered = render_row_filter("\"Order Date\" >= '2024-01-01' AND email ILIKE 'a%'", dialect="postgres")
+    assert rendered == "\"Order Date\" >= '2024-01-01' AND email ILIKE 'a%'"
+    with pytest.raises(RowFilterError, match="not valid PostgreSQL"):
+        render_row_filter("amount >", dialect="postgres")
+    with pytest.raises(RowFilterError, match="subqueries and statements are not allowed"):
+        render_row_filter("id IN (SELECT id FROM t)", dialect="postgres")

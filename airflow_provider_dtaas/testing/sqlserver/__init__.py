@@ -1,5 +1,10 @@
 """A SQL Server stand-in for tests and the local stack: a TDS server backed by DuckDB, reached with
-the real pymssql/pytds clients.
+the real pymssql/pytds clients, in clear text or TLS negotiated as SQL Server does (``tls``).
+
+It answers the catalog a source hook reads (INFORMATION_SCHEMA, sys.columns / computed_columns /
+indexes / index_columns / tables / databases / dm_db_partition_stats, change tracking and CDC flags),
+keeps SQL Server's collations and uniqueidentifier order, isolation levels and error numbers, and logs
+the SQL it receives (``SqlServerDouble.statements``). The README lists where it still differs.
 
 See ``server.SqlServerDouble`` and ``python -m airflow_provider_dtaas.testing.sqlserver``.
 """

@@ -1,6 +1,8 @@
 """``python -m airflow_provider_dtaas.testing.sqlserver``: run the SQL Server double until SIGTERM/SIGINT.
 
-The password comes from the environment variable DTAAS_MSSQL_PASSWORD, never from the command line."""
+The password comes from the environment variable DTAAS_MSSQL_PASSWORD, never from the command line.
+Encryption is negotiated as SQL Server does (default ``optional``); without --certfile, a CA and a
+server certificate are made in <data-dir>/tls on first start, and clients trust <data-dir>/tls/ca.pem."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from airflow_provider_dtaas.testing.sqlserver.login import ENCRYPTION_SETTINGS
 from airflow_provider_dtaas.testing.sqlserver.server import SqlServerDouble
 
 PASSWORD_ENV = "DTAAS_MSSQL_PASSWORD"  # noqa: S105 - the name of a variable, not a password
@@ -28,6 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", default="dtaas_sample")
     parser.add_argument("--login", default="sa")
     parser.add_argument("--seed-sample", action="store_true", help="create the sample tables on first start")
+    parser.add_argument(
+        "--encryption",
+        choices=ENCRYPTION_SETTINGS,
+        default="optional",
+        help="off: no TLS; optional: the login packet is encrypted when the client can encrypt, "
+        "everything when it asks to (SQL Server's default); required: everything, clients that "
+        "cannot encrypt are refused",
+    )
+    parser.add_argument(
+        "--certfile", type=Path, help="PEM certificate chain (default: made in <data-dir>/tls)"
+    )
+    parser.add_argument("--keyfile", type=Path, help="PEM private key, when not in --certfile")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -39,6 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     if not password:
         print(f"error: set the login's password in the environment variable {PASSWORD_ENV}", file=sys.stderr)
         return 2
+    try:
+        server = SqlServerDouble(
+            data_dir=args.data_dir,
+            host=args.host,
+            port=args.port,
+            login=args.login,
+            password=password,
+            database=args.database,
+            seed_sample=args.seed_sample,
+            encryption=args.encryption,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
+        )
+    except ValueError as error:  # conflicting options
+        parser.error(str(error))
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -46,15 +76,6 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    server = SqlServerDouble(
-        data_dir=args.data_dir,
-        host=args.host,
-        port=args.port,
-        login=args.login,
-        password=password,
-        database=args.database,
-        seed_sample=args.seed_sample,
-    )
     with server:
         print(f"listening on {server.host}:{server.port}", flush=True)
         stop.wait()

@@ -32,12 +32,14 @@ def _continues(first: str, words: list[str], word: str, body_taken: bool) -> boo
         return True
     if previous == "ON" and word in ("DELETE", "UPDATE"):
         return True  # ON DELETE CASCADE
+    if previous == "WITH" and word == "ROLLBACK":
+        return True  # ALTER DATABASE ... SET ... WITH ROLLBACK IMMEDIATE
     if first == "IF":
         return not body_taken
     if word == "SELECT":
         return first in ("INSERT", "WITH", "CREATE") and "SELECT" not in words
     if word == "SET":
-        return first in ("UPDATE", "MERGE") and "SET" not in words
+        return first in ("UPDATE", "MERGE", "ALTER") and "SET" not in words  # ALTER DATABASE x SET ...
     if word in ("INSERT", "UPDATE", "DELETE"):
         return first in ("WITH", "MERGE")
     if word == "DROP":

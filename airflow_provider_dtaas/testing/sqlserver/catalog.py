@@ -1,8 +1,9 @@
-"""The declared catalog: the SQL Server types of every column as CREATE TABLE declared them, kept in
-DuckDB tables next to the data, plus INFORMATION_SCHEMA and sys views computed from it.
+"""The declared catalog: every table's columns, types, computed columns, collations and indexes as
+T-SQL declared them, kept in DuckDB tables next to the data (``sysviews`` holds their DDL and the
+INFORMATION_SCHEMA / sys views computed from them).
 
-Schemas: ``__dtaas`` holds the catalog tables and helper macros, ``__info`` the INFORMATION_SCHEMA
-views and ``__sys`` the sys views; translation rewrites ``INFORMATION_SCHEMA.x`` and ``sys.x`` to them.
+``register`` records a created table, ``add_index`` a created index, ``lookup`` reads a table back as a
+``TableDefinition``. Index ids follow SQL Server: 0 is the heap, 1 the clustered index, 2.. the others.
 """
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError
+from airflow_provider_dtaas.testing.sqlserver.systypes import sys_type_facts
+from airflow_provider_dtaas.testing.sqlserver.sysviews import (
+    CATALOG,
+    CATALOG_VERSION,
+    CDC,
+    DEFAULT_OPTIONS,
+    INFO,
+    INTERNAL_SCHEMAS,
+    SYS,
+    TABLES,
+    render,
+)
 from airflow_provider_dtaas.testing.sqlserver.typemap import type_from_parts
 from airflow_provider_dtaas.testing.sqlserver.types import SqlType
 
-CATALOG = "__dtaas"
-INFO = "__info"
-SYS = "__sys"
-INTERNAL_SCHEMAS = (CATALOG, INFO, SYS)
+__all__ = ["CATALOG", "CDC", "INFO", "INTERNAL_SCHEMAS", "SYS"]
 
 
 @dataclass(frozen=True)
@@ -26,14 +37,43 @@ class DeclaredColumn:
     sql_type: SqlType
     nullable: bool = True
     default_sql: str | None = None  # DuckDB expression; used when the table is created
-    identity: tuple[int, int] | None = None  # (seed, increment); used when the table is created
+    identity: tuple[int, int] | None = None  # (seed, increment)
+    collation: str | None = None  # COLLATE as declared; None: the database default for character types
+    definition: str | None = None  # T-SQL expression of a computed column, as sys.computed_columns shows it
+    computed_sql: str | None = None  # its DuckDB expression; used when the table is created
+    persisted: bool = False
+
+    @property
+    def is_computed(self) -> bool:
+        return self.definition is not None
+
+    @property
+    def collation_name(self) -> str | None:
+        default = self.sql_type.collation_name
+        return None if default is None else self.collation or default
 
 
 @dataclass(frozen=True)
-class KeyConstraint:
+class IndexColumn:
     name: str
-    kind: str  # "PRIMARY KEY" or "UNIQUE"
-    columns: tuple[str, ...]
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class IndexDefinition:
+    """A PRIMARY KEY or UNIQUE constraint, or an index made by CREATE INDEX."""
+
+    name: str
+    kind: str  # "PRIMARY KEY" | "UNIQUE" (constraints) | "INDEX"
+    columns: tuple[IndexColumn, ...]
+    unique: bool = True
+    clustered: bool = False
+    included: tuple[str, ...] = ()
+    filter_definition: str | None = None  # T-SQL, as sys.indexes shows it
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
 
 
 @dataclass(frozen=True)
@@ -41,182 +81,208 @@ class TableDefinition:
     schema: str
     name: str
     columns: tuple[DeclaredColumn, ...]
-    constraints: tuple[KeyConstraint, ...] = field(default=())
+    indexes: tuple[IndexDefinition, ...] = field(default=())
+    object_id: int | None = None  # known once registered
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
 
-    def primary_key(self) -> KeyConstraint | None:
-        return next((c for c in self.constraints if c.kind == "PRIMARY KEY"), None)
+    def primary_key(self) -> IndexDefinition | None:
+        return next((i for i in self.indexes if i.kind == "PRIMARY KEY"), None)
+
+    def column(self, name: str) -> DeclaredColumn | None:
+        return next((c for c in self.columns if c.name.lower() == name.lower()), None)
 
 
-_CATALOG_DDL = f"""
-CREATE SCHEMA IF NOT EXISTS {CATALOG};
-CREATE SCHEMA IF NOT EXISTS {INFO};
-CREATE SCHEMA IF NOT EXISTS {SYS};
-CREATE SCHEMA IF NOT EXISTS dbo;
-CREATE SEQUENCE IF NOT EXISTS {CATALOG}.object_ids START 245575913;
-CREATE TABLE IF NOT EXISTS {CATALOG}.objects (
-    object_id INTEGER PRIMARY KEY, schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS {CATALOG}.columns (
-    "TABLE_SCHEMA" VARCHAR, "TABLE_NAME" VARCHAR, "COLUMN_NAME" VARCHAR, "ORDINAL_POSITION" INTEGER,
-    "IS_NULLABLE" VARCHAR, "DATA_TYPE" VARCHAR, "CHARACTER_MAXIMUM_LENGTH" INTEGER,
-    "CHARACTER_OCTET_LENGTH" INTEGER, "NUMERIC_PRECISION" UTINYINT, "NUMERIC_PRECISION_RADIX" SMALLINT,
-    "NUMERIC_SCALE" INTEGER, "DATETIME_PRECISION" SMALLINT, "COLLATION_NAME" VARCHAR);
-CREATE TABLE IF NOT EXISTS {CATALOG}.constraints (
-    schema_name VARCHAR, table_name VARCHAR, constraint_name VARCHAR, constraint_type VARCHAR);
-CREATE TABLE IF NOT EXISTS {CATALOG}.key_columns (
-    schema_name VARCHAR, table_name VARCHAR, constraint_name VARCHAR, column_name VARCHAR,
-    ordinal_position INTEGER);
-"""
-
-_VIEWS_DDL = f"""
-CREATE OR REPLACE VIEW {INFO}.tables AS
-    SELECT '{{db}}' AS "TABLE_CATALOG", schema_name AS "TABLE_SCHEMA", table_name AS "TABLE_NAME",
-           'BASE TABLE' AS "TABLE_TYPE"
-    FROM duckdb_tables() WHERE database_name = '{{db}}' AND schema_name NOT IN {INTERNAL_SCHEMAS}
-    UNION ALL
-    SELECT '{{db}}', schema_name, view_name, 'VIEW'
-    FROM duckdb_views() WHERE database_name = '{{db}}' AND NOT internal
-      AND schema_name NOT IN {INTERNAL_SCHEMAS};
-CREATE OR REPLACE VIEW {INFO}.columns AS
-    SELECT '{{db}}' AS "TABLE_CATALOG", "TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME", "ORDINAL_POSITION",
-           CAST(NULL AS VARCHAR) AS "COLUMN_DEFAULT", "IS_NULLABLE", "DATA_TYPE", "CHARACTER_MAXIMUM_LENGTH",
-           "CHARACTER_OCTET_LENGTH", "NUMERIC_PRECISION", "NUMERIC_PRECISION_RADIX", "NUMERIC_SCALE",
-           "DATETIME_PRECISION",
-           CASE WHEN "COLLATION_NAME" IS NULL THEN NULL
-                WHEN "DATA_TYPE" IN ('nchar', 'nvarchar', 'ntext') THEN 'UNICODE' ELSE 'iso_1' END
-               AS "CHARACTER_SET_NAME",
-           "COLLATION_NAME"
-    FROM {CATALOG}.columns;
-CREATE OR REPLACE VIEW {INFO}.table_constraints AS
-    SELECT '{{db}}' AS "CONSTRAINT_CATALOG", schema_name AS "CONSTRAINT_SCHEMA",
-           constraint_name AS "CONSTRAINT_NAME", '{{db}}' AS "TABLE_CATALOG", schema_name AS "TABLE_SCHEMA",
-           table_name AS "TABLE_NAME", constraint_type AS "CONSTRAINT_TYPE", 'NO' AS "IS_DEFERRABLE",
-           'NO' AS "INITIALLY_DEFERRED"
-    FROM {CATALOG}.constraints;
-CREATE OR REPLACE VIEW {INFO}.key_column_usage AS
-    SELECT '{{db}}' AS "CONSTRAINT_CATALOG", schema_name AS "CONSTRAINT_SCHEMA",
-           constraint_name AS "CONSTRAINT_NAME", '{{db}}' AS "TABLE_CATALOG", schema_name AS "TABLE_SCHEMA",
-           table_name AS "TABLE_NAME", column_name AS "COLUMN_NAME", ordinal_position AS "ORDINAL_POSITION"
-    FROM {CATALOG}.key_columns;
-CREATE OR REPLACE VIEW {INFO}.schemata AS
-    SELECT DISTINCT '{{db}}' AS "CATALOG_NAME", schema_name AS "SCHEMA_NAME", 'dbo' AS "SCHEMA_OWNER"
-    FROM duckdb_schemas() WHERE database_name = '{{db}}' AND schema_name NOT IN {INTERNAL_SCHEMAS}
-      AND schema_name <> 'main';
-CREATE OR REPLACE VIEW {SYS}.schemas AS
-    SELECT CAST(CASE WHEN schema_name = 'dbo' THEN 1 ELSE 5 + dense_rank() OVER (ORDER BY schema_name) END
-                AS INTEGER) AS schema_id, schema_name AS name, 1 AS principal_id
-    FROM (SELECT DISTINCT schema_name FROM duckdb_schemas()
-          WHERE database_name = '{{db}}' AND schema_name NOT IN {INTERNAL_SCHEMAS} AND schema_name <> 'main');
-CREATE OR REPLACE VIEW {SYS}.tables AS
-    SELECT o.object_id, o.table_name AS name, s.schema_id, 'U' AS type, 'USER_TABLE' AS type_desc
-    FROM {CATALOG}.objects o JOIN {SYS}.schemas s ON s.name = o.schema_name;
-CREATE OR REPLACE VIEW {SYS}.objects AS SELECT object_id, name, schema_id, type, type_desc FROM {SYS}.tables;
-CREATE OR REPLACE VIEW {SYS}.dm_db_partition_stats AS
-    SELECT o.object_id, CASE WHEN k.schema_name IS NULL THEN 0 ELSE 1 END AS index_id,
-           1 AS partition_number, CAST(t.estimated_size AS BIGINT) AS row_count
-    FROM {CATALOG}.objects o
-    JOIN duckdb_tables() t ON t.schema_name = o.schema_name AND t.table_name = o.table_name
-         AND t.database_name = '{{db}}'
-    LEFT JOIN (SELECT DISTINCT schema_name, table_name FROM {CATALOG}.constraints
-               WHERE constraint_type = 'PRIMARY KEY') k
-         ON k.schema_name = o.schema_name AND k.table_name = o.table_name;
-CREATE OR REPLACE VIEW {SYS}.partitions AS
-    SELECT object_id, index_id, partition_number, row_count AS rows FROM {SYS}.dm_db_partition_stats;
-CREATE OR REPLACE MACRO {CATALOG}.object_id(n) AS (
-    SELECT max(object_id) FROM {CATALOG}.objects
-    WHERE lower(schema_name || '.' || table_name) = lower(regexp_replace(regexp_replace(
-        replace(replace(n, '[', ''), ']', ''), '^{{db}}\\.', '', 'i'), '^([^.]*)$', 'dbo.\\1')));
-"""
+def installed_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The catalog version of an existing database file; None when it has no catalog yet."""
+    tables = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [CATALOG]
+        ).fetchall()
+    }
+    if "objects" not in tables:
+        return None
+    if "catalog_version" not in tables:
+        return 1
+    (version,) = con.execute(f"SELECT coalesce(max(version), 1) FROM {CATALOG}.catalog_version").fetchall()[0]
+    return int(version)
 
 
 def install(con: duckdb.DuckDBPyConnection, database: str) -> None:
     """Create the catalog tables and the emulated system views (idempotent)."""
-    con.execute(_CATALOG_DDL)
-    con.execute(_VIEWS_DDL.replace("{db}", database))
-
-
-def _column_row(table: TableDefinition, ordinal: int, column: DeclaredColumn) -> tuple[object, ...]:
-    sql_type = column.sql_type
-    radix = None
-    if sql_type.numeric_precision is not None:
-        radix = 2 if sql_type.name in ("float", "real") else 10
-    return (
-        table.schema,
-        table.name,
-        column.name,
-        ordinal,
-        "YES" if column.nullable else "NO",
-        sql_type.name,
-        sql_type.character_maximum_length,
-        sql_type.character_octet_length,
-        sql_type.numeric_precision,
-        radix,
-        sql_type.numeric_scale,
-        sql_type.datetime_precision,
-        sql_type.collation_name,
-    )
-
-
-def register(con: duckdb.DuckDBPyConnection, table: TableDefinition) -> None:
-    """Record a table's declaration (the DuckDB table itself is created by the caller)."""
+    con.execute(TABLES)
+    con.execute(DEFAULT_OPTIONS)
     con.execute(
-        f"INSERT INTO {CATALOG}.objects SELECT nextval('{CATALOG}.object_ids'), ?, ?",
-        [table.schema, table.name],
+        f"INSERT INTO {CATALOG}.catalog_version SELECT ? WHERE NOT EXISTS (FROM {CATALOG}.catalog_version)",
+        [CATALOG_VERSION],
     )
-    rows = [_column_row(table, i, c) for i, c in enumerate(table.columns, start=1)]
-    con.executemany(f"INSERT INTO {CATALOG}.columns VALUES ({', '.join('?' * 13)})", rows)
-    for constraint in table.constraints:
-        con.execute(
-            f"INSERT INTO {CATALOG}.constraints VALUES (?, ?, ?, ?)",
-            [table.schema, table.name, constraint.name, constraint.kind],
-        )
-        con.executemany(
-            f"INSERT INTO {CATALOG}.key_columns VALUES (?, ?, ?, ?, ?)",
-            [
-                (table.schema, table.name, constraint.name, column, i)
-                for i, column in enumerate(constraint.columns, start=1)
-            ],
-        )
+    con.execute(render(database))
+
+
+def _column_row(
+    object_id: int, table: TableDefinition, ordinal: int, column: DeclaredColumn
+) -> tuple[object, ...]:
+    sql_type = column.sql_type
+    facts = sys_type_facts(sql_type)
+    return (
+        object_id, table.schema, table.name, ordinal, column.name, sql_type.name,
+        sql_type.character_maximum_length, sql_type.numeric_precision, sql_type.numeric_scale,
+        sql_type.datetime_precision, column.nullable, column.collation_name,
+        facts.system_type_id, facts.max_length, facts.precision, facts.scale,
+        column.identity is not None, column.is_computed, column.persisted, column.definition,
+    )  # fmt: skip
+
+
+def _index_rows(
+    object_id: int, index_id: int, index: IndexDefinition, column_ids: dict[str, int]
+) -> list[tuple[object, ...]]:
+    rows: list[tuple[object, ...]] = []
+    entries = [(c.name, c.descending, False) for c in index.columns]
+    entries += [(name, False, True) for name in index.included]
+    for position, (name, descending, included) in enumerate(entries, start=1):
+        column_id = column_ids.get(name.lower())
+        if column_id is None:
+            raise SqlServerError(1911, f"Column name '{name}' does not exist in the target table or view.")
+        key_ordinal = 0 if included else position
+        rows.append((object_id, index_id, position, column_id, key_ordinal, descending, included))
+    return rows
+
+
+def _insert_index(
+    con: duckdb.DuckDBPyConnection, object_id: int, index_id: int, index: IndexDefinition,
+    column_ids: dict[str, int],
+) -> None:  # fmt: skip
+    rows = _index_rows(object_id, index_id, index, column_ids)
+    con.execute(
+        f"INSERT INTO {CATALOG}.indexes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [object_id, index_id, index.name, 1 if index.clustered else 2, index.unique,
+         index.kind == "PRIMARY KEY", index.kind == "UNIQUE", index.filter_definition],
+    )  # fmt: skip
+    con.executemany(f"INSERT INTO {CATALOG}.index_columns VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _heap(con: duckdb.DuckDBPyConnection, object_id: int) -> None:
+    con.execute(
+        f"INSERT INTO {CATALOG}.indexes VALUES (?, 0, NULL, 0, false, false, false, NULL)", [object_id]
+    )
+
+
+def register(con: duckdb.DuckDBPyConnection, table: TableDefinition) -> int:
+    """Record a table's declaration (the DuckDB table itself is created by the caller); its object id."""
+    (created,) = con.execute(
+        f"INSERT INTO {CATALOG}.objects (object_id, schema_name, table_name) "
+        f"SELECT nextval('{CATALOG}.object_ids'), ?, ? RETURNING object_id",
+        [table.schema, table.name],
+    ).fetchall()[0]
+    object_id = int(created)
+    rows = [_column_row(object_id, table, i, c) for i, c in enumerate(table.columns, start=1)]
+    con.executemany(f"INSERT INTO {CATALOG}.columns VALUES ({', '.join('?' * 20)})", rows)
+    column_ids = {c.name.lower(): i for i, c in enumerate(table.columns, start=1)}
+    next_id = 2
+    for index in table.indexes:
+        index_id = 1 if index.clustered else next_id
+        next_id += 0 if index.clustered else 1
+        _insert_index(con, object_id, index_id, index, column_ids)
+    if not any(index.clustered for index in table.indexes):
+        _heap(con, object_id)
+    return object_id
+
+
+def add_index(con: duckdb.DuckDBPyConnection, table: TableDefinition, index: IndexDefinition) -> None:
+    """Record CREATE INDEX on a registered table: 1913 for a taken name, 1902 for a second clustered index."""
+    assert table.object_id is not None
+    for existing in table.indexes:
+        if existing.name.lower() == index.name.lower():
+            raise SqlServerError(
+                1913,
+                f"The operation failed because an index or statistics with name '{index.name}' already "
+                f"exists on table '{table.qualified}'.",
+            )
+        if index.clustered and existing.clustered:
+            raise SqlServerError(
+                1902,
+                f"Cannot create more than one clustered index on table '{table.qualified}'. Drop the "
+                f"existing clustered index '{existing.name}' before creating another.",
+                state=3,
+            )
+    (highest,) = con.execute(
+        f"SELECT coalesce(max(index_id), 0) FROM {CATALOG}.indexes WHERE object_id = ?", [table.object_id]
+    ).fetchall()[0]
+    index_id = 1 if index.clustered else max(2, int(highest) + 1)
+    if index.clustered:
+        con.execute(f"DELETE FROM {CATALOG}.indexes WHERE object_id = ? AND index_id = 0", [table.object_id])
+    column_ids = {c.name.lower(): i for i, c in enumerate(table.columns, start=1)}
+    _insert_index(con, table.object_id, index_id, index, column_ids)
+
+
+def object_id(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> int | None:
+    rows = con.execute(
+        f"SELECT object_id FROM {CATALOG}.objects "
+        "WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)",
+        [schema, name],
+    ).fetchall()
+    return int(rows[0][0]) if rows else None
 
 
 def unregister(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
-    where = "WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)"
-    for table in ("objects", "constraints", "key_columns"):
-        con.execute(f"DELETE FROM {CATALOG}.{table} {where}", [schema, name])
-    where = 'WHERE lower("TABLE_SCHEMA") = lower(?) AND lower("TABLE_NAME") = lower(?)'
-    con.execute(f"DELETE FROM {CATALOG}.columns {where}", [schema, name])
+    found = object_id(con, schema, name)
+    if found is None:
+        return
+    for table in ("objects", "columns", "indexes", "index_columns", "change_tracking_tables"):
+        con.execute(f"DELETE FROM {CATALOG}.{table} WHERE object_id = ?", [found])
+    con.execute(f"DELETE FROM {CDC}.change_tables WHERE source_object_id = ?", [found])
 
 
 def lookup(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> TableDefinition | None:
     """The declared definition of a table, or None when it was not created through T-SQL."""
     rows = con.execute(
-        f"""SELECT "TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME", "IS_NULLABLE", "DATA_TYPE",
-                   "CHARACTER_MAXIMUM_LENGTH", "NUMERIC_PRECISION", "NUMERIC_SCALE", "DATETIME_PRECISION"
+        f"""SELECT object_id, schema_name, table_name, name, is_nullable, data_type, max_characters,
+                   numeric_precision, numeric_scale, datetime_precision, collation_name, is_identity,
+                   definition, is_persisted
             FROM {CATALOG}.columns
-            WHERE lower("TABLE_SCHEMA") = lower(?) AND lower("TABLE_NAME") = lower(?)
-            ORDER BY "ORDINAL_POSITION" """,
+            WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)
+            ORDER BY column_id""",
         [schema, name],
     ).fetchall()
     if not rows:
         return None
     columns = tuple(
         DeclaredColumn(
-            name=row[2],
-            sql_type=type_from_parts(row[4], row[5], row[6], row[7], row[8]),
-            nullable=row[3] == "YES",
+            name=row[3],
+            sql_type=type_from_parts(row[5], row[6], row[7], row[8], row[9]),
+            nullable=bool(row[4]),
+            identity=(1, 1) if row[11] else None,
+            collation=row[10],
+            definition=row[12],
+            persisted=bool(row[13]),
         )
         for row in rows
     )
-    keys = con.execute(
-        f"""SELECT c.constraint_name, c.constraint_type, list(k.column_name ORDER BY k.ordinal_position)
-            FROM {CATALOG}.constraints c
-            JOIN {CATALOG}.key_columns k USING (schema_name, table_name, constraint_name)
-            WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)
-            GROUP BY ALL""",
-        [schema, name],
+    found = int(rows[0][0])
+    indexes = con.execute(
+        f"""SELECT i.name, i.is_primary_key, i.is_unique_constraint, i.is_unique, i.type, i.filter_definition,
+                   list(c.name ORDER BY ic.index_column_id) FILTER (NOT ic.is_included_column),
+                   list(ic.is_descending_key ORDER BY ic.index_column_id) FILTER (NOT ic.is_included_column),
+                   list(c.name ORDER BY ic.index_column_id) FILTER (ic.is_included_column)
+            FROM {CATALOG}.indexes i
+            JOIN {CATALOG}.index_columns ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id
+            JOIN {CATALOG}.columns c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
+            WHERE i.object_id = ? GROUP BY ALL ORDER BY min(i.index_id)""",
+        [found],
     ).fetchall()
-    constraints = tuple(KeyConstraint(k[0], k[1], tuple(k[2])) for k in keys)
-    return TableDefinition(rows[0][0], rows[0][1], columns, constraints)
+    definitions = tuple(
+        IndexDefinition(
+            name=row[0],
+            kind="PRIMARY KEY" if row[1] else "UNIQUE" if row[2] else "INDEX",
+            columns=tuple(IndexColumn(n, bool(d)) for n, d in zip(row[6] or [], row[7] or [], strict=True)),
+            unique=bool(row[3]),
+            clustered=row[4] == 1,
+            included=tuple(row[8] or ()),
+            filter_definition=row[5],
+        )
+        for row in indexes
+    )
+    return TableDefinition(rows[0][1], rows[0][2], columns, definitions, found)

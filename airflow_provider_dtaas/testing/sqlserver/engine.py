@@ -1,32 +1,32 @@
 """Runs the T-SQL statements of one client session against the shared DuckDB database.
 
-``Session`` is one client's connection to the ``Database`` with its own transaction state.
+``Session`` is one client's connection to the ``Database`` with its own transactions (``transactions``).
 ``Session.run`` executes one statement and returns an Outcome: a streaming ``ResultSet`` or a
-``StatementDone`` with a row count and environment events."""
+``StatementDone`` with a row count and environment events. Statements sqlglot cannot parse are read
+first: SET, USE, transaction control, ALTER DATABASE / ALTER TABLE ... CHANGE_TRACKING (``options``);
+CREATE TABLE / INDEX and DROP TABLE go to ``schema_changes``, EXEC to ``procedures``."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from airflow_provider_dtaas.testing.sqlserver import catalog, ddl
+from airflow_provider_dtaas.testing.sqlserver import catalog, ddl, options, procedures, stats
 from airflow_provider_dtaas.testing.sqlserver.batch import split_statements
 from airflow_provider_dtaas.testing.sqlserver.database import Database
 from airflow_provider_dtaas.testing.sqlserver.dialect import DIALECT
 from airflow_provider_dtaas.testing.sqlserver.errors import (
     SqlServerError,
-    cannot_drop,
-    doomed_transaction,
+    computed_column_modified,
     from_duckdb,
     invalid_object,
     not_supported,
-    object_exists,
     syntax_error,
     variant_for_db_library,
 )
@@ -35,23 +35,23 @@ from airflow_provider_dtaas.testing.sqlserver.outcomes import (
     Outcome,
     ResultSet,
     StatementDone,
-    Transaction,
 )
 from airflow_provider_dtaas.testing.sqlserver.resolve import project
 from airflow_provider_dtaas.testing.sqlserver.rowcodec import RowEncoder
+from airflow_provider_dtaas.testing.sqlserver.schema_changes import SchemaChanges, written_name
 from airflow_provider_dtaas.testing.sqlserver.tokens import (
     CURCMD_DELETE,
     CURCMD_INSERT,
     CURCMD_UPDATE,
     ResultColumn,
 )
+from airflow_provider_dtaas.testing.sqlserver.transactions import Transactions
 from airflow_provider_dtaas.testing.sqlserver.translate import SessionFacts, to_duckdb
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, arrow_fallback
 from airflow_provider_dtaas.testing.sqlserver.variant import VariantType
 
 BATCH_ROWS = 2048
 DB_LIBRARY = "DB-Library"  # the client library FreeTDS (and so pymssql) names in LOGIN7
-T = TypeVar("T")
 
 _SET = re.compile(r"^SET\s+(?!@)", re.I)
 _USE = re.compile(r"^USE\s+\[?([^\]\s;]+)\]?\s*$", re.I)
@@ -59,6 +59,7 @@ _BEGIN = re.compile(r"^BEGIN\s+TRAN(SACTION)?\b", re.I)
 _COMMIT = re.compile(r"^COMMIT(\s+(TRAN|TRANSACTION|WORK)\b.*)?$", re.I | re.S)
 _ROLLBACK = re.compile(r"^ROLLBACK(\s+(TRAN|TRANSACTION|WORK)\b.*)?$", re.I | re.S)
 _CREATE_TABLE = re.compile(r"^CREATE\s+TABLE\b", re.I)
+_ALTER_DATABASE = re.compile(r"^ALTER\s+DATABASE\b", re.I)
 _IF_TRANCOUNT = re.compile(r"^IF\s+@@TRANCOUNT\s*>\s*0\s+(.+)$", re.I | re.S)
 _CUR_CMD = {exp.Insert: CURCMD_INSERT, exp.Update: CURCMD_UPDATE, exp.Delete: CURCMD_DELETE}
 
@@ -77,12 +78,19 @@ def _bigint_sums(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     return relation.project(", ".join(projections))
 
 
-def _written_name(table: exp.Table) -> str:
-    return ".".join(part for part in (table.db, table.name) if part)
+def _user_tables(statement: exp.Expr) -> list[exp.Table]:
+    """The tables of user schemas a statement reads or writes (not sys, INFORMATION_SCHEMA, cdc, CTEs)."""
+    ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+    return [
+        table
+        for table in statement.find_all(exp.Table)
+        if table.db.lower() not in ("sys", "information_schema", "cdc")
+        and not (not table.db and table.name.lower() in ctes)
+    ]
 
 
 class Session:
-    """One client's session: its DuckDB connection, transaction nesting and @@ROWCOUNT."""
+    """One client's session: its DuckDB connection, transactions, isolation level and @@ROWCOUNT."""
 
     def __init__(
         self,
@@ -100,21 +108,30 @@ class Session:
         self.app_name = app_name
         self.host_name = host_name
         self.library_name = library_name
-        self.trancount = 0
         self.rowcount = 0
-        self._descriptor = 0
-        self._open = False  # a DuckDB transaction is open (BEGIN TRAN opens one lazily, at the first write)
-        self._writes = 0  # successful writes in the open DuckDB transaction
         self._con = database.connect()
+        self.transactions = Transactions(self._con, database)
+        self.schema_changes = SchemaChanges(self._con, self.transactions, self._translate_expression)
 
     def close(self) -> None:
-        if self._open:
-            self._con.execute("ROLLBACK")
+        self.transactions.close()
         self._con.close()
 
     @property
+    def trancount(self) -> int:
+        return self.transactions.trancount
+
+    @trancount.setter
+    def trancount(self, value: int) -> None:
+        self.transactions.trancount = value
+
+    @property
+    def isolation_level(self) -> str:
+        return self.transactions.isolation
+
+    @property
     def transaction_descriptor(self) -> int:
-        return self._descriptor if self.trancount else 0
+        return self.transactions.descriptor if self.trancount else 0
 
     def facts(self) -> SessionFacts:
         return SessionFacts(
@@ -136,8 +153,16 @@ class Session:
     def split(sql: str) -> list[str]:
         return split_statements(sql)
 
+    def receive(self, sql: str) -> list[str]:
+        """A batch (or sp_executesql text) from the client: logged in the database's log, then split."""
+        self.database.receive(self.spid, sql)
+        return split_statements(sql)
+
     def run(self, text: str, params: Mapping[str, Any] | None = None) -> Outcome:
         """Execute one statement; raises SqlServerError."""
+        if (level := options.parse_isolation(text)) is not None:
+            self.transactions.isolation = level
+            return StatementDone()
         if _SET.match(text):
             return StatementDone()
         if match := _USE.match(text):
@@ -150,20 +175,59 @@ class Session:
             return self.rollback()
         if match := _IF_TRANCOUNT.match(text):
             return self.run(match.group(1), params) if self.trancount > 0 else StatementDone()
+        if _ALTER_DATABASE.match(text):
+            return self._alter_database(text)
+        if (tracking := options.parse_alter_table(text)) is not None:
+            database = self.database.name
+            return self._catalog_write(
+                lambda: options.apply_table_change_tracking(self._con, database, tracking)
+            )
         if _CREATE_TABLE.match(text):
-            text = ddl.spell_real_as_float24(text)
-        statement = self._parse(text)
+            statement = self._parse(ddl.spell_real_as_float24(text), read=ddl.DdlDialect)
+        else:
+            statement = self._parse(text)
         if isinstance(statement, exp.Create) and statement.kind == "TABLE":
-            return self._create_table(statement)
+            return self.schema_changes.create_table(statement)
+        if isinstance(statement, exp.Create) and str(statement.kind).upper().endswith("INDEX"):
+            return self.schema_changes.create_index(statement)
         if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
-            return self._drop_table(statement)
+            return self.schema_changes.drop_table(statement)
+        if isinstance(statement, exp.IfBlock):
+            return self._if_block(statement, params)
+        if isinstance(statement, exp.Execute):
+            call = statement
+            return self._catalog_write(lambda: procedures.run(self._con, self.database.name, call))
         if isinstance(statement, exp.Query):
             return self._query(statement, params)
         return self._command(statement, params)
 
-    def _parse(self, text: str) -> exp.Expr:
+    def _if_block(self, statement: exp.IfBlock, params: Mapping[str, Any] | None) -> Outcome:
+        """``IF <condition> <statement> [ELSE <statement>]``: the condition is evaluated as a query, then
+        the chosen branch's statements run one by one (no BEGIN/END blocks)."""
+        test = exp.select(
+            exp.Case(
+                ifs=[exp.If(this=statement.this, true=exp.Literal.number(1))], default=exp.Literal.number(0)
+            )
+        )
+        sql = self._translate(test, params, None)
         try:
-            statements = sqlglot.parse(text, read=DIALECT)
+            ((chosen,),) = self._con.sql(sql, params=self._bound(test, params, sql)).fetchall()
+        except duckdb.Error as error:
+            raise self._error(error, statement) from error
+        branch = statement.args.get("true") if chosen == 1 else statement.args.get("false")
+        outcome: Outcome = StatementDone()
+        if not isinstance(branch, exp.Expr):  # sqlglot leaves False where there is no ELSE
+            return outcome
+        body = branch.expressions if isinstance(branch, exp.Block) else [branch]
+        if any(part is None for part in body):
+            raise not_supported("This form of IF ... ELSE")
+        for part in body:
+            outcome = self.run(part.sql(dialect="tsql"), params)
+        return outcome
+
+    def _parse(self, text: str, read: str | type[sqlglot.Dialect] = DIALECT) -> exp.Expr:
+        try:
+            statements = sqlglot.parse(text, read=read)
         except ParseError as error:
             details = error.errors[0] if error.errors else {}
             raise syntax_error(str(details.get("highlight") or text.split()[0])) from error
@@ -174,10 +238,24 @@ class Session:
             raise not_supported(f"The statement '{statement.name.upper()}'")
         return statement
 
-    def _translate(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> str:
+    def _translate(
+        self,
+        statement: exp.Expr,
+        params: Mapping[str, Any] | None,
+        relations: Mapping[str, str] | None = None,
+    ) -> str:
         return to_duckdb(
-            statement, self.facts(), allow_parameters=params is not None, lookup=self.lookup, params=params
+            statement,
+            self.facts(),
+            allow_parameters=params is not None,
+            lookup=self.lookup,
+            relations=relations,
+            params=params,
         )
+
+    def _translate_expression(self, expression: exp.Expr) -> str:
+        """An expression of a DDL statement (computed column) in DuckDB's dialect."""
+        return to_duckdb(expression, self.facts())
 
     def _bound(
         self, statement: exp.Expr, params: Mapping[str, Any] | None, sql: str = ""
@@ -191,35 +269,76 @@ class Session:
         if missing:
             name = sorted(missing)[0]
             raise SqlServerError(137, f'Must declare the scalar variable "@{name}".', state=2)
-        return {name: params[name] for name in used if re.search(rf"\${re.escape(name)}\b", sql)}
+        return {name: params[name] for name in used if not sql or re.search(rf"\${re.escape(name)}\b", sql)}
 
-    def _target(self, statement: exp.Expr) -> tuple[str | None, str | None]:
-        """(table, primary key name) of a DML statement, for SQL Server's constraint messages."""
+    def _target(self, statement: exp.Expr) -> tuple[str | None, catalog.TableDefinition | None]:
+        """(table as written, its definition) of a DML statement, for SQL Server's messages."""
         target = statement.find(exp.Table)
         if not isinstance(statement, exp.Insert | exp.Update | exp.Delete) or target is None:
             return None, None
         definition = self.lookup(target.db or "dbo", target.name)
-        if definition is None:
-            return _written_name(target), None
-        key = definition.primary_key()
-        return definition.qualified, key.name if key else None
+        return (definition.qualified if definition else written_name(target)), definition
 
     def _error(
         self,
         error: duckdb.Error,
         statement: exp.Expr,
-        target: tuple[str | None, str | None] = (None, None),
+        target: tuple[str | None, catalog.TableDefinition | None] = (None, None),
     ) -> SqlServerError:
-        mapped = from_duckdb(error, table=target[0], constraint=target[1])
+        table, definition = target
+        keys = [index for index in definition.indexes if index.unique] if definition else []
+        mapped = from_duckdb(error, table=table, keys=keys)
         if mapped.number == 208:
             missing = mapped.message.split("'")[1].lower()
-            for table in statement.find_all(exp.Table):
-                if table.name.lower() == missing:
-                    return invalid_object(_written_name(table))
+            for node in statement.find_all(exp.Table):
+                if node.name.lower() == missing:
+                    return invalid_object(written_name(node))
+        if mapped.number == 195:
+            missing = mapped.message.split("'")[1].lower()
+            for function in statement.find_all(exp.Anonymous):
+                if function.name.lower() == missing:
+                    written = mapped.message.replace(f"'{missing}'", f"'{function.name}'", 1)
+                    return SqlServerError(195, written, severity=mapped.severity, state=mapped.state)
         return mapped
 
+    def _check_snapshot(self, statement: exp.Expr) -> None:
+        """Msg 3952: a SNAPSHOT transaction touches a user table of a database that does not allow it."""
+        if self.transactions.isolation != "SNAPSHOT" or not _user_tables(statement):
+            return
+        if not options.snapshot_allowed(self._con):
+            raise SqlServerError(
+                3952,
+                f"Snapshot isolation transaction failed accessing database '{self.database.name}' because "
+                "snapshot isolation is not allowed in this database. Use ALTER DATABASE to allow snapshot "
+                "isolation.",
+            )
+
+    def _check_computed(self, statement: exp.Expr) -> None:
+        """Msg 271: INSERT with a computed column in its column list, or UPDATE SET of one."""
+        written: list[str] = []
+        table = None
+        if isinstance(statement, exp.Insert) and isinstance(statement.this, exp.Schema):
+            table = statement.this.this
+            written = [
+                ident.name for ident in statement.this.expressions if isinstance(ident, exp.Identifier)
+            ]
+        elif isinstance(statement, exp.Update):
+            table = statement.this
+            written = [eq.this.name for eq in statement.expressions if isinstance(eq, exp.EQ)]
+        if not isinstance(table, exp.Table) or not written:
+            return
+        definition = self.lookup(table.db or "dbo", table.name)
+        for name in written:
+            column = definition.column(name) if definition else None
+            if column is not None and column.is_computed:
+                raise computed_column_modified(column.name)
+
     def _query(self, statement: exp.Query, params: Mapping[str, Any] | None) -> ResultSet:
-        sql = self._translate(statement, params)
+        self._check_snapshot(statement)
+        if _user_tables(statement):
+            self.transactions.before_read()
+        views = stats.referenced(statement)
+        sql = self._translate(statement, params, stats.relations(self._con, views) if views else None)
         projected = project(statement, self.lookup)  # before the reader: it holds the connection
         try:
             relation = _bigint_sums(self._con.sql(sql, params=self._bound(statement, params, sql)))
@@ -247,6 +366,8 @@ class Session:
         return ResultSet(columns, iter(reader), encoder, reader)
 
     def _command(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> StatementDone:
+        self._check_computed(statement)
+        self._check_snapshot(statement)
         sql = self._translate(statement, params)
         target = self._target(statement)
         bound = self._bound(statement, params, sql)
@@ -256,7 +377,7 @@ class Session:
             return cursor.fetchall() if cursor.description else []
 
         try:
-            rows = self._write(work)
+            rows = self.transactions.write(work)
         except duckdb.Error as error:
             raise self._error(error, statement, target) from error
         cur_cmd = next((code for kind, code in _CUR_CMD.items() if isinstance(statement, kind)), 0)
@@ -265,6 +386,25 @@ class Session:
             return StatementDone(self.rowcount, cur_cmd)
         return StatementDone()
 
+    def _catalog_write(self, work: Callable[[], None]) -> StatementDone:
+        """A statement that only changes catalog rows (options, EXEC of system procedures), atomically."""
+        try:
+            self.transactions.write(work, atomic=True)
+        except duckdb.Error as error:
+            raise from_duckdb(error) from error
+        return StatementDone()
+
+    def _alter_database(self, text: str) -> StatementDone:
+        option = options.parse_alter_database(text)
+        if option is None:
+            raise not_supported("This ALTER DATABASE option")
+        if self.trancount:
+            raise SqlServerError(
+                226, "ALTER DATABASE statement not allowed within multi-statement transaction."
+            )
+        database = self.database.name
+        return self._catalog_write(lambda: options.apply_database_option(self._con, database, option))
+
     def run_duckdb(self, sql: str) -> None:
         """Run DuckDB SQL as is in this session (bulk loads of the sample seeder; no T-SQL translation)."""
         self._con.execute(sql)
@@ -272,84 +412,6 @@ class Session:
     def record_rows(self, count: int) -> None:
         """Called by the protocol layer after streaming a result, for @@ROWCOUNT."""
         self.rowcount = count
-
-    # -- DDL ------------------------------------------------------------------------------------
-
-    def _write(self, work: Callable[[], T], *, atomic: bool = False) -> T:
-        """Run a writing statement. Inside BEGIN TRAN the DuckDB transaction opens at the first write, so
-        reads before it see other sessions' commits (like READ COMMITTED). When the first write of a
-        transaction fails it is rolled back alone (SQL Server's statement rollback); a later failure
-        dooms the transaction (error 3930 until ROLLBACK), as DuckDB cannot roll back one statement."""
-        if self.trancount == 0 and not atomic:
-            return work()
-        own = self.trancount == 0
-        if not self._open:
-            self._con.execute("BEGIN TRANSACTION")
-            self._open, self._writes = True, 0
-        try:
-            result = work()
-        except duckdb.Error:
-            if own or self._writes == 0:
-                self._con.execute("ROLLBACK")
-                self._open = False
-            raise
-        if own:
-            self._con.execute("COMMIT")
-            self._open = False
-        else:
-            self._writes += 1
-        return result
-
-    def _atomic(self, statements: list[str], after: Callable[[], None]) -> None:
-        """DuckDB DDL and its catalog rows as one unit."""
-
-        def work() -> None:
-            for sql in statements:
-                self._con.execute(sql)
-            after()
-
-        try:
-            self._write(work, atomic=True)
-        except duckdb.Error as error:
-            raise from_duckdb(error) from error
-
-    def _create_table(self, statement: exp.Create) -> StatementDone:
-        definition = ddl.table_definition(statement)
-        if self._exists(definition.schema, definition.name):
-            raise object_exists(definition.name)
-        self._atomic(ddl.duckdb_statements(definition), lambda: catalog.register(self._con, definition))
-        return StatementDone()
-
-    def _drop_table(self, statement: exp.Drop) -> StatementDone:
-        tables = statement.args.get("tables") or [statement.this]
-        for table in tables:
-            if not isinstance(table, exp.Table):
-                raise not_supported("DROP TABLE without a table name")
-            self._drop_one(table, if_exists=bool(statement.args.get("exists")))
-        return StatementDone()
-
-    def _drop_one(self, table: exp.Table, *, if_exists: bool) -> None:
-        schema = table.db or "dbo"
-        if not self._exists(schema, table.name):
-            if if_exists:
-                return
-            raise cannot_drop(_written_name(table))
-        sequences = self._con.execute(
-            "SELECT sequence_name FROM duckdb_sequences() WHERE lower(schema_name) = lower(?) "
-            "AND starts_with(lower(sequence_name), lower(?))",
-            [schema, f"{table.name}__"],
-        ).fetchall()
-        drops = [f"DROP TABLE {ddl.quote(schema)}.{ddl.quote(table.name)}"]
-        drops += [f"DROP SEQUENCE {ddl.quote(schema)}.{ddl.quote(row[0])}" for row in sequences]
-        self._atomic(drops, lambda: catalog.unregister(self._con, schema, table.name))
-
-    def _exists(self, schema: str, name: str) -> bool:
-        row = self._con.execute(
-            "SELECT count(*) FROM duckdb_tables() "
-            "WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)",
-            [schema, name],
-        ).fetchone()
-        return bool(row and row[0])
 
     # -- session state --------------------------------------------------------------------------
 
@@ -361,36 +423,10 @@ class Session:
         return StatementDone(events=[DatabaseChanged(self.database.name)])
 
     def begin(self) -> StatementDone:
-        self.trancount += 1
-        if self.trancount > 1:
-            return StatementDone()
-        self._descriptor = self.database.next_descriptor()
-        return StatementDone(events=[Transaction("begin", self._descriptor)])
+        return self.transactions.begin()
 
     def commit(self) -> StatementDone:
-        if self.trancount == 0:
-            raise SqlServerError(
-                3902, "The COMMIT TRANSACTION request has no corresponding BEGIN TRANSACTION."
-            )
-        self.trancount -= 1
-        if self.trancount > 0:
-            return StatementDone()
-        if self._open:
-            self._open = False
-            try:
-                self._con.execute("COMMIT")
-            except duckdb.Error as error:
-                self._con.execute("ROLLBACK")
-                raise doomed_transaction() from error
-        return StatementDone(events=[Transaction("commit", self._descriptor)])
+        return self.transactions.commit()
 
     def rollback(self) -> StatementDone:
-        if self.trancount == 0:
-            raise SqlServerError(
-                3903, "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION."
-            )
-        self.trancount = 0
-        if self._open:
-            self._open = False
-            self._con.execute("ROLLBACK")
-        return StatementDone(events=[Transaction("rollback", self._descriptor)])
+        return self.transactions.rollback()

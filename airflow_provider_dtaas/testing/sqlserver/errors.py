@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    from airflow_provider_dtaas.testing.sqlserver.catalog import IndexDefinition
 
 
 class SqlServerError(Exception):
@@ -47,6 +52,18 @@ def syntax_error(near: str) -> SqlServerError:
     return SqlServerError(102, f"Incorrect syntax near '{near}'.", state=1)
 
 
+def unknown_function(name: str) -> SqlServerError:
+    return SqlServerError(195, f"'{name}' is not a recognized built-in function name.", severity=15, state=10)
+
+
+def computed_column_modified(name: str) -> SqlServerError:
+    return SqlServerError(
+        271,
+        f'The column "{name}" cannot be modified because it is either a computed column or is the result '
+        "of a UNION operator.",
+    )
+
+
 def not_supported(what: str) -> SqlServerError:
     """Something valid in T-SQL that the double does not emulate: fail loudly, never answer wrongly."""
     return SqlServerError(40517, f"{what} is not supported by the DTaaS SQL Server double.")
@@ -82,18 +99,60 @@ def doomed_transaction() -> SqlServerError:
 
 
 _COLUMN_NOT_FOUND = re.compile(r'Referenced column "([^"]+)" not found')
-_COLUMN_NOT_IN_TABLE = re.compile(r'does not have a column with name "([^"]+)"')
+_COLUMN_NOT_IN_TABLE = re.compile(r'does not have a column (?:with name|named) "([^"]+)"')
 _TABLE_NOT_FOUND = re.compile(r"Table with name ([^ ]+) does not exist")
 _SYNTAX_NEAR = re.compile(r'syntax error at or near "([^"]*)"')
 _DUPLICATE_KEY = re.compile(r'Duplicate key "(.*)" violates (primary key|unique) constraint')
+_DUPLICATE_IN_STATEMENT = re.compile(r'PRIMARY KEY or UNIQUE constraint violation: duplicate key "(.*)"')
+_KEY_COLUMN = re.compile(r'^(?:\w+\()*"?([^()"]+)"?\)*$')  # lower("name") -> name, of folded keys
+_UNKNOWN_FUNCTION = re.compile(r"Scalar Function with name ([^ ]+) does not exist")
+_UNKNOWN_TABLE_FUNCTION = re.compile(r"Table Function with name ([^ ]+) does not exist")
 _NOT_NULL = re.compile(r"NOT NULL constraint failed: ([^.]+)\.(\S+)")
 _REFUSED = re.compile(r"\[SQL Server error (\d+)\] (.*)")
 
 
+def _violated(columns: list[str], keys: Sequence[IndexDefinition]) -> IndexDefinition | None:
+    """The unique key a duplicate-key error is about: the one on exactly these columns, else the
+    primary key (DuckDB names no columns when the duplicates meet inside one statement)."""
+    wanted = [name.lower() for name in columns]
+    for key in keys:
+        if [name.lower() for name in key.column_names] == wanted:
+            return key
+    return next((key for key in keys if key.kind == "PRIMARY KEY"), keys[0] if len(keys) == 1 else None)
+
+
+def duplicate_key(text: str, table: str | None, keys: Sequence[IndexDefinition]) -> SqlServerError | None:
+    """2627 (PRIMARY KEY / UNIQUE constraint) or 2601 (unique index) from DuckDB's duplicate-key message."""
+    if match := _DUPLICATE_KEY.search(text):
+        pairs = [part.split(": ", 1) for part in match.group(1).split(", ")]
+        columns, values = [_KEY_COLUMN.sub(r"\1", p[0]) for p in pairs], [p[-1] for p in pairs]
+    elif match := _DUPLICATE_IN_STATEMENT.search(text):
+        columns, values = [], [match.group(1)]
+    else:
+        return None
+    key = _violated(columns, keys)
+    shown = f"({', '.join(values)})"
+    if key is not None and key.kind == "INDEX":
+        return SqlServerError(
+            2601,
+            f"Cannot insert duplicate key row in object '{table or '?'}' with unique index '{key.name}'. "
+            f"The duplicate key value is {shown}.",
+            severity=14,
+        )
+    is_primary = key.kind == "PRIMARY KEY" if key is not None else "primary key" in text
+    kind, default = ("PRIMARY KEY", "PK") if is_primary else ("UNIQUE KEY", "UQ")
+    return SqlServerError(
+        2627,
+        f"Violation of {kind} constraint '{key.name if key else default}'. Cannot insert duplicate key in "
+        f"object '{table or '?'}'. The duplicate key value is {shown}.",
+        severity=14,
+    )
+
+
 def from_duckdb(
-    error: duckdb.Error, *, table: str | None = None, constraint: str | None = None
+    error: duckdb.Error, *, table: str | None = None, keys: Sequence[IndexDefinition] = ()
 ) -> SqlServerError:
-    """Translate a DuckDB error; ``table``/``constraint`` name the statement's target for messages."""
+    """Translate a DuckDB error; ``table`` and its unique ``keys`` name the statement's target in messages."""
     text = str(error)
     if match := _REFUSED.search(text):
         return SqlServerError(int(match.group(1)), match.group(2))
@@ -101,25 +160,14 @@ def from_duckdb(
         return doomed_transaction()
     if match := _COLUMN_NOT_FOUND.search(text) or _COLUMN_NOT_IN_TABLE.search(text):
         return invalid_column(match.group(1))
-    if match := _TABLE_NOT_FOUND.search(text):
+    if match := _TABLE_NOT_FOUND.search(text) or _UNKNOWN_TABLE_FUNCTION.search(text):
         return invalid_object(match.group(1))
+    if match := _UNKNOWN_FUNCTION.search(text):
+        return unknown_function(match.group(1))
     if match := _SYNTAX_NEAR.search(text):
         return syntax_error(match.group(1))
-    if match := _DUPLICATE_KEY.search(text):
-        values = ", ".join(part.split(": ", 1)[-1] for part in match.group(1).split(", "))
-        if match.group(2) == "primary key":
-            return SqlServerError(
-                2627,
-                f"Violation of PRIMARY KEY constraint '{constraint or 'PK'}'. Cannot insert duplicate key "
-                f"in object '{table or '?'}'. The duplicate key value is ({values}).",
-                severity=14,
-            )
-        return SqlServerError(
-            2627,
-            f"Violation of UNIQUE KEY constraint '{constraint or 'UQ'}'. Cannot insert duplicate key in "
-            f"object '{table or '?'}'. The duplicate key value is ({values}).",
-            severity=14,
-        )
+    if duplicate := duplicate_key(text, table, keys):
+        return duplicate
     if match := _NOT_NULL.search(text):
         return SqlServerError(
             515,

@@ -1,6 +1,11 @@
-"""The DuckDB functions behind the types the double stores in forms of its own: Python functions that
-parse and render (date/time text with 100 ns and offsets, sql_variant, hierarchyid, geography, geometry)
-and SQL macros that render date/time structs as text and count rowversions.
+"""T-SQL built-ins that DuckDB lacks, and the DuckDB functions behind the types the double stores in
+forms of its own: Python functions that parse and render (date/time text with 100 ns and offsets,
+sql_variant, hierarchyid, geography, geometry, xml) and SQL macros that render date/time structs as text
+and count rowversions.
+
+``HASHBYTES(algorithm, value)`` hashes the bytes SQL Server would hash: UTF-16LE for nvarchar/nchar,
+code page 1252 for varchar/char, the bytes themselves for binary. The translation (``translate``)
+tells the function which of these the argument is.
 
 ``install`` registers all of them once per database; ``storage`` and ``rewrite`` write calls to them.
 A function that refuses a value raises ``sql_error`` so the client sees SQL Server's error number.
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +33,19 @@ from airflow_provider_dtaas.testing.sqlserver.typemap import (
     DATETIMEOFFSET_STORAGE,
     VARIANT_STORAGE,
 )
+from airflow_provider_dtaas.testing.sqlserver.types import VARCHAR_CODEC
+
+HASH_FUNCTION = "dtaas_hashbytes"
+_ALGORITHMS = {
+    "MD2": None,
+    "MD4": None,
+    "MD5": "md5",
+    "SHA": "sha1",
+    "SHA1": "sha1",
+    "SHA2_256": "sha256",
+    "SHA2_512": "sha512",
+}
+ENCODINGS = {"unicode": "utf-16-le", "ansi": VARCHAR_CODEC}
 
 _EPOCH = dt.datetime(1970, 1, 1)
 _UTC_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -62,6 +81,15 @@ CREATE OR REPLACE MACRO {CATALOG}.datetimeoffset_text(s, digits, style) AS
               || CASE WHEN style = 126 THEN '' ELSE ' ' END || {CATALOG}.offset_text(s.offset_minutes)
     END;
 """
+
+
+def _hashbytes(algorithm: str | None, value: str | None, encoding: str) -> bytes | None:
+    if algorithm is None or value is None:
+        return None
+    name = _ALGORITHMS.get(algorithm.upper())
+    if name is None:
+        raise ValueError(f"HASHBYTES algorithm {algorithm!r} is not supported")
+    return hashlib.new(name, value.encode(ENCODINGS[encoding])).digest()
 
 
 def _instant(text: str) -> tuple[int, int]:
@@ -213,4 +241,12 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
             if name in _MAY_RETURN_NULL
             else FunctionNullHandling.DEFAULT,
         )
+    con.create_function(
+        HASH_FUNCTION,
+        _hashbytes,
+        [types.VARCHAR, types.VARCHAR, types.VARCHAR],
+        types.BLOB,
+        null_handling=FunctionNullHandling.SPECIAL,
+        side_effects=False,
+    )
     con.execute(_MACROS)

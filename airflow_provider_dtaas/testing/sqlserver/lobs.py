@@ -45,10 +45,6 @@ class LegacyLobType(SqlType):
         return _LOBS[self.name][1]
 
     @property
-    def character_octet_length(self) -> int | None:
-        return _LOBS[self.name][2]
-
-    @property
     def collation_name(self) -> str | None:
         return None if self.name == "image" else COLLATION_NAME
 

@@ -1,10 +1,17 @@
 """The login handshake: PRELOGIN (options in, options out) and LOGIN7 (credentials in, LOGINACK and
-environment changes out). Encryption is answered with ENCRYPT_NOT_SUP so clients stay in clear text."""
+environment changes out).
+
+PRELOGIN also negotiates encryption, as MS-TDS 2.2.6.5 tabulates it; the server's setting is one of
+``off`` (the double has no TLS: ENCRYPT_NOT_SUP), ``optional`` (SQL Server's default: the LOGIN7
+packet is encrypted when the client can encrypt, everything when it asks to) and ``required``
+(SQL Server's "Force Encryption": everything encrypted, clients that cannot encrypt are refused).
+The TLS itself is in ``tls``."""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from airflow_provider_dtaas.testing.sqlserver import tokens
 from airflow_provider_dtaas.testing.sqlserver.tokens import EnvChange
@@ -24,6 +31,10 @@ ENCRYPT_REQ = 0x03
 _VERSION, _ENCRYPTION, _INSTOPT, _THREADID, _MARS = 0x00, 0x01, 0x02, 0x03, 0x04
 _TERMINATOR = 0xFF
 
+Encryption = Literal["off", "optional", "required"]
+ENCRYPTION_SETTINGS: tuple[Encryption, ...] = get_args(Encryption)
+TlsScope = Literal["none", "login", "connection"]
+
 
 class LoginError(Exception):
     """A malformed handshake message."""
@@ -40,6 +51,42 @@ def parse_prelogin(payload: bytes) -> dict[int, bytes]:
         options[token] = payload[offset : offset + length]
         position += 5
     return options
+
+
+def client_encryption(options: dict[int, bytes]) -> int:
+    """The client's ENCRYPTION value; a client that sends none cannot encrypt. The ENCRYPT_CLIENT_CERT
+    bit (0x80) is dropped: the double does not authenticate with client certificates."""
+    value = options.get(_ENCRYPTION, b"")
+    return value[0] & 0x7F if value else ENCRYPT_NOT_SUP
+
+
+@dataclass(frozen=True)
+class EncryptionAgreement:
+    """The outcome of the PRELOGIN negotiation.
+
+    :param response: the ENCRYPTION value the server answers.
+    :param scope: what TLS covers: nothing, the first LOGIN7 packet, or the whole connection.
+    :param refused: the client cannot encrypt and the server requires it: answer, then disconnect.
+    """
+
+    response: int
+    scope: TlsScope
+    refused: bool = False
+
+
+def negotiate_encryption(setting: Encryption, client: int) -> EncryptionAgreement:
+    """The server's answer to the client's ENCRYPTION value (MS-TDS 2.2.6.5)."""
+    if setting == "off":  # a client that asked for encryption gives up on its own
+        return EncryptionAgreement(ENCRYPT_NOT_SUP, "none")
+    if client == ENCRYPT_NOT_SUP:
+        if setting == "required":
+            return EncryptionAgreement(ENCRYPT_REQ, "none", refused=True)
+        return EncryptionAgreement(ENCRYPT_NOT_SUP, "none")
+    if client in (ENCRYPT_ON, ENCRYPT_REQ):
+        return EncryptionAgreement(ENCRYPT_ON, "connection")
+    if setting == "required":  # the client can encrypt but did not ask to
+        return EncryptionAgreement(ENCRYPT_REQ, "connection")
+    return EncryptionAgreement(ENCRYPT_OFF, "login")
 
 
 def prelogin_response(encryption: int = ENCRYPT_NOT_SUP) -> bytes:

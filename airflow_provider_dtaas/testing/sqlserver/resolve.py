@@ -2,13 +2,14 @@
 
 A projection that is a plain table column reports the column's declared type (so ``SELECT * FROM
 dbo.orders`` says decimal(18,2), nvarchar(200), datetime2(7)); CAST/CONVERT report their target type;
-COUNT(*) reports int. Anything else returns None and the caller derives a type from the DuckDB result.
-Unaliased expressions get an empty column name, as SQL Server sends them."""
+COUNT(*) reports int; a column of a derived table or CTE reports the type it has there. Anything else
+returns None and the caller derives a type from the DuckDB result. Unaliased expressions get an empty
+column name, as SQL Server sends them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlglot import exp
 
@@ -27,19 +28,42 @@ class ProjectedColumn:
     declared: DeclaredColumn | None
 
 
+def _derived(query: exp.Expr, alias: str, lookup: Lookup) -> TableDefinition | None:
+    """A derived table or CTE as a definition of the columns whose declared types are known."""
+    projected = project(query, lookup)
+    if projected is None:
+        return None
+    columns = tuple(
+        replace(p.declared, name=p.name if p.name is not None else p.declared.name)
+        for p in projected
+        if p.declared is not None
+    )
+    return TableDefinition("", alias, columns)
+
+
 def _sources(select: exp.Select, lookup: Lookup) -> list[tuple[str, TableDefinition | None]]:
+    """The FROM and JOIN sources of a SELECT: (alias, definition when known). A derived table or CTE
+    is known through its own projection, so its columns keep the types of the tables below."""
     from_ = select.args.get("from_") or select.args.get("from")
     nodes = [from_.this] if from_ is not None else []
     nodes += [join.this for join in select.args.get("joins") or []]
-    ctes = {cte.alias_or_name.lower() for cte in select.find_all(exp.CTE)}
+    ctes = {cte.alias_or_name.lower(): cte.this for cte in select.find_all(exp.CTE)}
+    root = select.root()
+    if isinstance(root, exp.Query) and root is not select:
+        ctes.update({cte.alias_or_name.lower(): cte.this for cte in root.find_all(exp.CTE)})
     sources: list[tuple[str, TableDefinition | None]] = []
     for node in nodes:
+        alias = node.alias_or_name.lower()
         definition = None
-        if isinstance(node, exp.Table) and node.name.lower() not in ctes:
+        if isinstance(node, exp.Subquery):
+            definition = _derived(node.this, alias, lookup)
+        elif isinstance(node, exp.Table) and node.name.lower() in ctes and not node.db:
+            definition = _derived(ctes[node.name.lower()], alias, lookup)
+        elif isinstance(node, exp.Table):
             schema = node.db or "dbo"
-            if schema.lower() not in ("information_schema", "sys"):
+            if schema.lower() not in ("information_schema", "sys", "cdc"):
                 definition = lookup(schema, node.name)
-        sources.append((node.alias_or_name.lower(), definition))
+        sources.append((alias, definition))
     return sources
 
 
@@ -62,6 +86,21 @@ def statement_sources(node: exp.Expr, lookup: Lookup) -> list[tuple[str, TableDe
         if isinstance(joined, exp.Table):
             sources.append((joined.alias_or_name.lower(), lookup(joined.db or "dbo", joined.name)))
     return sources
+
+
+def column_declaration(column: exp.Column, lookup: Lookup) -> DeclaredColumn | None:
+    """The declared column a column reference resolves to in its SELECT's scope (or an ORDER BY alias)."""
+    select = column.find_ancestor(exp.Select)
+    if select is None:
+        return None
+    sources = _sources(select, lookup)
+    declared = _find(sources, column)
+    if declared is None and not column.table:
+        for projection in select.expressions:
+            if isinstance(projection, exp.Alias) and projection.alias.lower() == column.name.lower():
+                inner = projection.unalias()
+                return _find(sources, inner) if isinstance(inner, exp.Column) else None
+    return declared
 
 
 def _find(sources: list[tuple[str, TableDefinition | None]], column: exp.Column) -> DeclaredColumn | None:

@@ -1,4 +1,5 @@
-"""The TCP server: one thread per client connection, all sharing one DuckDB database file."""
+"""The TCP server: one thread per client connection, all sharing one DuckDB database file, with
+SQL Server's encryption settings (TLS negotiated in PRELOGIN) and a certificate made on first start."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import contextlib
 import itertools
 import logging
 import socket
+import ssl
 import threading
 from pathlib import Path
 from types import TracebackType
 
-from airflow_provider_dtaas.testing.sqlserver.database import Database
+from airflow_provider_dtaas.testing.sqlserver.database import Database, ReceivedSql
+from airflow_provider_dtaas.testing.sqlserver.login import ENCRYPTION_SETTINGS, Encryption
 from airflow_provider_dtaas.testing.sqlserver.session import ClientConnection
+from airflow_provider_dtaas.testing.sqlserver.tls import (
+    ServerCertificate,
+    certificate_hostnames,
+    generated_certificate,
+    server_context,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +35,17 @@ class SqlServerDouble:
     :param password: its password.
     :param database: the database name clients see (``DB_NAME()``, LOGIN7 database).
     :param seed_sample: create the sample tables when the database has none yet.
+    :param encryption: ``off`` (no TLS: clients that ask for encryption give up), ``optional``
+        (SQL Server's default: the login packet is encrypted when the client can encrypt, the whole
+        connection when it asks to) or ``required`` (everything encrypted; clients that cannot
+        encrypt are refused).
+    :param certfile: PEM certificate chain (server certificate first) for TLS. Without it, a CA and a
+        certificate for localhost/127.0.0.1/::1 (and ``host``) are made in ``<data_dir>/tls`` on first
+        start and kept; clients trust ``<data_dir>/tls/ca.pem`` (:attr:`ca_file`).
+    :param keyfile: PEM private key of ``certfile``; omit when ``certfile`` holds the key.
+
+    :attr:`statements` lists the SQL text clients sent, so a test can assert what its code sends
+    (``WITH (NOLOCK)`` never, say).
     """
 
     def __init__(
@@ -38,7 +58,23 @@ class SqlServerDouble:
         password: str,
         database: str = "dtaas_sample",
         seed_sample: bool = False,
+        encryption: Encryption = "optional",
+        certfile: Path | str | None = None,
+        keyfile: Path | str | None = None,
     ) -> None:
+        if encryption not in ENCRYPTION_SETTINGS:
+            raise ValueError(f"encryption={encryption!r}: choose one of {', '.join(ENCRYPTION_SETTINGS)}")
+        if keyfile is not None and certfile is None:
+            raise ValueError("keyfile is given without certfile; give both, or neither to have one made")
+        if certfile is not None and encryption == "off":
+            raise ValueError("certfile is given but encryption='off'; use 'optional' or 'required'")
+        self._encryption: Encryption = encryption
+        self._certificate = (
+            None
+            if certfile is None
+            else ServerCertificate(certfile=Path(certfile), keyfile=Path(keyfile or certfile))
+        )
+        self._tls_context: ssl.SSLContext | None = None
         self._data_dir = Path(data_dir)
         self._host = host
         self._requested_port = port
@@ -66,12 +102,36 @@ class SqlServerDouble:
         return int(self._listener.getsockname()[1])
 
     @property
+    def encryption(self) -> Encryption:
+        return self._encryption
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate clients trust the generated server certificate with (None when TLS is
+        off or the certificate was given by path)."""
+        return None if self._certificate is None else self._certificate.ca_file
+
+    @property
     def database(self) -> Database:
         if self._database is None:
             raise RuntimeError("the SQL Server double is not started")
         return self._database
 
+    @property
+    def statements(self) -> list[ReceivedSql]:
+        """The SQL text clients sent, oldest first: each batch, or the statement of an sp_executesql
+        call, with the spid that sent it (the newest 10,000). Tests assert on what their code sends."""
+        return self.database.received
+
+    def clear_statements(self) -> None:
+        self.database.forget_received()
+
     def start(self) -> SqlServerDouble:
+        if self._encryption != "off":
+            if self._certificate is None:
+                hostnames = certificate_hostnames(self._host)
+                self._certificate = generated_certificate(self._data_dir / "tls", hostnames)
+            self._tls_context = server_context(self._certificate)
         self._database = Database(self._data_dir, self._database_name)
         if self._seed_sample:
             from airflow_provider_dtaas.testing.sqlserver.sample import seed_if_empty
@@ -87,8 +147,11 @@ class SqlServerDouble:
         )
         self._accept_thread.start()
         log.info(
-            "SQL Server double listening on %s:%s (database %s)", self._host, self.port, self._database_name
-        )
+            "SQL Server double listening on %s:%s (database %s, encryption %s)",
+            self._host, self.port, self._database_name, self._encryption,
+        )  # fmt: skip
+        if self.ca_file is not None:
+            log.info("clients trust the TLS certificate with the CA in %s", self.ca_file)
         return self
 
     def _accept_loop(self) -> None:
@@ -112,7 +175,13 @@ class SqlServerDouble:
     def _serve(self, client: socket.socket, spid: int) -> None:
         try:
             connection = ClientConnection(
-                client, self.database, login_name=self._login, password=self._password, spid=spid
+                client,
+                self.database,
+                login_name=self._login,
+                password=self._password,
+                spid=spid,
+                encryption=self._encryption,
+                tls_context=self._tls_context,
             )
             connection.serve()
         finally:
@@ -124,6 +193,8 @@ class SqlServerDouble:
     def stop(self) -> None:
         self._stopping.set()
         if self._listener is not None:
+            with contextlib.suppress(OSError):  # wakes the blocked accept(); close() alone does not
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
         if self._accept_thread is not None:
             self._accept_thread.join(timeout=5)

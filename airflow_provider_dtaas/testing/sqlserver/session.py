@@ -1,11 +1,13 @@
-"""One client connection: the login handshake, then requests (SQL batch, RPC, transaction manager,
-attention) answered with token streams. Statement semantics live in ``engine``; this is the protocol."""
+"""One client connection: the login handshake (PRELOGIN with encryption negotiation, the TLS
+handshake when agreed, LOGIN7), then requests (SQL batch, RPC, transaction manager, attention)
+answered with token streams. Statement semantics live in ``engine``; this is the protocol."""
 
 from __future__ import annotations
 
 import hmac
 import logging
 import socket
+import ssl
 import struct
 
 import duckdb
@@ -27,6 +29,7 @@ from airflow_provider_dtaas.testing.sqlserver.packets import (
     PacketReader,
     PacketType,
     PacketWriter,
+    SocketTransport,
 )
 from airflow_provider_dtaas.testing.sqlserver.rpc import (
     TM_BEGIN,
@@ -34,6 +37,7 @@ from airflow_provider_dtaas.testing.sqlserver.rpc import (
     parse_rpc,
     parse_transaction_request,
 )
+from airflow_provider_dtaas.testing.sqlserver.tls import TlsHandshakeError, accept_tls
 from airflow_provider_dtaas.testing.sqlserver.tokens import DoneStatus, EnvChange, Token
 
 log = logging.getLogger(__name__)
@@ -44,30 +48,80 @@ class Cancelled(Exception):
 
 
 class ClientConnection:
-    """Serves one TCP client until it disconnects."""
+    """Serves one TCP client until it disconnects.
+
+    :param encryption: the server's encryption setting (see ``login.negotiate_encryption``).
+    :param tls_context: the server TLS context; required unless encryption is ``off``.
+    """
 
     def __init__(
-        self, sock: socket.socket, database: Database, *, login_name: str, password: str, spid: int
+        self,
+        sock: socket.socket,
+        database: Database,
+        *,
+        login_name: str,
+        password: str,
+        spid: int,
+        encryption: login.Encryption = "off",
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        self._sock = sock
+        if encryption != "off" and tls_context is None:
+            raise ValueError(f"encryption={encryption!r} needs a tls_context")
         self._database = database
         self._login_name = login_name
         self._password = password
         self._spid = spid
-        self._reader = PacketReader(sock)
-        self._writer = PacketWriter(sock, spid=spid)
+        self._encryption = encryption
+        self._tls_context = tls_context
+        self._clear = SocketTransport(sock)
+        self._reader = PacketReader(self._clear)
+        self._writer = PacketWriter(self._clear, spid=spid)
         self._tds72 = True
         self._session: Session | None = None
 
     # -- handshake --------------------------------------------------------------------------------
 
-    def _handshake(self) -> Session | None:
+    def _read_login(self) -> Message | None:
+        """PRELOGIN and its encryption agreement, then the LOGIN7 message (None: disconnect)."""
         message = self._reader.read_message()
-        if message.type == PacketType.PRELOGIN:
-            login.parse_prelogin(message.payload)
-            self._writer.write(login.prelogin_response())
-            self._writer.end_message()
-            message = self._reader.read_message()
+        if message.type != PacketType.PRELOGIN:  # a TDS 7.0 client: no PRELOGIN, no encryption
+            if self._encryption == "required":
+                log.warning("spid %s: no PRELOGIN, but encryption is required; disconnecting", self._spid)
+                return None
+            return message
+        client = login.client_encryption(login.parse_prelogin(message.payload))
+        agreement = login.negotiate_encryption(self._encryption, client)
+        self._send(login.prelogin_response(agreement.response))
+        if agreement.refused:
+            log.warning(
+                "spid %s: the client cannot encrypt (ENCRYPT_NOT_SUP) and encryption is required; "
+                "disconnecting",
+                self._spid,
+            )
+            return None
+        if agreement.scope == "none":
+            return self._reader.read_message()
+        assert self._tls_context is not None
+        try:
+            channel = accept_tls(self._reader, self._writer, self._clear, self._tls_context)
+        except TlsHandshakeError as error:
+            log.warning("spid %s: %s; disconnecting", self._spid, error)
+            return None
+        log.info("spid %s: %s (%s) for the %s", self._spid, channel.version, channel.cipher,
+                 "whole connection" if agreement.scope == "connection" else "login packet")  # fmt: skip
+        self._reader.transport = self._writer.transport = channel
+        if agreement.scope == "connection":
+            return self._reader.read_message()
+
+        def back_to_clear() -> None:  # "login only": TLS carried the first LOGIN7 packet
+            self._reader.transport = self._writer.transport = self._clear
+
+        return self._reader.read_message(after_first_packet=back_to_clear)
+
+    def _handshake(self) -> Session | None:
+        message = self._read_login()
+        if message is None:
+            return None
         if message.type != PacketType.LOGIN7:
             log.warning("spid %s: expected LOGIN7, got packet type 0x%02x", self._spid, message.type)
             return None
@@ -110,6 +164,8 @@ class ClientConnection:
                 self._dispatch(self._reader.read_message())
         except (ConnectionClosed, ConnectionError, OSError):
             log.debug("client connection closed")
+        except login.LoginError as error:
+            log.warning("spid %s: malformed handshake (%s); disconnecting", self._spid, error)
         finally:
             if self._session is not None:
                 self._session.close()
@@ -169,7 +225,7 @@ class ClientConnection:
         done_token = Token.DONEINPROC if in_procedure else Token.DONE
         final = self._finish_procedure if in_procedure else self._writer.end_message
         try:
-            statements = self._session.split(sql)
+            statements = self._session.receive(sql)
             for index, text in enumerate(statements):
                 more = DoneStatus.MORE if in_procedure or index < len(statements) - 1 else DoneStatus.FINAL
                 self._write_outcome(self._session.run(text, params), more, done_token)

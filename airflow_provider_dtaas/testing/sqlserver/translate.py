@@ -1,8 +1,11 @@
 """T-SQL statement (sqlglot tree, read as ``tsql``) -> DuckDB SQL text.
 
 sqlglot does the dialect work (TOP, OFFSET/FETCH, ISNULL, brackets, table hints); this module adds
-what only a server knows: @@ variables, DB_NAME(), OBJECT_ID(), the emulated INFORMATION_SCHEMA and sys
-views, and the DuckDB storage type behind every T-SQL type in CAST/CONVERT."""
+what only a server knows: @@ variables, DB_NAME(), OBJECT_ID(), the emulated INFORMATION_SCHEMA, sys
+and cdc views, SQL Server's uniqueidentifier order, HASHBYTES, and the DuckDB type of computed values of
+every T-SQL type in CAST/CONVERT. The types the double stores in forms of its own (datetime2(7),
+datetimeoffset, sql_variant, xml, hierarchyid, geography, geometry, rowversion) are rewritten first by
+``rewrite``."""
 
 from __future__ import annotations
 
@@ -14,8 +17,10 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, INFO, SYS, TableDefinition
+from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, CDC, INFO, SYS, TableDefinition
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
+from airflow_provider_dtaas.testing.sqlserver.functions import HASH_FUNCTION
+from airflow_provider_dtaas.testing.sqlserver.ordering import order_guids
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
 from airflow_provider_dtaas.testing.sqlserver.rewrite import lower_special_types
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, value_type
@@ -86,17 +91,6 @@ def _system_variable(name: str, facts: SessionFacts) -> exp.Expr:
     return _literal(values[name])
 
 
-def _wide_decimal(node: exp.Literal) -> exp.Expr:
-    """A decimal literal DuckDB would read as DOUBLE (wider than 38 digits counting a leading zero, such as
-    0.99999999999999999999999999999999999999) is cast from text, so every digit stays."""
-    whole, dot, fraction = node.name.partition(".")
-    if not dot or not whole.isdigit() or not fraction.isdigit() or len(whole) + len(fraction) <= 38:
-        return node
-    return exp.cast(
-        exp.Literal.string(node.name), exp.DataType.build(f"DECIMAL(38,{min(len(fraction), 38)})")
-    )
-
-
 def _function(node: exp.Anonymous, facts: SessionFacts) -> exp.Expr:
     name = node.name.upper()
     if name == "DB_NAME":
@@ -116,7 +110,7 @@ def _function(node: exp.Anonymous, facts: SessionFacts) -> exp.Expr:
     return node
 
 
-def _table(node: exp.Table, facts: SessionFacts) -> exp.Table:
+def _table(node: exp.Table, facts: SessionFacts, relations: Mapping[str, str]) -> exp.Expr:
     identifier = node.this
     if node.name.startswith("#") or (
         isinstance(identifier, exp.Identifier) and identifier.args.get("temporary")
@@ -132,8 +126,30 @@ def _table(node: exp.Table, facts: SessionFacts) -> exp.Table:
     if schema is not None and schema.name.lower() == "information_schema":
         node.set("db", exp.to_identifier(INFO))
     elif schema is not None and schema.name.lower() == "sys":
+        if (computed := relations.get(node.name.lower())) is not None:
+            return exp.Subquery(
+                this=sqlglot.parse_one(computed, read="duckdb"),
+                alias=exp.TableAlias(this=exp.to_identifier(node.alias_or_name)),
+            )
         node.set("db", exp.to_identifier(SYS))
+    elif schema is not None and schema.name.lower() == "cdc":
+        node.set("db", exp.to_identifier(CDC))
     return node
+
+
+_NUMERIC_LITERAL = re.compile(r"^(\d*)(?:\.(\d*))?$")
+
+
+def _long_numeric(text: str) -> exp.Expr | None:
+    """A numeric literal with more digits than a double keeps is a decimal in T-SQL: cast it exactly."""
+    match = _NUMERIC_LITERAL.match(text)
+    if match is None:
+        return None
+    whole, fraction = match.group(1).lstrip("0"), match.group(2) or ""
+    digits = len(whole) + len(fraction)
+    if digits <= 15 or digits > 38:
+        return None
+    return exp.cast(exp.Literal.string(text), f"DECIMAL({max(digits, 1)},{len(fraction)})")
 
 
 def _data_type(node: exp.DataType) -> exp.Expr:
@@ -187,6 +203,61 @@ def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
     return built
 
 
+_UNICODE_TYPES = (exp.DataType.Type.NVARCHAR, exp.DataType.Type.NCHAR)
+_BINARY_KINDS = ("binary", "varbinary", "image", "timestamp", "rowversion")
+_HASHES: dict[type[exp.Expr], str] = {exp.MD5Digest: "MD5", exp.SHA: "SHA1"}
+
+
+def _declared_kind(node: exp.Expr, lookup: Lookup | None) -> str | None:
+    select = node.find_ancestor(exp.Select)
+    if lookup is None or not isinstance(node, exp.Column) or select is None:
+        return None
+    declared = _find(_sources(select, lookup), node)
+    return declared.sql_type.name if declared is not None else None
+
+
+def _hash(node: exp.Expr, lookup: Lookup | None) -> exp.Expr | None:
+    """HASHBYTES(algorithm, value), which sqlglot parses into SHA2 / SHA / MD5Digest nodes."""
+    if isinstance(node, exp.SHA2):
+        length = node.args.get("length")
+        algorithm = f"SHA2_{length.name if length is not None else 256}"
+    elif type(node) in _HASHES:
+        algorithm = _HASHES[type(node)]
+    else:
+        return None
+    value = node.this
+    unicode = (
+        isinstance(value, exp.National)
+        or (
+            isinstance(value, exp.Convert | exp.Cast)
+            and value.args["to" if isinstance(value, exp.Cast) else "this"].is_type(*_UNICODE_TYPES)
+        )
+        or _declared_kind(value, lookup) in ("nvarchar", "nchar", "ntext")
+    )
+    return exp.Anonymous(
+        this=HASH_FUNCTION,
+        expressions=[_literal(algorithm), value, _literal("unicode" if unicode else "ansi")],
+    )
+
+
+def _binary_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
+    """CONVERT(<char type>, <binary>, 1 | 2): hex digits, with '0x' for style 1."""
+    style = node.args.get("style")
+    if not isinstance(style, exp.Literal) or style.name not in ("1", "2"):
+        return None
+    value = node.expression
+    hashed = isinstance(value, exp.Anonymous) and value.name == HASH_FUNCTION
+    binary = hashed or _declared_kind(value, lookup) in _BINARY_KINDS
+    if (
+        not binary
+        or not isinstance(node.this, exp.DataType)
+        or not node.this.is_type(*exp.DataType.TEXT_TYPES)
+    ):
+        return None
+    digits = exp.Upper(this=exp.Hex(this=value))
+    return exp.DPipe(this=_literal("0x"), expression=digits) if style.name == "1" else digits
+
+
 def _remembered(lookup: Lookup) -> Lookup:
     """``lookup`` asked once per table for one statement (the rewrite asks for every column)."""
     found: dict[tuple[str, str], TableDefinition | None] = {}
@@ -200,35 +271,55 @@ def _remembered(lookup: Lookup) -> Lookup:
     return remembered
 
 
+def _strict_convert(node: exp.Expr) -> exp.Expr:
+    """CONVERT without a style as CAST: sqlglot writes CONVERT as TRY_CAST, which answers NULL where SQL
+    Server fails (245)."""
+    if (
+        isinstance(node, exp.Convert)
+        and node.args.get("style") is None
+        and isinstance(node.this, exp.DataType)
+    ):
+        return exp.Cast(this=node.expression, to=node.this)
+    return node
+
+
 def to_duckdb(
     statement: exp.Expr,
     facts: SessionFacts,
     *,
     allow_parameters: bool = False,
     lookup: Lookup | None = None,
+    relations: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> str:
     """The DuckDB SQL of one parsed T-SQL statement; ``@name`` becomes ``$name`` when parameters are bound.
 
-    ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits and
-    the specially stored types are read and written in their storage forms (``rewrite``); ``params`` are
-    the bound values, whose Python types tell the SQL Server types of parameters.
+    ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits,
+    uniqueidentifier columns order as in SQL Server (``ordering``) and the specially stored types are read
+    and written in their storage forms (``rewrite``). ``relations`` are DuckDB SELECTs that stand in for
+    sys views computed per statement (``stats``), by view name. ``params`` are the bound values, whose
+    Python types tell the SQL Server types of parameters.
     """
     tree = statement.copy()
     if lookup is not None:
         lookup = _remembered(lookup)
+        order_guids(tree, lookup)
+    # HASHBYTES, CONVERT of binary to hex text, then the specially stored types, each in a pass of its
+    # own while the tree still has its T-SQL shape (a node replaced during a transform is not visited
+    # again, nor its children); HASHBYTES first, as what it hashes depends on its argument's CONVERT
+    tree = tree.transform(lambda node: _hash(node, lookup) or node, copy=False)
+    tree = tree.transform(
+        lambda node: (_binary_text(node, lookup) if isinstance(node, exp.Convert) else None) or node,
+        copy=False,
+    )
+    if lookup is not None:
         tree = lower_special_types(tree, lookup, params)
+    tree = tree.transform(_strict_convert, copy=False)
+    computed = relations or {}
 
     def rewrite(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Convert) and (iso := _iso_text(node, lookup)) is not None:
             return iso
-        if (
-            isinstance(node, exp.Convert)
-            and node.args.get("style") is None
-            and isinstance(node.this, exp.DataType)
-        ):
-            # sqlglot writes CONVERT as TRY_CAST; SQL Server fails (245) where TRY_CAST answers NULL
-            return exp.Cast(this=node.expression, to=node.this)
         if isinstance(node, exp.Parameter):
             inner = node.this
             if isinstance(inner, exp.Parameter):
@@ -238,10 +329,6 @@ def to_duckdb(
             return exp.Placeholder(this=inner.name.lower())
         if isinstance(node, exp.National):
             node = exp.Literal.string(node.name)
-        if isinstance(node, exp.Literal) and not node.is_string:
-            return _wide_decimal(node)
-        if isinstance(node, exp.Column) and not node.table and node.name.lower() == "0x":
-            return exp.cast(exp.Literal.string(""), exp.DataType.build("BLOB"))  # T-SQL's empty binary
         if isinstance(node, exp.Literal) and node.is_string and (match := _OFFSET_TEXT.match(node.name)):
             return exp.Literal.string(match.group(1) + match.group(2))
         if isinstance(node, exp.CurrentSchema):
@@ -250,12 +337,17 @@ def to_duckdb(
             return _literal(facts.login)
         if isinstance(node, exp.ObjectId):
             return exp.func(f"{CATALOG}.object_id", node.this)
+        if isinstance(node, exp.Literal) and not node.is_string and (exact := _long_numeric(node.name)):
+            return exact
+        if isinstance(node, exp.Column) and node.name.lower() == "0x" and not node.table:
+            # sqlglot reads the empty binary literal 0x as a (quoted) name; a column [0x] cannot be told apart
+            return exp.cast(exp.Literal.string(""), "BLOB")
         if isinstance(node, exp.Anonymous):
             return _function(node, facts)
         if isinstance(node, exp.Table):
-            return _table(node, facts)
+            return _table(node, facts, computed)
         if isinstance(node, exp.DataType):
             return _data_type(node)
         return node
 
-    return tree.transform(rewrite).sql("duckdb")
+    return tree.transform(rewrite, copy=False).sql("duckdb")

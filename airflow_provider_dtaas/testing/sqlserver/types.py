@@ -47,10 +47,6 @@ class SqlType:
         return None
 
     @property
-    def character_octet_length(self) -> int | None:
-        return self.character_maximum_length
-
-    @property
     def numeric_precision(self) -> int | None:
         return None
 
@@ -249,10 +245,6 @@ class CharType(SqlType):
         return -1 if self.length is None else self.length
 
     @property
-    def character_octet_length(self) -> int | None:
-        return -1 if self.length is None else self.length * (2 if self.unicode else 1)
-
-    @property
     def collation_name(self) -> str | None:
         return COLLATION_NAME
 
@@ -269,7 +261,9 @@ class CharType(SqlType):
             return PLP_NULL if self.length is None else b"\xff\xff"
         text = str(value)
         if self.fixed and self.length is not None:
-            text = text.ljust(self.length)
+            # nchar(n) holds n UTF-16 code units: a character outside the BMP takes two
+            used = len(text.encode("utf-16-le")) // 2 if self.unicode else len(text)
+            text += " " * max(0, self.length - used)
         data = text.encode("utf-16-le") if self.unicode else text.encode(VARCHAR_CODEC, VARCHAR_ERRORS)
         return encode_plp(data) if self.length is None else _USHORT.pack(len(data)) + data
 

@@ -1,0 +1,183 @@
+"""EXEC of the system procedures the double emulates: ``sys.sp_cdc_enable_db`` and
+``sys.sp_cdc_enable_table``. They set the catalog flags (``sys.databases.is_cdc_enabled``,
+``sys.tables.is_tracked_by_cdc``) and record the capture instance in ``cdc.change_tables``; change
+tables and the ``cdc.fn_cdc_*`` functions are not emulated yet.
+
+Any other system procedure is refused as not supported; any other name does not exist (2812).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+from sqlglot import exp
+
+from airflow_provider_dtaas.testing.sqlserver import catalog, options
+from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
+from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG, CDC
+
+ENABLE_TABLE_PARAMETERS = (
+    "source_schema", "source_name", "role_name", "capture_instance", "supports_net_changes", "index_name",
+    "captured_column_list", "filegroup_name", "allow_partition_switch",
+)  # fmt: skip
+LSN_VLF = 0x25
+
+
+@dataclass(frozen=True)
+class Call:
+    """An EXEC: the procedure's name (without ``sys.``) and its arguments by parameter name."""
+
+    procedure: str
+    arguments: dict[str, object]
+
+
+def _value(node: exp.Expr) -> object:
+    if isinstance(node, exp.Null):
+        return None
+    if isinstance(node, exp.National) or (isinstance(node, exp.Literal) and node.is_string):
+        return node.name
+    if isinstance(node, exp.Literal):
+        return int(node.name) if node.name.lstrip("-").isdigit() else node.name
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        return -int(node.this.name)
+    raise not_supported(f"EXEC argument {node.sql('tsql')}")
+
+
+def parse_call(statement: exp.Execute, positional: tuple[str, ...] = ()) -> Call:
+    """Arguments given as ``@name = value`` or by position (named by ``positional``)."""
+    procedure = statement.this
+    name = procedure.name if isinstance(procedure, exp.Table) else procedure.sql("tsql")
+    arguments: dict[str, object] = {}
+    for position, argument in enumerate(statement.expressions):
+        if isinstance(argument, exp.EQ) and isinstance(argument.this, exp.Parameter):
+            arguments[argument.this.name.lower()] = _value(argument.expression)
+        elif position < len(positional):
+            arguments[positional[position]] = _value(argument)
+        else:
+            raise SqlServerError(8144, f"Procedure or function {name} has too many arguments specified.")
+    return Call(name, arguments)
+
+
+def next_lsn(con: duckdb.DuckDBPyConnection) -> bytes:
+    """A new log sequence number, binary(10): VLF, block, slot; increasing within the database."""
+    (number,) = con.execute(f"SELECT nextval('{CATALOG}.lsns')").fetchall()[0]
+    return struct.pack(">IIH", LSN_VLF, int(number), 1)
+
+
+def _required(call: Call, name: str) -> object:
+    if name not in call.arguments:
+        raise SqlServerError(
+            201,
+            f"Procedure or function '{call.procedure}' expects parameter '@{name}', which was not supplied.",
+            state=4,
+        )
+    return call.arguments[name]
+
+
+def enable_db(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> None:
+    options.set_option(con, "cdc_enabled", True)
+
+
+def _net_changes_index(call: Call, table: catalog.TableDefinition) -> str | None:
+    """The unique index that identifies rows for net changes (None when net changes are off)."""
+    index_name = call.arguments.get("index_name")
+    primary = table.primary_key()
+    wanted = call.arguments.get("supports_net_changes")
+    net_changes = bool(wanted) if wanted is not None else primary is not None or index_name is not None
+    if index_name is not None:
+        index = next((i for i in table.indexes if i.name.lower() == str(index_name).lower()), None)
+        if index is None:
+            raise SqlServerError(
+                22928,
+                f"Index name '{index_name}' is not an index for table '{table.qualified}'. "
+                "Specify a valid index name for the table.",
+            )
+        if not index.unique:
+            raise SqlServerError(
+                22929,
+                f"Index '{index_name}' must be either a primary key or a unique index for table "
+                f"'{table.qualified}'. Specify an index that meets at least one of these requirements.",
+            )
+        return index.name
+    if net_changes and primary is None:
+        raise SqlServerError(
+            22939,
+            "The parameter @supports_net_changes is set to 1, but the source table does not have a primary "
+            "key defined and no alternate unique index has been specified.",
+        )
+    return primary.name if net_changes and primary is not None else None
+
+
+def _check_capture_instance(
+    con: duckdb.DuckDBPyConnection, instance: str, table: catalog.TableDefinition
+) -> None:
+    """22926 for a capture instance name in use, 22962 for a table with two capture instances already."""
+    taken, per_table = con.execute(
+        f"SELECT count(*) FILTER (WHERE lower(capture_instance) = lower(?)), "
+        f"count(*) FILTER (WHERE source_object_id = ?) FROM {CDC}.change_tables",
+        [instance, table.object_id],
+    ).fetchall()[0]
+    if taken:
+        raise SqlServerError(
+            22926,
+            f"Could not create a capture instance because the capture instance name '{instance}' already "
+            "exists in the current database. Specify an explicit unique name for the parameter "
+            "@capture_instance.",
+        )
+    if per_table >= 2:
+        raise SqlServerError(
+            22962,
+            f"Two capture instances already exist for source table '{table.qualified}'. A table can have at "
+            "most two capture instances. If the current tracking options are not appropriate, disable change "
+            "tracking for the obsolete instance by using sys.sp_cdc_disable_table and retry the operation.",
+        )
+
+
+def enable_table(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> None:
+    if not options.cdc_enabled(con):
+        raise SqlServerError(
+            22901,
+            f"The database '{database}' is not enabled for Change Data Capture. Ensure that the correct "
+            "database context is set and retry the operation. To report on the databases enabled for Change "
+            "Data Capture, query the is_cdc_enabled column in the sys.databases catalog view.",
+        )
+    schema, name = str(_required(call, "source_schema")), str(_required(call, "source_name"))
+    role = _required(call, "role_name")
+    table = catalog.lookup(con, schema, name)
+    if table is None or table.object_id is None:
+        raise SqlServerError(
+            22931,
+            f"Source table '{schema}.{name}' does not exist in the current database. Ensure that the correct "
+            "database context is set. Specify a valid schema and table name for the database.",
+        )
+    instance = str(call.arguments.get("capture_instance") or f"{table.schema}_{table.name}")
+    _check_capture_instance(con, instance, table)
+    index_name = _net_changes_index(call, table)
+    con.execute(
+        f"INSERT INTO {CDC}.change_tables VALUES (nextval('{CATALOG}.object_ids'), 0, ?, ?, ?, NULL, ?, "
+        "NULL, ?, ?, ?, current_localtimestamp(), ?)",
+        [table.object_id, instance, next_lsn(con), index_name is not None, role, index_name,
+         call.arguments.get("filegroup_name"), bool(call.arguments.get("allow_partition_switch", 1))],
+    )  # fmt: skip
+
+
+PROCEDURES: dict[str, tuple[tuple[str, ...], Callable[[duckdb.DuckDBPyConnection, str, Call], None]]] = {
+    "sp_cdc_enable_db": ((), enable_db),
+    "sp_cdc_enable_table": (ENABLE_TABLE_PARAMETERS, enable_table),
+}
+
+
+def run(con: duckdb.DuckDBPyConnection, database: str, statement: exp.Execute) -> None:
+    procedure = statement.this
+    name = procedure.name.lower() if isinstance(procedure, exp.Table) else ""
+    schema = procedure.args.get("db") if isinstance(procedure, exp.Table) else None
+    if name in PROCEDURES and (schema is None or schema.name.lower() == "sys"):
+        positional, action = PROCEDURES[name]
+        action(con, database, parse_call(statement, positional))
+        return
+    if name.startswith(("sp_", "xp_")) or (schema is not None and schema.name.lower() == "sys"):
+        raise not_supported(f"The procedure '{procedure.sql('tsql')}'")
+    raise SqlServerError(2812, f"Could not find stored procedure '{procedure.sql('tsql')}'.", state=62)
