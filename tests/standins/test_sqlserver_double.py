@@ -4,7 +4,8 @@ Observed pymssql 2.4.6 behaviour (FreeTDS, TDS 7.4 negotiated without any connec
 - datetime2(7) arrives as ``datetime`` with microseconds: the 100 ns digit is truncated, not rounded
   (…05.1234567 -> 05.123456); it is not cut to milliseconds. datetime (1/300 s) arrives rounded to ms.
 - uniqueidentifier arrives as ``uuid.UUID``; bit as ``bool``; decimal/money as ``Decimal``; date as
-  ``date``; time(n) as ``time``; datetimeoffset as an aware ``datetime`` (the double reports UTC).
+  ``date``; time(n) as ``time``; datetimeoffset as an aware ``datetime`` with the offset it was written
+  with. The types beyond these are in ``test_sqlserver_wire_types.py``.
 """
 
 from __future__ import annotations
@@ -30,11 +31,21 @@ from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _as_pymssql_reads(value: object) -> object:
+    """A DuckDB value as pymssql receives it: the double keeps datetime2(7) as {clock, tick} and
+    datetimeoffset as {utc, tick, offset_minutes}; pymssql drops the tick and keeps the offset."""
+    if isinstance(value, dict) and "clock" in value:
+        return value["clock"]
+    if isinstance(value, dict) and "utc" in value:
+        return value["utc"].astimezone(dt.timezone(dt.timedelta(minutes=value["offset_minutes"])))
+    return value
+
+
 def duckdb_rows(sqlserver: SqlServerDouble, sql: str) -> list[tuple[object, ...]]:
     """What DuckDB itself holds, read beside the server (not through TDS)."""
     con = sqlserver.database.connect()
     try:
-        return con.execute(sql).fetchall()
+        return [tuple(_as_pymssql_reads(value) for value in row) for row in con.execute(sql).fetchall()]
     finally:
         con.close()
 
@@ -99,8 +110,9 @@ def test_regions_types_as_pymssql_returns_them(connect) -> None:
         Decimal("1250000.5000"),
         4.5,
         b"\x00\xff\x10\xab",
-        dt.datetime(2024, 5, 6, 5, 8, 9, 123456, tzinfo=dt.UTC),
+        dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2))),
     )
+    assert row[9].utcoffset() == dt.timedelta(hours=2)  # the offset as written, not UTC
 
 
 def test_orders_note_and_guid(connect) -> None:
@@ -397,7 +409,8 @@ def test_pytds_rpc_parameters(sqlserver: SqlServerDouble, mssql_password: str) -
         expected = (
             sqlserver.database.connect()
             .execute(
-                "SELECT COUNT(*) FROM dbo.orders WHERE ordered_at < TIMESTAMP '2024-01-02' AND amount > 50000"
+                "SELECT COUNT(*) FROM dbo.orders "
+                "WHERE ordered_at.clock < TIMESTAMP '2024-01-02' AND amount > 50000"
             )
             .fetchone()
         )
@@ -467,8 +480,18 @@ def test_cli_prints_listening_and_stops_on_sigterm(tmp_path: Path) -> None:
         ),
         pytest.param(
             "SELECT CONVERT(VARCHAR(40), last_audit, 127) FROM sales.regions WHERE region_id = 1",
-            "2024-05-06T05:08:09.1234560Z",
+            "2024-05-06T05:08:09.1234567Z",
             id="datetimeoffset-7-style-127-in-utc",
+        ),
+        pytest.param(
+            "SELECT CONVERT(VARCHAR(34), last_audit, 121) FROM sales.regions WHERE region_id = 1",
+            "2024-05-06 07:08:09.1234567 +02:00",
+            id="datetimeoffset-7-style-121-with-its-offset",
+        ),
+        pytest.param(
+            "SELECT CONVERT(VARCHAR(34), last_audit, 126) FROM sales.regions WHERE region_id = 1",
+            "2024-05-06T07:08:09.1234567+02:00",
+            id="datetimeoffset-7-style-126-with-its-offset",
         ),
     ],
 )

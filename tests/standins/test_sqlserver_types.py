@@ -1,4 +1,5 @@
-"""Pure tests of the SQL Server double's wire encoders: TYPE_INFO and value bytes per type, no server."""
+"""Pure tests of the SQL Server double's wire encoders: TYPE_INFO and value bytes per type, no server.
+The codecs behind the specially stored types are in ``test_sqlserver_codecs.py``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_dtaas.testing.sqlserver.batch import split_statements
+from airflow_provider_dtaas.testing.sqlserver.clrtypes import ClrUdtType
+from airflow_provider_dtaas.testing.sqlserver.lobs import TEXT_POINTER, LegacyLobType, XmlType
 from airflow_provider_dtaas.testing.sqlserver.login import decode_password, encode_password
 from airflow_provider_dtaas.testing.sqlserver.rowcodec import column_encoder
 from airflow_provider_dtaas.testing.sqlserver.temporal import (
@@ -30,8 +33,10 @@ from airflow_provider_dtaas.testing.sqlserver.types import (
     GuidType,
     IntType,
     MoneyType,
+    RowversionType,
     SqlType,
 )
+from airflow_provider_dtaas.testing.sqlserver.variant import VariantType
 
 H = bytes.fromhex
 DAYS_2024_01_02 = (dt.date(2024, 1, 2) - dt.date(1, 1, 1)).days  # days since 0001-01-01
@@ -70,12 +75,35 @@ TYPE_INFO = [
     pytest.param(BinaryType("binary", length=4), H("ad0400"), id="binary(4)"),
     pytest.param(BinaryType("varbinary", length=None), H("a5ffff"), id="varbinary(max)"),
     pytest.param(GuidType(), H("2410"), id="uniqueidentifier"),
+    pytest.param(LegacyLobType("text"), H("23ffffff7f") + COLLATION + H("00"), id="text"),
+    pytest.param(LegacyLobType("ntext"), H("63feffff7f") + COLLATION + H("00"), id="ntext"),
+    pytest.param(LegacyLobType("image"), H("22ffffff7f00"), id="image"),
+    pytest.param(XmlType(), H("f100"), id="xml-without-schema"),
+    pytest.param(VariantType(), H("62") + le(8016, 4), id="sql_variant"),
+    pytest.param(RowversionType(), H("ad0800"), id="timestamp-is-binary(8)"),
+    pytest.param(
+        ClrUdtType("hierarchyid"),
+        H("f07c03")
+        + H("00")
+        + H("03")
+        + "sys".encode("utf-16-le")
+        + H("0b")
+        + "hierarchyid".encode("utf-16-le"),
+        id="hierarchyid-udt-head",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("sql_type", "expected"), TYPE_INFO)
 def test_type_info(sql_type: SqlType, expected: bytes) -> None:
-    assert sql_type.type_info() == expected
+    assert sql_type.type_info()[: len(expected)] == expected
+    if not isinstance(sql_type, ClrUdtType):  # a UDT goes on with its assembly-qualified name
+        assert sql_type.type_info() == expected
+
+
+def test_timestamp_columns_carry_user_type_80() -> None:
+    assert RowversionType().user_type == 0x50
+    assert BinaryType("binary", length=8).user_type == 0
 
 
 VALUES = [
@@ -197,6 +225,54 @@ VALUES = [
         id="uniqueidentifier-mixed-endian",
     ),
     pytest.param(
+        LegacyLobType("text"), "é?", TEXT_POINTER + le(2, 4) + H("e93f"), id="text-pointer-then-cp1252"
+    ),
+    pytest.param(
+        LegacyLobType("ntext"), "😀", TEXT_POINTER + le(4, 4) + H("3dd800de"), id="ntext-pointer-then-utf16"
+    ),
+    pytest.param(LegacyLobType("image"), b"\x00", TEXT_POINTER + le(1, 4) + H("00"), id="image"),
+    pytest.param(
+        CharType("varchar", length=4), "😀", H("02003f3f"), id="varchar-emoji-is-two-question-marks"
+    ),
+    pytest.param(
+        XmlType(), "<a />", le(10, 8) + le(10, 4) + "<a />".encode("utf-16-le") + le(0, 4), id="xml"
+    ),
+    pytest.param(
+        RowversionType(), b"\x00" * 7 + b"\x07", H("0800") + H("00000000000000" + "07"), id="timestamp"
+    ),
+    pytest.param(ClrUdtType("hierarchyid"), b"\x58", le(1, 8) + le(1, 4) + H("58") + le(0, 4), id="udt-plp"),
+    pytest.param(
+        DateTimeOffsetType(scale=7),
+        (
+            int((dt.datetime(2024, 1, 2, 3, 4, 5) - dt.datetime(1970, 1, 1)).total_seconds()) * 10**9
+            + 1_234_567_00,
+            -840,
+        ),
+        H("0a") + le(TICKS_03_04_05_1234567, 5) + le(DAYS_2024_01_02, 3) + struct.pack("<h", -840),
+        id="datetimeoffset-utc-nanoseconds-and-offset",
+    ),
+    pytest.param(
+        VariantType(), {"base": "int", "value": "42"}, le(6, 4) + H("3800") + le(42, 4), id="sql_variant-int"
+    ),
+    pytest.param(
+        VariantType(),
+        {"base": "decimal(3,2)", "value": "1.50"},
+        le(9, 4) + H("6a020302") + H("01") + le(150, 4),
+        id="sql_variant-decimal-precision-scale",
+    ),
+    pytest.param(
+        VariantType(),
+        {"base": "nvarchar(2)", "value": "ab"},
+        le(13, 4) + H("e707") + COLLATION + le(4, 2) + "ab".encode("utf-16-le"),
+        id="sql_variant-nvarchar-collation-and-length",
+    ),
+    pytest.param(
+        VariantType(),
+        {"base": "datetime2(7)", "value": "2024-01-02 03:04:05.1234567"},
+        le(11, 4) + H("2a0107") + le(TICKS_03_04_05_1234567, 5) + le(DAYS_2024_01_02, 3),
+        id="sql_variant-datetime2-scale",
+    ),
+    pytest.param(
         GuidType(),
         "00112233-4455-6677-8899-aabbccddeeff",
         H("10" + "33221100" + "5544" + "7766" + "8899aabbccddeeff"),
@@ -228,6 +304,10 @@ NULLS = [
     pytest.param(CharType("nvarchar", length=None), b"\xff" * 8, id="nvarchar(max)-plp-null"),
     pytest.param(BinaryType("varbinary", length=8), b"\xff\xff", id="varbinary-null"),
     pytest.param(BinaryType("varbinary", length=None), b"\xff" * 8, id="varbinary(max)-plp-null"),
+    pytest.param(LegacyLobType("ntext"), b"\x00", id="ntext-null-is-an-empty-text-pointer"),
+    pytest.param(XmlType(), b"\xff" * 8, id="xml-plp-null"),
+    pytest.param(VariantType(), b"\x00" * 4, id="sql_variant-null-is-length-0"),
+    pytest.param(ClrUdtType("geography"), b"\xff" * 8, id="udt-plp-null"),
 ]
 
 
@@ -262,6 +342,27 @@ def test_column_fast_paths_match_the_reference_encoder(sql_type: SqlType, array:
             value = uuid.UUID(bytes=value)
         expected.append(sql_type.encode(value))
     assert column_encoder(sql_type, array.type)(array) == expected
+
+
+def test_stored_datetime2_7_and_datetimeoffset_structs_encode_every_digit_and_the_offset() -> None:
+    clock = pa.array(
+        [dt.datetime(2024, 1, 2, 3, 4, 5, 123456), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)]
+    )
+    stored = pa.StructArray.from_arrays([clock, pa.array([7, 9], pa.uint8())], names=["clock", "tick"])
+    encoded = column_encoder(DateTime2Type(scale=7), stored.type)(stored)
+    last_day = (dt.date(9999, 12, 31) - dt.date(1, 1, 1)).days
+    assert encoded == [
+        H("08") + le(TICKS_03_04_05_1234567, 5) + le(DAYS_2024_01_02, 3),
+        H("08") + le(864_000_000_000 - 1, 5) + le(last_day, 3),
+    ]
+    utc = pa.array([dt.datetime(2024, 1, 2, 3, 4, 5, 123456), None], pa.timestamp("us", tz="UTC"))
+    parts = [utc, pa.array([7, None], pa.uint8()), pa.array([-840, None], pa.int16())]
+    mask = pa.array([False, True])
+    offsets = pa.StructArray.from_arrays(parts, names=["utc", "tick", "offset_minutes"], mask=mask)
+    assert column_encoder(DateTimeOffsetType(scale=7), offsets.type)(offsets) == [
+        H("0a") + le(TICKS_03_04_05_1234567, 5) + le(DAYS_2024_01_02, 3) + struct.pack("<h", -840),
+        b"\x00",
+    ]
 
 
 def test_datetime2_column_keeps_the_100ns_digit() -> None:

@@ -225,7 +225,13 @@ def test_the_seeds_formulas_give_the_doubles_rows(
     assert isinstance(select, exp.Select)
     assert len(select.expressions) == len(columns)
 
-    reads = ", ".join(f"epoch_ns({c})" if declared[c].startswith("datetime2") else c for c in columns)
+    def read(column: str) -> str:
+        # the double keeps datetime2(7) as {clock (microseconds), tick (the 100 ns digit)}
+        if declared[column] in ("datetime2", "datetime2(7)"):
+            return f"epoch_us({column}.clock) * 1000 + CAST({column}.tick AS BIGINT) * 100"
+        return f"epoch_ns({column})" if declared[column].startswith("datetime2") else column
+
+    reads = ", ".join(read(c) for c in columns)
     con = double.connect()
     try:
         served = {row[0]: row for row in con.execute(f"SELECT {reads} FROM {table}").fetchall()}

@@ -22,15 +22,16 @@ from airflow_provider_dtaas.testing.sqlserver.catalog import (
     IndexDefinition,
     TableDefinition,
 )
+from airflow_provider_dtaas.testing.sqlserver.dialect import DoubleTsql
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported, syntax_error
-from airflow_provider_dtaas.testing.sqlserver.functions import ROWVERSION_FUNCTION
+from airflow_provider_dtaas.testing.sqlserver.functions import ROWVERSION
 from airflow_provider_dtaas.testing.sqlserver.typemap import (
-    NTEXT_MARKER,
     UnsupportedType,
+    composite,
     declared_type,
     storage_type,
 )
-from airflow_provider_dtaas.testing.sqlserver.types import AliasType, BinaryType, CharType, SqlType
+from airflow_provider_dtaas.testing.sqlserver.types import BinaryType, CharType, RowversionType, SqlType
 
 Translate = Callable[[exp.Expr], str]
 _IS_NOT_NULL = re.compile(
@@ -75,9 +76,9 @@ class _DdlParser(TSQLParser):
         return super()._parse_primary_key(wrapped_optional, in_props, named_primary_key)
 
 
-class DdlDialect(TSQL):
-    """T-SQL as sqlglot reads it, plus CLUSTERED / NONCLUSTERED without a column list
-    (``id int PRIMARY KEY NONCLUSTERED``), which sqlglot's reader refuses."""
+class DdlDialect(DoubleTsql):
+    """The double's T-SQL (``ntext`` apart from ``text``), plus CLUSTERED / NONCLUSTERED without a column
+    list (``id int PRIMARY KEY NONCLUSTERED``), which sqlglot's reader refuses."""
 
     Parser = _DdlParser
 
@@ -88,13 +89,11 @@ def quote(name: str) -> str:
 
 
 def spell_real_as_float24(sql: str) -> str:
-    """sqlglot reads ``real`` as ``float`` (8 bytes); ``float(24)`` keeps it a 4-byte real. It also reads
-    ``ntext`` as ``text``, so ``ntext`` is spelled with a name of its own (``NTEXT_MARKER``)."""
-    spellings = {"REAL": "float(24)", "NTEXT": NTEXT_MARKER}
+    """sqlglot reads ``real`` as ``float`` (8 bytes); ``float(24)`` keeps it a 4-byte real. (``ntext``
+    stays apart from ``text`` by the double's dialect, see ``dialect``.)"""
     for token in reversed(TSQL().tokenize(sql)):
-        word = token.text.upper()
-        if word in spellings and token.token_type not in (TokenType.STRING, TokenType.IDENTIFIER):
-            sql = sql[: token.start] + spellings[word] + sql[token.end + 1 :]
+        if token.text.upper() == "REAL" and token.token_type not in (TokenType.STRING, TokenType.IDENTIFIER):
+            sql = sql[: token.start] + "float(24)" + sql[token.end + 1 :]
     return sql
 
 
@@ -190,6 +189,8 @@ def _column(
             nullable = False
         elif isinstance(ckind, exp.CollateColumnConstraint):
             collation = ckind.this.name
+    if isinstance(sql_type, RowversionType):  # the database counter fills it; never NULL
+        nullable, default_sql = False, ROWVERSION
     column = DeclaredColumn(definition.name, sql_type, nullable, default_sql, identity, collation)
     return column, keys
 
@@ -253,6 +254,12 @@ def table_definition(
             keys += inline
         elif (constraint := _table_constraint(item, table_name)) is not None:
             keys.append(constraint)
+    if sum(isinstance(c.sql_type, RowversionType) for c in columns) > 1:
+        raise SqlServerError(
+            2738,
+            f"A table can only have one timestamp column. Because table '{table_name}' already has one, "
+            "the column cannot be added.",
+        )
     if sum(1 for index, _ in keys if index.kind == "PRIMARY KEY") > 1:
         raise SqlServerError(8110, f"Cannot add multiple PRIMARY KEY constraints to table '{table_name}'.")
     indexes = _clustering_of(keys, table_name)
@@ -296,6 +303,18 @@ def sequence_name(table: TableDefinition, column: DeclaredColumn) -> str:
     return f"{quote(table.schema)}.{quote(f'{table.name}__{column.name}__identity')}"
 
 
+def _measure(sql_type: CharType | BinaryType, column: str) -> str:
+    """The length SQL Server checks against (n): bytes for binary, characters for char/varchar, UTF-16
+    code units for nchar/nvarchar (a character outside the BMP, such as an emoji, counts twice)."""
+    if isinstance(sql_type, BinaryType):
+        return f"octet_length({column})"
+    if sql_type.unicode:
+        return (
+            f"length({column}) + length(regexp_replace({column}, '[^\\x{{10000}}-\\x{{10FFFF}}]', '', 'g'))"
+        )
+    return f"length({column})"
+
+
 def _column_sql(table: TableDefinition, column: DeclaredColumn, statements: list[str]) -> str:
     if column.computed_sql is not None:
         return f"{quote(column.name)} AS ({column.computed_sql})"
@@ -312,17 +331,22 @@ def _column_sql(table: TableDefinition, column: DeclaredColumn, statements: list
         text += f" DEFAULT nextval('{sequence}')"
     elif column.default_sql is not None:
         text += f" DEFAULT {column.default_sql}"
-    elif isinstance(sql_type, AliasType) and sql_type.name == "timestamp":
-        text += f" DEFAULT {ROWVERSION_FUNCTION}()"  # a new, increasing 8-byte version per row
     if isinstance(sql_type, CharType | BinaryType) and sql_type.length is not None:
-        measure = "octet_length" if isinstance(sql_type, BinaryType) else "length"
-        text += f" CHECK ({measure}({quote(column.name)}) <= {sql_type.length})"
+        text += f" CHECK ({_measure(sql_type, quote(column.name))} <= {sql_type.length})"
     return text
 
 
+_STRUCT_KEYS = {"datetime2": ("clock", "tick"), "datetimeoffset": ("utc", "tick")}
+
+
 def _key_sql(table: TableDefinition, name: str) -> str:
-    """A key column as DuckDB must compare it for uniqueness: folded like its collation compares."""
+    """A key column as DuckDB must compare it for uniqueness: folded like its collation compares; a
+    struct-stored column (datetime2(7), datetimeoffset, sql_variant) by its fields, as DuckDB cannot index
+    a struct (a datetimeoffset by its instant, as SQL Server compares it)."""
     column = table.column(name)
+    if column is not None and composite(column.sql_type):
+        fields = _STRUCT_KEYS.get(column.sql_type.name, ("base", "value"))
+        return ", ".join(f"struct_extract({quote(name)}, '{field}')" for field in fields)
     if column is None or not isinstance(column.sql_type, CharType):
         return quote(name)
     collation = duckdb_collation(column.collation)

@@ -20,6 +20,7 @@ from sqlglot.errors import ParseError
 from airflow_provider_dtaas.testing.sqlserver import catalog, ddl, options, procedures, stats
 from airflow_provider_dtaas.testing.sqlserver.batch import split_statements
 from airflow_provider_dtaas.testing.sqlserver.database import Database
+from airflow_provider_dtaas.testing.sqlserver.dialect import DIALECT
 from airflow_provider_dtaas.testing.sqlserver.errors import (
     SqlServerError,
     computed_column_modified,
@@ -27,6 +28,7 @@ from airflow_provider_dtaas.testing.sqlserver.errors import (
     invalid_object,
     not_supported,
     syntax_error,
+    variant_for_db_library,
 )
 from airflow_provider_dtaas.testing.sqlserver.outcomes import (
     DatabaseChanged,
@@ -46,8 +48,10 @@ from airflow_provider_dtaas.testing.sqlserver.tokens import (
 from airflow_provider_dtaas.testing.sqlserver.transactions import Transactions
 from airflow_provider_dtaas.testing.sqlserver.translate import SessionFacts, to_duckdb
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, arrow_fallback
+from airflow_provider_dtaas.testing.sqlserver.variant import VariantType
 
 BATCH_ROWS = 2048
+DB_LIBRARY = "DB-Library"  # the client library FreeTDS (and so pymssql) names in LOGIN7
 
 _SET = re.compile(r"^SET\s+(?!@)", re.I)
 _USE = re.compile(r"^USE\s+\[?([^\]\s;]+)\]?\s*$", re.I)
@@ -88,12 +92,22 @@ def _user_tables(statement: exp.Expr) -> list[exp.Table]:
 class Session:
     """One client's session: its DuckDB connection, transactions, isolation level and @@ROWCOUNT."""
 
-    def __init__(self, database: Database, *, login: str, spid: int, app_name: str = "", host_name: str = ""):
+    def __init__(
+        self,
+        database: Database,
+        *,
+        login: str,
+        spid: int,
+        app_name: str = "",
+        host_name: str = "",
+        library_name: str = "",
+    ):
         self.database = database
         self.login = login
         self.spid = spid
         self.app_name = app_name
         self.host_name = host_name
+        self.library_name = library_name
         self.rowcount = 0
         self._con = database.connect()
         self.transactions = Transactions(self._con, database)
@@ -197,7 +211,7 @@ class Session:
         )
         sql = self._translate(test, params, None)
         try:
-            ((chosen,),) = self._con.sql(sql, params=self._bound(test, params)).fetchall()
+            ((chosen,),) = self._con.sql(sql, params=self._bound(test, params, sql)).fetchall()
         except duckdb.Error as error:
             raise self._error(error, statement) from error
         branch = statement.args.get("true") if chosen == 1 else statement.args.get("false")
@@ -211,7 +225,7 @@ class Session:
             outcome = self.run(part.sql(dialect="tsql"), params)
         return outcome
 
-    def _parse(self, text: str, read: str | type[sqlglot.Dialect] = "tsql") -> exp.Expr:
+    def _parse(self, text: str, read: str | type[sqlglot.Dialect] = DIALECT) -> exp.Expr:
         try:
             statements = sqlglot.parse(text, read=read)
         except ParseError as error:
@@ -236,13 +250,18 @@ class Session:
             allow_parameters=params is not None,
             lookup=self.lookup,
             relations=relations,
+            params=params,
         )
 
     def _translate_expression(self, expression: exp.Expr) -> str:
         """An expression of a DDL statement (computed column) in DuckDB's dialect."""
         return to_duckdb(expression, self.facts())
 
-    def _bound(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    def _bound(
+        self, statement: exp.Expr, params: Mapping[str, Any] | None, sql: str = ""
+    ) -> dict[str, Any] | None:
+        """The parameters ``sql`` (the translation of ``statement``) still uses: the rewrite may have
+        written a parameter's value into the text (see ``infer.with_offset_text``)."""
         if params is None:
             return None
         used = {p.this.name.lower() for p in statement.find_all(exp.Parameter) if isinstance(p.this, exp.Var)}
@@ -250,7 +269,7 @@ class Session:
         if missing:
             name = sorted(missing)[0]
             raise SqlServerError(137, f'Must declare the scalar variable "@{name}".', state=2)
-        return {name: params[name] for name in used}
+        return {name: params[name] for name in used if not sql or re.search(rf"\${re.escape(name)}\b", sql)}
 
     def _target(self, statement: exp.Expr) -> tuple[str | None, catalog.TableDefinition | None]:
         """(table as written, its definition) of a DML statement, for SQL Server's messages."""
@@ -322,7 +341,7 @@ class Session:
         sql = self._translate(statement, params, stats.relations(self._con, views) if views else None)
         projected = project(statement, self.lookup)  # before the reader: it holds the connection
         try:
-            relation = _bigint_sums(self._con.sql(sql, params=self._bound(statement, params)))
+            relation = _bigint_sums(self._con.sql(sql, params=self._bound(statement, params, sql)))
             reader = relation.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as error:
             raise self._error(error, statement) from error
@@ -340,6 +359,9 @@ class Session:
                 reader.close()
                 raise not_supported(str(error)) from error
             columns.append(ResultColumn(name, sql_type, declared.nullable if declared else True))
+        if self.library_name == DB_LIBRARY and any(isinstance(c.sql_type, VariantType) for c in columns):
+            reader.close()
+            raise variant_for_db_library(next(c.name for c in columns if isinstance(c.sql_type, VariantType)))
         encoder = RowEncoder([c.sql_type for c in columns], schema)
         return ResultSet(columns, iter(reader), encoder, reader)
 
@@ -348,7 +370,7 @@ class Session:
         self._check_snapshot(statement)
         sql = self._translate(statement, params)
         target = self._target(statement)
-        bound = self._bound(statement, params)
+        bound = self._bound(statement, params, sql)
 
         def work() -> list[Any]:
             cursor = self._con.execute(sql, bound)

@@ -26,6 +26,20 @@ class SqlServerError(Exception):
         return f"SqlServerError({self.number}, {self.message!r})"
 
 
+class ValueRefused(ValueError):
+    """Raised inside a DuckDB function (see ``functions``) to answer with a SQL Server error number."""
+
+    def __init__(self, number: int, message: str) -> None:
+        super().__init__(f"[SQL Server error {number}] {message}")
+        self.sql_server_number = number
+
+
+def sql_error(number: int, message: str) -> ValueRefused:
+    if number == 6522:
+        message = f"A .NET Framework error occurred during execution of a CLR type's method: {message}"
+    return ValueRefused(number, message)
+
+
 def invalid_object(name: str) -> SqlServerError:
     return SqlServerError(208, f"Invalid object name '{name}'.")
 
@@ -53,6 +67,17 @@ def computed_column_modified(name: str) -> SqlServerError:
 def not_supported(what: str) -> SqlServerError:
     """Something valid in T-SQL that the double does not emulate: fail loudly, never answer wrongly."""
     return SqlServerError(40517, f"{what} is not supported by the DTaaS SQL Server double.")
+
+
+def variant_for_db_library(column: str) -> SqlServerError:
+    """SQL Server sends sql_variant as is; FreeTDS' DB-Library hands pymssql the base value's bytes without
+    the base type (and converts them with the previous row's character set), so the double refuses."""
+    return SqlServerError(
+        40517,
+        f"Sending the sql_variant column '{column}' to a DB-Library client (FreeTDS, pymssql) is not "
+        "supported by the DTaaS SQL Server double: the client cannot decode it. Select "
+        f"CONVERT(NVARCHAR(4000), [{column}]) instead.",
+    )
 
 
 def object_exists(name: str) -> SqlServerError:
@@ -83,6 +108,7 @@ _KEY_COLUMN = re.compile(r'^(?:\w+\()*"?([^()"]+)"?\)*$')  # lower("name") -> na
 _UNKNOWN_FUNCTION = re.compile(r"Scalar Function with name ([^ ]+) does not exist")
 _UNKNOWN_TABLE_FUNCTION = re.compile(r"Table Function with name ([^ ]+) does not exist")
 _NOT_NULL = re.compile(r"NOT NULL constraint failed: ([^.]+)\.(\S+)")
+_REFUSED = re.compile(r"\[SQL Server error (\d+)\] (.*)")
 
 
 def _violated(columns: list[str], keys: Sequence[IndexDefinition]) -> IndexDefinition | None:
@@ -128,6 +154,8 @@ def from_duckdb(
 ) -> SqlServerError:
     """Translate a DuckDB error; ``table`` and its unique ``keys`` name the statement's target in messages."""
     text = str(error)
+    if match := _REFUSED.search(text):
+        return SqlServerError(int(match.group(1)), match.group(2))
     if isinstance(error, duckdb.TransactionException) and "aborted" in text:
         return doomed_transaction()
     if match := _COLUMN_NOT_FOUND.search(text) or _COLUMN_NOT_IN_TABLE.search(text):

@@ -67,6 +67,27 @@ def _sources(select: exp.Select, lookup: Lookup) -> list[tuple[str, TableDefinit
     return sources
 
 
+def statement_sources(node: exp.Expr, lookup: Lookup) -> list[tuple[str, TableDefinition | None]]:
+    """The tables a column at ``node`` can come from: its SELECT's, or an UPDATE/DELETE target and FROM."""
+    select = node if isinstance(node, exp.Select) else node.find_ancestor(exp.Select)
+    if select is not None:
+        return _sources(select, lookup)
+    statement = (
+        node if isinstance(node, exp.Update | exp.Delete) else node.find_ancestor(exp.Update, exp.Delete)
+    )
+    if statement is None or not isinstance(statement.this, exp.Table):
+        return []
+    target = statement.this
+    sources = [(target.alias_or_name.lower(), lookup(target.db or "dbo", target.name))]
+    from_ = statement.args.get("from_") or statement.args.get("from")
+    for joined in ([from_.this] if from_ is not None else []) + [
+        j.this for j in statement.args.get("joins") or []
+    ]:
+        if isinstance(joined, exp.Table):
+            sources.append((joined.alias_or_name.lower(), lookup(joined.db or "dbo", joined.name)))
+    return sources
+
+
 def column_declaration(column: exp.Column, lookup: Lookup) -> DeclaredColumn | None:
     """The declared column a column reference resolves to in its SELECT's scope (or an ORDER BY alias)."""
     select = column.find_ancestor(exp.Select)

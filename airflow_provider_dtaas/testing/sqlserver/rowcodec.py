@@ -9,8 +9,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from airflow_provider_dtaas.testing.sqlserver.temporal import DateTime2Type, DateTimeType, DateType, TimeType
+from airflow_provider_dtaas.testing.sqlserver.temporal import (
+    DateTime2Type,
+    DateTimeOffsetType,
+    DateTimeType,
+    DateType,
+    TimeType,
+)
 from airflow_provider_dtaas.testing.sqlserver.types import (
+    VARCHAR_ERRORS,
     BitType,
     CharType,
     DecimalType,
@@ -83,7 +90,7 @@ def _short_text(sql_type: CharType) -> ColumnEncoder:
             if value is None:
                 out.append(b"\xff\xff")
             else:
-                data = value.encode(codec, "replace")
+                data = value.encode(codec, VARCHAR_ERRORS)
                 out.append(pack(len(data)) + data)
         return out
 
@@ -98,6 +105,31 @@ def _nanoseconds(sql_type: SqlType, unit: str) -> ColumnEncoder:
     def run(array: pa.Array[Any]) -> list[bytes]:
         values = array.cast(pa.int64()).to_pylist()
         return [encode(None if value is None else value * factor) for value in values]
+
+    return run
+
+
+def _stored_instants(sql_type: SqlType) -> ColumnEncoder:
+    """datetime2(7) and datetimeoffset structs: microseconds plus the 100 ns tick (plus the offset)."""
+    encode = sql_type.encode
+
+    def run(array: pa.Array[Any]) -> list[bytes]:
+        assert isinstance(array, pa.StructArray)
+        parts = {field.name: part for field, part in zip(array.type, array.flatten(), strict=True)}
+        clock = parts.get("clock", parts.get("utc"))
+        assert clock is not None
+        micros: list[Any] = clock.cast(pa.int64()).to_pylist()
+        ticks: list[Any] = parts["tick"].to_pylist()
+        offsets = parts["offset_minutes"].to_pylist() if "offset_minutes" in parts else None
+        nulls = array.is_null().to_pylist()
+        out = []
+        for index, null in enumerate(nulls):
+            if null:
+                out.append(encode(None))
+                continue
+            ns = micros[index] * 1000 + ticks[index] * 100
+            out.append(encode(ns if offsets is None else (ns, offsets[index])))
+        return out
 
     return run
 
@@ -133,6 +165,8 @@ def column_encoder(sql_type: SqlType, arrow_type: pa.DataType) -> ColumnEncoder:
     if isinstance(arrow_type, pa.BaseExtensionType):
         inner = column_encoder(sql_type, arrow_type.storage_type)
         return lambda array: inner(array.storage)  # type: ignore[attr-defined]
+    if isinstance(sql_type, DateTime2Type | DateTimeOffsetType) and pa.types.is_struct(arrow_type):
+        return _stored_instants(sql_type)
     time_like = (DateTime2Type, DateTimeType, DateType, TimeType)
     if isinstance(sql_type, time_like) and pa.types.is_timestamp(arrow_type) and arrow_type.tz is None:
         return _nanoseconds(sql_type, arrow_type.unit)

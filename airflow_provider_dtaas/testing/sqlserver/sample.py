@@ -96,7 +96,7 @@ BULK = [
            CASE WHEN i % 10 = 0 THEN NULL ELSE 'customer' || i || '@example.com' END,
            i % 7 <> 0,
            {_UUID.format(seed="'customer-' || i")},
-           make_timestamp_ns(
+           __dtaas.datetime2_from_ns(
                1672531200000000000 + i * 86400000000000 // 3 + (i * 1234567 % 10000000) * 100),
            CASE WHEN i % 13 = 0 THEN NULL ELSE CAST(((i * 3719) % 5000000) * 0.01 AS DECIMAL(18,2)) END
     FROM range(1, {CUSTOMERS + 1}) t(i)""",
@@ -111,7 +111,7 @@ BULK = [
     SELECT i, 1 + (i * 7919) % {CUSTOMERS}, 1 + (i * 104729) % {PRODUCTS}, 1 + i % 12,
            CAST(((i * 2654435761) % 10000000) * 0.01 AS DECIMAL(18,2)),
            ['new', 'paid', 'shipped', 'cancelled', 'returned'][1 + i % 5],
-           make_timestamp_ns(1704067200000000000 + i * 37000000000 + (i * 7654321 % 10000000) * 100),
+           __dtaas.datetime2_from_ns(1704067200000000000 + i * 37000000000 + (i * 7654321 % 10000000) * 100),
            CASE WHEN i % 5 IN (0, 3) THEN NULL
                 ELSE CAST(make_timestamp(1704067200000000 + i * 37000000 + (i % 7) * 86400000000) AS DATE)
            END,

@@ -150,6 +150,7 @@ class ClientConnection:
             spid=self._spid,
             app_name=request.app_name,
             host_name=request.host_name,
+            library_name=request.library_name,
         )
 
     # -- request loop ---------------------------------------------------------------------------

@@ -81,14 +81,15 @@ CREATE OR REPLACE VIEW {INFO}.columns AS
            name AS "COLUMN_NAME", column_id AS "ORDINAL_POSITION", CAST(NULL AS VARCHAR) AS "COLUMN_DEFAULT",
            CASE WHEN is_nullable THEN 'YES' ELSE 'NO' END AS "IS_NULLABLE", data_type AS "DATA_TYPE",
            max_characters AS "CHARACTER_MAXIMUM_LENGTH",
-           CASE WHEN data_type IN ('nchar', 'nvarchar') AND max_characters > 0 THEN max_characters * 2
+           CASE WHEN data_type IN ('nchar', 'nvarchar', 'ntext') AND max_characters > 0
+                THEN max_characters * 2
                 ELSE max_characters END AS "CHARACTER_OCTET_LENGTH",
            numeric_precision AS "NUMERIC_PRECISION",
            CAST(CASE WHEN numeric_precision IS NULL THEN NULL WHEN data_type IN ('float', 'real') THEN 2
                      ELSE 10 END AS SMALLINT) AS "NUMERIC_PRECISION_RADIX",
            numeric_scale AS "NUMERIC_SCALE", datetime_precision AS "DATETIME_PRECISION",
            CASE WHEN collation_name IS NULL THEN NULL
-                WHEN data_type IN ('nchar', 'nvarchar') THEN 'UNICODE' ELSE 'iso_1' END
+                WHEN data_type IN ('nchar', 'nvarchar', 'ntext') THEN 'UNICODE' ELSE 'iso_1' END
                AS "CHARACTER_SET_NAME",
            collation_name AS "COLLATION_NAME"
     FROM {CATALOG}.columns;

@@ -1,13 +1,15 @@
 """The SQL Server date and time types on the wire: date, time(n), datetime2(n), datetimeoffset(n),
-datetime and smalldatetime.
+datetime and smalldatetime; and ``parse_instant``, which reads their text forms.
 
 Encoders also accept integers (nanoseconds since the Unix epoch, or since midnight for ``time``) so that
-datetime2(7) keeps its 100 ns digit, which Python's ``datetime`` cannot hold.
+datetime2(7) keeps its 100 ns digit, which Python's ``datetime`` cannot hold; datetimeoffset also takes
+``(utc nanoseconds, offset minutes)`` so the original offset is sent back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,45 @@ from airflow_provider_dtaas.testing.sqlserver.types import SqlType
 _EPOCH_DAYS = dt.date(1970, 1, 1).toordinal() - 1  # days from 0001-01-01 to 1970-01-01
 _DAY_NS = 86_400 * 10**9
 _DATETIME_BASE = dt.date(1900, 1, 1).toordinal()
+
+
+_INSTANT = re.compile(
+    r"^\s*(\d{4})-?(\d\d)-?(\d\d)"
+    r"(?:[ T](\d\d?):(\d\d)(?::(\d\d)(?:\.(\d{1,9}))?)?)?"
+    r"\s*(?:(Z)|([+-])(\d\d)(?::?(\d\d))?)?\s*$"
+)
+
+
+class DateTimeTextError(ValueError):
+    """Text that is not a date/time value."""
+
+
+def parse_instant(text: str) -> tuple[int, int]:
+    """(UTC nanoseconds since the Unix epoch, offset minutes) of a date/time text, exact to the nanosecond.
+
+    Reads what T-SQL literals and DuckDB print: ``2024-01-02``, ``20240102 03:04``,
+    ``2024-01-02 03:04:05.1234567 +02:00``, ``2024-01-02T03:04:05Z``, ``2024-01-02 03:04:05+00``.
+    Without an offset the text is taken as UTC (offset 0)."""
+    match = _INSTANT.match(text)
+    if match is None:
+        raise DateTimeTextError("Conversion failed when converting date and/or time from character string.")
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_hours, off_minutes = match.groups()
+    try:
+        days = dt.date(int(year), int(month), int(day)).toordinal() - 1 - _EPOCH_DAYS
+    except ValueError as error:
+        raise DateTimeTextError(
+            "The conversion of a varchar data type to a datetime data type resulted in an out-of-range value."
+        ) from error
+    seconds = int(hour or 0) * 3600 + int(minute or 0) * 60 + int(second or 0)
+    if seconds >= 86_400:
+        raise DateTimeTextError("Conversion failed when converting date and/or time from character string.")
+    local = (days * 86_400 + seconds) * 10**9 + int((fraction or "").ljust(9, "0"))
+    minutes = 0
+    if sign and not zulu:
+        minutes = (int(off_hours) * 60 + int(off_minutes or 0)) * (-1 if sign == "-" else 1)
+        if abs(minutes) > 14 * 60:
+            raise DateTimeTextError("The time zone offset must be between -14:00 and +14:00.")
+    return local - minutes * 60 * 10**9, minutes
 
 
 def _time_length(scale: int) -> int:
@@ -134,10 +175,13 @@ class DateTimeOffsetType(SqlType):
     def encode(self, value: Any) -> bytes:
         if value is None:
             return b"\x00"
-        offset = value.utcoffset() or dt.timedelta(0)
-        utc = value.replace(tzinfo=None) - offset
-        days, ns = _split_instant(utc)
-        minutes = int(offset.total_seconds()) // 60
+        if isinstance(value, tuple):  # (UTC nanoseconds since the Unix epoch, offset minutes)
+            days, ns = _split_instant(value[0])
+            minutes = int(value[1])
+        else:
+            offset = value.utcoffset() or dt.timedelta(0)
+            days, ns = _split_instant(value.replace(tzinfo=None) - offset)
+            minutes = int(offset.total_seconds()) // 60
         body = _time_bytes(ns, self.scale) + days.to_bytes(3, "little") + struct.pack("<h", minutes)
         return bytes([len(body)]) + body
 

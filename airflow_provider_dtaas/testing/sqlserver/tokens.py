@@ -81,9 +81,9 @@ def _with_length(token: int, body: bytes) -> bytes:
 
 def colmetadata(columns: Sequence[ResultColumn], *, tds72: bool) -> bytes:
     parts = [bytes([Token.COLMETADATA]), struct.pack("<H", len(columns))]
-    user_type = b"\x00\x00\x00\x00" if tds72 else b"\x00\x00"
     for column in columns:
         flags = 0x0001 if column.nullable else 0x0000
+        user_type = struct.pack("<I" if tds72 else "<H", column.sql_type.user_type)
         parts.append(
             user_type + struct.pack("<H", flags) + column.sql_type.type_info() + b_varchar(column.name)
         )

@@ -2,24 +2,28 @@
 
 sqlglot does the dialect work (TOP, OFFSET/FETCH, ISNULL, brackets, table hints); this module adds
 what only a server knows: @@ variables, DB_NAME(), OBJECT_ID(), the emulated INFORMATION_SCHEMA, sys
-and cdc views, SQL Server's uniqueidentifier order, and the DuckDB storage type behind every T-SQL type
-in CAST/CONVERT."""
+and cdc views, SQL Server's uniqueidentifier order, HASHBYTES, and the DuckDB type of computed values of
+every T-SQL type in CAST/CONVERT. The types the double stores in forms of its own (datetime2(7),
+datetimeoffset, sql_variant, xml, hierarchyid, geography, geometry, rowversion) are rewritten first by
+``rewrite``."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
-from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, CDC, INFO, SYS
+from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, CDC, INFO, SYS, TableDefinition
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
-from airflow_provider_dtaas.testing.sqlserver.functions import HASH_FUNCTION, WKB_FUNCTION
+from airflow_provider_dtaas.testing.sqlserver.functions import HASH_FUNCTION
 from airflow_provider_dtaas.testing.sqlserver.ordering import order_guids
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
-from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, storage_type
+from airflow_provider_dtaas.testing.sqlserver.rewrite import lower_special_types
+from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, value_type
 
 VERSION_TEXT = (
     "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n"
@@ -56,6 +60,8 @@ class SessionFacts:
 
 
 def _literal(value: object) -> exp.Expr:
+    if isinstance(value, exp.Expr):
+        return value
     if value is None:
         return exp.null()
     if isinstance(value, int):
@@ -78,6 +84,7 @@ def _system_variable(name: str, facts: SessionFacts) -> exp.Expr:
         "LOCK_TIMEOUT": -1,
         "OPTIONS": 5496,
         "DATEFIRST": 7,
+        "DBTS": exp.func(f"{CATALOG}.rowversion_now"),
     }
     if name not in values:
         raise not_supported(f"@@{name}")
@@ -145,27 +152,11 @@ def _long_numeric(text: str) -> exp.Expr | None:
     return exp.cast(exp.Literal.string(text), f"DECIMAL({max(digits, 1)},{len(fraction)})")
 
 
-def _spatial(node: exp.Expr) -> exp.Expr | None:
-    """geometry::STGeomFromText(wkt, srid) / geography::... -> WKB (the SRID is not kept), and
-    ``[g].STAsBinary()`` -> the stored WKB itself."""
-    if isinstance(node, exp.ScopeResolution) and isinstance(node.expression, exp.Anonymous):
-        owner = str(node.this.name).lower() if node.this is not None else ""
-        method = node.expression.name.upper()
-        if owner in ("geometry", "geography") and method == "STGEOMFROMTEXT":
-            return exp.Anonymous(this=WKB_FUNCTION, expressions=[node.expression.expressions[0]])
-        raise not_supported(f"{owner}::{node.expression.name}")
-    call = node.expression if isinstance(node, exp.Dot) else None
-    if isinstance(call, exp.Anonymous) and call.name.upper() == "STASBINARY" and not call.expressions:
-        inner = node.this
-        return exp.column(inner.name, quoted=True) if isinstance(inner, exp.Identifier) else inner
-    return None
-
-
 def _data_type(node: exp.DataType) -> exp.Expr:
     if isinstance(node.parent, exp.ColumnDef):
         return node
     try:
-        storage = storage_type(declared_type(node))
+        storage = value_type(declared_type(node))
     except UnsupportedType:
         return node
     return exp.DataType.build(storage, dialect="duckdb")
@@ -191,29 +182,21 @@ def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
         return None
     declared = _find(_sources(select, lookup), value)
     kind = declared.sql_type.name if declared is not None else None
-    if declared is None or kind not in (*_DATETIME_TYPES, "time", "datetimeoffset"):
+    if declared is None or kind not in (*_DATETIME_TYPES, "time"):
         if int(style.name) == 127:  # sqlglot has no format for it and would answer the text 'None'
             raise not_supported("CONVERT style 127 of anything but a date/time column")
         return None
     digits = declared.sql_type.datetime_precision or 0
     clock = f"%Y-%m-%d{separator}%H:%M:%S"
-    if kind == "datetimeoffset":
-        # the double keeps the instant, not the offset: answer in UTC, as style 127 writes it ('Z')
-        utc = "TIMEZONE('UTC', __value)"
-        fraction = f"SUBSTR(STRFTIME({utc}, '.%n'), 1, {1 + digits})" if digits else "''"
-        if separator == " ":  # style 121: 'yyyy-mm-dd hh:mi:ss[.fffffff] +hh:mm', here always +00:00
-            template = f"STRFTIME({utc}, '%Y-%m-%d %H:%M:%S') || {fraction} || ' +00:00'"
-        else:
-            template = f"STRFTIME({utc}, '%Y-%m-%dT%H:%M:%S') || {fraction} || 'Z'"
-    elif declared.sql_type.name == "time":
+    if declared.sql_type.name == "time":
         # DuckDB prints TIME_NS without trailing zeros and cannot strftime it: pad to 7 digits, then cut
         text = "CAST(__value AS VARCHAR)"
         padded = f"RPAD({text} || CASE WHEN CONTAINS({text}, '.') THEN '' ELSE '.' END, 16, '0')"
         template = f"SUBSTR({padded}, 1, {9 + digits if digits else 8})"
     elif digits == 0:
         template = f"STRFTIME(CAST(__value AS TIMESTAMP), '{clock}')"
-    else:
-        template = f"SUBSTR(STRFTIME(CAST(__value AS TIMESTAMP_NS), '{clock}.%n'), 1, {20 + digits})"
+    else:  # datetime2(1..6) and datetime: microseconds are enough (datetime2(7) is stored otherwise)
+        template = f"SUBSTR(STRFTIME(CAST(__value AS TIMESTAMP), '{clock}.%f'), 1, {20 + digits})"
     built = sqlglot.parse_one(template, read="duckdb")
     for placeholder in list(built.find_all(exp.Column)):
         placeholder.replace(value.copy())
@@ -275,6 +258,31 @@ def _binary_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
     return exp.DPipe(this=_literal("0x"), expression=digits) if style.name == "1" else digits
 
 
+def _remembered(lookup: Lookup) -> Lookup:
+    """``lookup`` asked once per table for one statement (the rewrite asks for every column)."""
+    found: dict[tuple[str, str], TableDefinition | None] = {}
+
+    def remembered(schema: str, name: str) -> TableDefinition | None:
+        key = (schema.lower(), name.lower())
+        if key not in found:
+            found[key] = lookup(schema, name)
+        return found[key]
+
+    return remembered
+
+
+def _strict_convert(node: exp.Expr) -> exp.Expr:
+    """CONVERT without a style as CAST: sqlglot writes CONVERT as TRY_CAST, which answers NULL where SQL
+    Server fails (245)."""
+    if (
+        isinstance(node, exp.Convert)
+        and node.args.get("style") is None
+        and isinstance(node.this, exp.DataType)
+    ):
+        return exp.Cast(this=node.expression, to=node.this)
+    return node
+
+
 def to_duckdb(
     statement: exp.Expr,
     facts: SessionFacts,
@@ -282,23 +290,31 @@ def to_duckdb(
     allow_parameters: bool = False,
     lookup: Lookup | None = None,
     relations: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> str:
     """The DuckDB SQL of one parsed T-SQL statement; ``@name`` becomes ``$name`` when parameters are bound.
 
-    ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits
-    and uniqueidentifier columns order as in SQL Server (``ordering``). ``relations`` are DuckDB SELECTs
-    that stand in for sys views computed per statement (``stats``), by view name.
+    ``lookup`` finds declared tables, so CONVERT of a datetime2 column to ISO text keeps all its digits,
+    uniqueidentifier columns order as in SQL Server (``ordering``) and the specially stored types are read
+    and written in their storage forms (``rewrite``). ``relations`` are DuckDB SELECTs that stand in for
+    sys views computed per statement (``stats``), by view name. ``params`` are the bound values, whose
+    Python types tell the SQL Server types of parameters.
     """
     tree = statement.copy()
     if lookup is not None:
+        lookup = _remembered(lookup)
         order_guids(tree, lookup)
-    # HASHBYTES, then CONVERT of binary to hex text, each in a pass of its own while the tree still
-    # has its T-SQL shape (a node replaced during a transform is not visited again, nor its children)
+    # HASHBYTES, CONVERT of binary to hex text, then the specially stored types, each in a pass of its
+    # own while the tree still has its T-SQL shape (a node replaced during a transform is not visited
+    # again, nor its children); HASHBYTES first, as what it hashes depends on its argument's CONVERT
     tree = tree.transform(lambda node: _hash(node, lookup) or node, copy=False)
     tree = tree.transform(
         lambda node: (_binary_text(node, lookup) if isinstance(node, exp.Convert) else None) or node,
         copy=False,
     )
+    if lookup is not None:
+        tree = lower_special_types(tree, lookup, params)
+    tree = tree.transform(_strict_convert, copy=False)
     computed = relations or {}
 
     def rewrite(node: exp.Expr) -> exp.Expr:
@@ -326,8 +342,6 @@ def to_duckdb(
         if isinstance(node, exp.Column) and node.name.lower() == "0x" and not node.table:
             # sqlglot reads the empty binary literal 0x as a (quoted) name; a column [0x] cannot be told apart
             return exp.cast(exp.Literal.string(""), "BLOB")
-        if isinstance(node, exp.ScopeResolution | exp.Dot) and (spatial := _spatial(node)) is not None:
-            return spatial
         if isinstance(node, exp.Anonymous):
             return _function(node, facts)
         if isinstance(node, exp.Table):

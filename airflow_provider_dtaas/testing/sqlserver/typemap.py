@@ -1,11 +1,16 @@
 """Type mapping, pure: a T-SQL declared type (as sqlglot parses it) -> our SqlType -> the DuckDB storage
-type that keeps its values faithfully; and an Arrow result type -> the SqlType used for computed
-expressions that do not come straight from a table column.
+type that keeps its values faithfully, and the DuckDB type of computed values of it (``value_type``);
+and an Arrow result type -> the SqlType used for computed expressions that do not come straight from a
+table column.
 
-Storage choices: datetime2(7) and time(n) use nanosecond types (TIMESTAMP_NS, TIME_NS) so the 100 ns
-digit survives (TIMESTAMP_NS only covers the years 1677-2262); datetime2(0..6), datetime and
-smalldatetime use TIMESTAMP (microseconds, full range). datetimeoffset is stored as TIMESTAMPTZ: the
-instant is kept, the original offset is not (results report +00:00). money is DECIMAL(19,4).
+Storage choices: time(n) uses TIME_NS so the 100 ns digit survives; datetime2(0..6), datetime and
+smalldatetime use TIMESTAMP (microseconds, years 0001-9999). Two types need more than one DuckDB value:
+datetime2(7) is ``STRUCT(clock TIMESTAMP, tick UTINYINT)`` (the 100 ns digit beside a microsecond clock,
+so 0001-01-01 and 9999-12-31 23:59:59.9999999 both fit), datetimeoffset(n) is ``STRUCT(utc TIMESTAMPTZ,
+tick UTINYINT, offset_minutes SMALLINT)`` (the instant and the original offset). Structs compare field by
+field, so ORDER BY, MIN and MAX stay exact. sql_variant is ``STRUCT(base VARCHAR, value VARCHAR)``
+(see ``variant``). hierarchyid, geography and geometry are BLOBs of SQL Server's own serialization;
+rowversion is an 8-byte big-endian BLOB. text/ntext/xml are VARCHAR, image BLOB. money is DECIMAL(19,4).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from airflow_provider_dtaas.testing.sqlserver.clrtypes import CLR_TYPES, ClrUdtType
+from airflow_provider_dtaas.testing.sqlserver.lobs import LegacyLobType, XmlType
 from airflow_provider_dtaas.testing.sqlserver.temporal import (
     DateTime2Type,
     DateTimeOffsetType,
@@ -23,9 +30,6 @@ from airflow_provider_dtaas.testing.sqlserver.temporal import (
     TimeType,
 )
 from airflow_provider_dtaas.testing.sqlserver.types import (
-    ALIAS_NAMES,
-    TEXT_ALIASES,
-    AliasType,
     BinaryType,
     BitType,
     CharType,
@@ -34,14 +38,15 @@ from airflow_provider_dtaas.testing.sqlserver.types import (
     GuidType,
     IntType,
     MoneyType,
+    RowversionType,
     SqlType,
-    alias_type,
 )
-
-# sqlglot reads ntext as text; the DDL pass spells it with this name so the two stay apart.
-NTEXT_MARKER = "dtaas_ntext"
+from airflow_provider_dtaas.testing.sqlserver.variant import VariantType
 
 DT = exp.DataType.Type
+DATETIME2_7_STORAGE = "STRUCT(clock TIMESTAMP, tick UTINYINT)"
+DATETIMEOFFSET_STORAGE = "STRUCT(utc TIMESTAMPTZ, tick UTINYINT, offset_minutes SMALLINT)"
+VARIANT_STORAGE = "STRUCT(base VARCHAR, value VARCHAR)"
 
 
 class UnsupportedType(ValueError):
@@ -97,18 +102,26 @@ def declared_type(dtype: exp.DataType) -> SqlType:
         return DateTimeOffsetType(scale=_scale(args))
     if kind in (DT.CHAR, DT.VARCHAR, DT.NCHAR, DT.NVARCHAR):
         return CharType(kind.value.lower(), length=_length(args, 1))
-    if kind == DT.TEXT:
-        return alias_type("text")
     if kind in (DT.BINARY, DT.VARBINARY):
         return BinaryType(kind.value.lower(), length=_length(args, 1))
-    special = {DT.IMAGE: "image", DT.XML: "xml", DT.VARIANT: "sql_variant", DT.GEOGRAPHY: "geography",
-               DT.GEOMETRY: "geometry", DT.ROWVERSION: "timestamp"}  # fmt: skip
+    special: dict[Any, SqlType] = {
+        DT.TEXT: LegacyLobType("text"),
+        DT.IMAGE: LegacyLobType("image"),
+        DT.XML: XmlType(),
+        DT.VARIANT: VariantType(),
+        DT.ROWVERSION: RowversionType(),
+        DT.GEOGRAPHY: ClrUdtType("geography"),
+        DT.GEOMETRY: ClrUdtType("geometry"),
+    }
     if kind in special:
-        return alias_type(special[kind])
-    if kind == DT.USERDEFINED and dtype.sql("tsql").lower() == "sysname":
+        return special[kind]
+    user_defined = dtype.sql("tsql").lower() if kind == DT.USERDEFINED else ""
+    if user_defined == "sysname":
         return CharType("nvarchar", length=128)
-    if kind == DT.USERDEFINED and dtype.sql("tsql").lower() in ("hierarchyid", NTEXT_MARKER):
-        return alias_type("ntext" if dtype.sql("tsql").lower() == NTEXT_MARKER else "hierarchyid")
+    if user_defined == "ntext":
+        return LegacyLobType("ntext")
+    if user_defined in CLR_TYPES:
+        return ClrUdtType(user_defined)
     raise UnsupportedType(f"type {dtype.sql('tsql')} is not supported by the SQL Server double")
 
 
@@ -131,20 +144,40 @@ def storage_type(sql_type: SqlType) -> str:
     if isinstance(sql_type, TimeType):
         return "TIME_NS"
     if isinstance(sql_type, DateTime2Type):
-        return "TIMESTAMP_NS" if sql_type.scale == 7 else "TIMESTAMP"
+        return DATETIME2_7_STORAGE if sql_type.scale == 7 else "TIMESTAMP"
     if isinstance(sql_type, DateTimeType):
         return "TIMESTAMP"
     if isinstance(sql_type, DateTimeOffsetType):
-        return "TIMESTAMPTZ"
-    if isinstance(sql_type, CharType):
+        return DATETIMEOFFSET_STORAGE
+    if isinstance(sql_type, VariantType):
+        return VARIANT_STORAGE
+    if isinstance(sql_type, CharType | XmlType):
         return "VARCHAR"
-    if isinstance(sql_type, BinaryType):
+    if isinstance(sql_type, LegacyLobType):
+        return "BLOB" if sql_type.name == "image" else "VARCHAR"
+    if isinstance(sql_type, BinaryType | RowversionType | ClrUdtType):
         return "BLOB"
     if isinstance(sql_type, GuidType):
         return "UUID"
-    if isinstance(sql_type, AliasType):
-        return "VARCHAR" if sql_type.name in TEXT_ALIASES else "BLOB"
     raise UnsupportedType(f"no storage type for {sql_type.declaration()}")
+
+
+def value_type(sql_type: SqlType) -> str:
+    """The DuckDB type of a computed value of ``sql_type`` (CAST targets): a single value, never a struct.
+
+    datetime2(7) computes as TIMESTAMP_NS (the years 1677-2262 only) and datetimeoffset as TIMESTAMPTZ."""
+    if isinstance(sql_type, DateTime2Type) and sql_type.scale == 7:
+        return "TIMESTAMP_NS"
+    if isinstance(sql_type, DateTimeOffsetType):
+        return "TIMESTAMPTZ"
+    if isinstance(sql_type, VariantType):
+        raise UnsupportedType("a sql_variant is built by the double's rewrite, not by a cast")
+    return storage_type(sql_type)
+
+
+def composite(sql_type: SqlType) -> bool:
+    """Whether ``sql_type`` is stored as a struct (values must be converted into and out of it)."""
+    return storage_type(sql_type).startswith("STRUCT")
 
 
 def type_from_parts(
@@ -179,13 +212,32 @@ def type_from_parts(
             return BinaryType(data_type, length=length)
         case "uniqueidentifier":
             return GuidType()
-        case name if name in ALIAS_NAMES:
-            return alias_type(name)
+        case "text" | "ntext" | "image":
+            return LegacyLobType(data_type)
+        case "xml":
+            return XmlType()
+        case "sql_variant":
+            return VariantType()
+        case "timestamp":
+            return RowversionType()
+        case "hierarchyid" | "geography" | "geometry":
+            return ClrUdtType(data_type)
     raise UnsupportedType(f"unknown catalog type {data_type}")
+
+
+_STRUCTS: dict[tuple[str, ...], SqlType] = {
+    ("clock", "tick"): DateTime2Type(scale=7),
+    ("utc", "tick", "offset_minutes"): DateTimeOffsetType(scale=7),
+    ("base", "value"): VariantType(),
+}
 
 
 def arrow_fallback(arrow_type: pa.DataType) -> SqlType:
     """The SQL Server type reported for a computed column of the given Arrow type."""
+    if isinstance(arrow_type, pa.StructType):
+        names = tuple(arrow_type.field(i).name for i in range(arrow_type.num_fields))
+        if names in _STRUCTS:
+            return _STRUCTS[names]
     if isinstance(arrow_type, pa.BaseExtensionType):
         if arrow_type.extension_name == "arrow.uuid":
             return GuidType()

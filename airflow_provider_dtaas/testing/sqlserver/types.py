@@ -7,9 +7,10 @@ The date and time types live in ``temporal``.
 
 from __future__ import annotations
 
+import codecs
 import struct
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
@@ -17,6 +18,17 @@ from typing import Any
 COLLATION_NAME = "SQL_Latin1_General_CP1_CI_AS"
 COLLATION = bytes([0x09, 0x04, 0xD0, 0x00, 0x34])
 VARCHAR_CODEC = "cp1252"  # the code page of sort id 52
+VARCHAR_ERRORS = "dtaas-question-marks"  # characters outside the code page: '?' per UTF-16 code unit
+
+
+def _question_marks(error: UnicodeError) -> tuple[str, int]:
+    """SQL Server writes '?' for every UTF-16 code unit it cannot map, so an emoji becomes '??'."""
+    assert isinstance(error, UnicodeEncodeError)
+    unmapped = error.object[error.start : error.end]
+    return "".join("??" if ord(char) > 0xFFFF else "?" for char in unmapped), error.end
+
+
+codecs.register_error(VARCHAR_ERRORS, _question_marks)
 
 PLP_NULL = b"\xff" * 8
 _USHORT = struct.Struct("<H")
@@ -49,6 +61,11 @@ class SqlType:
     @property
     def collation_name(self) -> str | None:
         return None
+
+    @property
+    def user_type(self) -> int:
+        """UserType of COLMETADATA: 0 for every type but timestamp (80)."""
+        return 0
 
     def type_info(self) -> bytes:
         """TYPE_INFO of COLMETADATA; every concrete type defines it."""
@@ -247,7 +264,7 @@ class CharType(SqlType):
             # nchar(n) holds n UTF-16 code units: a character outside the BMP takes two
             used = len(text.encode("utf-16-le")) // 2 if self.unicode else len(text)
             text += " " * max(0, self.length - used)
-        data = text.encode("utf-16-le") if self.unicode else text.encode(VARCHAR_CODEC, "replace")
+        data = text.encode("utf-16-le") if self.unicode else text.encode(VARCHAR_CODEC, VARCHAR_ERRORS)
         return encode_plp(data) if self.length is None else _USHORT.pack(len(data)) + data
 
 
@@ -278,6 +295,25 @@ class BinaryType(SqlType):
 
 
 @dataclass(frozen=True)
+class RowversionType(SqlType):
+    """timestamp / rowversion: binary(8) on the wire (BIGBINARY 0xAD) with UserType 80, big-endian counter."""
+
+    name: str = "timestamp"
+
+    @property
+    def user_type(self) -> int:
+        return 0x50
+
+    def type_info(self) -> bytes:
+        return b"\xad\x08\x00"
+
+    def encode(self, value: Any) -> bytes:
+        if value is None:
+            return b"\xff\xff"
+        return b"\x08\x00" + bytes(value).rjust(8, b"\x00")
+
+
+@dataclass(frozen=True)
 class GuidType(SqlType):
     """GUIDTYPE (0x24): 16 bytes in the mixed-endian order of ``uuid.UUID.bytes_le``."""
 
@@ -294,62 +330,6 @@ class GuidType(SqlType):
         elif not isinstance(value, uuid.UUID):
             value = uuid.UUID(str(value))
         return b"\x10" + value.bytes_le
-
-
-@dataclass(frozen=True)
-class AliasType(SqlType):
-    """A type SQL Server names and stores on its own (text, ntext, image, xml, sql_variant, hierarchyid,
-    geography, geometry, timestamp/rowversion) that the double sends as the plain type closest to what
-    a client makes of it: the catalog shows ``name``, the wire carries ``wire``."""
-
-    wire: SqlType = field(default_factory=lambda: CharType("nvarchar"))
-    reported_length: int | None = None
-
-    @property
-    def character_maximum_length(self) -> int | None:
-        return self.reported_length
-
-    @property
-    def collation_name(self) -> str | None:
-        return self.wire.collation_name if self.name in ("text", "ntext") else None
-
-    def type_info(self) -> bytes:
-        return self.wire.type_info()
-
-    def encode(self, value: Any) -> bytes:
-        return self.wire.encode(value)
-
-
-def alias_type(name: str) -> AliasType:
-    """The double's stand-in for one of SQL Server's special types, by its name."""
-    unicode_lob = CharType("nvarchar", length=None)
-    kinds: dict[str, tuple[SqlType, int | None]] = {
-        "text": (CharType("varchar", length=None), 2_147_483_647),
-        "ntext": (unicode_lob, 1_073_741_823),
-        "xml": (unicode_lob, -1),
-        "sql_variant": (unicode_lob, 0),
-        "hierarchyid": (unicode_lob, 892),
-        "image": (BinaryType("varbinary", length=None), 2_147_483_647),
-        "geography": (BinaryType("varbinary", length=None), -1),
-        "geometry": (BinaryType("varbinary", length=None), -1),
-        "timestamp": (BinaryType("binary", length=8), None),
-    }
-    wire, length = kinds[name]
-    return AliasType(name, wire=wire, reported_length=length)
-
-
-ALIAS_NAMES = (
-    "text",
-    "ntext",
-    "xml",
-    "sql_variant",
-    "hierarchyid",
-    "image",
-    "geography",
-    "geometry",
-    "timestamp",
-)
-TEXT_ALIASES = ("text", "ntext", "xml", "sql_variant", "hierarchyid")
 
 
 def encode_plp(data: bytes) -> bytes:
