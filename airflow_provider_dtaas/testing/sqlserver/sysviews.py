@@ -14,7 +14,8 @@ INFO = "__info"
 SYS = "__sys"
 CDC = "__cdc"
 INTERNAL_SCHEMAS = (CATALOG, INFO, SYS, CDC)
-CATALOG_VERSION = 2
+# 3: datetime2(7), datetimeoffset, hierarchyid, spatial and sql_variant values stored as SQL Server does
+CATALOG_VERSION = 3
 DATABASE_ID = 5  # DB_ID() of the one user database; 1-4 are master, tempdb, model, msdb
 
 TABLES = f"""
