@@ -76,9 +76,10 @@ class KeysetReaderMixin:
             self, sql: str | list[str], parameters: Iterable[Any] | Mapping[str, Any] | None = None
         ) -> Any: ...
 
-    # -- supplied by each source hook ----------------------------------------------------------------
+    # -- supplied by each source hook (DtaasMsSqlHook and DtaasPostgresSourceHook implement all) -------
 
     def get_source_columns(self, schema: str, table: str) -> list[SourceColumn]:
+        """The table's columns from the catalog; raise SourceTableNotFoundError when it has none."""
         raise NotImplementedError
 
     def table_size(self, schema: str, table: str) -> tuple[int | None, float | None]:
@@ -95,6 +96,7 @@ class KeysetReaderMixin:
         raise NotImplementedError
 
     def _start_consistent_read(self, conn: Any) -> None:
+        """Put a new connection in the isolation that gives one state without blocking writers."""
         raise NotImplementedError
 
     def _read_cursor(self, conn: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -167,56 +168,63 @@ class TableLoad:
             mapper=self.source.source_dialect.map_column,
         )
 
-    def copy_chunks(self, prepared: dict[str, Any], chunks: list[KeyChunk]) -> list[dict[str, Any]]:
+    def copy_chunks(
+        self, prepared: dict[str, Any], chunks: list[KeyChunk], *, clear_first: bool
+    ) -> list[dict[str, Any]]:
         """Copy the chunks in order on one consistent read connection; the result of each names
-        its rows and, per destination, the files it wrote."""
+        its rows and, per destination, the files it wrote.
+
+        A transient failure closes the connection, discards what the chunk wrote and reads that chunk
+        again on a new one. ``clear_first`` discards each chunk's output of an earlier attempt before
+        its first read (a chunk task retried by Airflow); after ``prepare`` there is none.
+        """
         columns, key = self._columns(prepared)
         sinks = self._sinks(columns)
-        for sink in sinks:
-            sink.open()
         results: list[dict[str, Any]] = []
-        failures = 0
-        try:
-            while len(results) < len(chunks):
-                chunk = chunks[len(results)]
-                try:
-                    with self.source.consistent_reader() as conn:
-                        while len(results) < len(chunks):
-                            chunk = chunks[len(results)]
-                            for sink in sinks:
-                                sink.discard_chunk(chunk.index)  # what an earlier attempt left
-                            rows = self._copy_chunk(conn, columns, key, sinks, chunk, prepared["batch_rows"])
-                            results.append(
-                                {
-                                    "chunk": chunk.index,
-                                    "rows": rows,
-                                    "files": {
-                                        sink.name: [f for f in sink.written() if f["chunk"] == chunk.index]
-                                        for sink in sinks
-                                    },
-                                }
-                            )
-                            failures = 0
-                except (SourceReadError, SourceUnreachableError) as err:
-                    failures += 1
-                    transient = isinstance(err, SourceUnreachableError) or err.transient
-                    if not transient or failures > CHUNK_RETRIES:
-                        raise
-                    delay = min(CHUNK_RETRY_MAX_DELAY, CHUNK_RETRY_DELAY * 2 ** (failures - 1))
-                    self.log.warning(
-                        "table %s: %s; reading %s again in %.0f s (try %d of %d)",
-                        self.plan.source_name,
-                        err,
-                        chunk.describe(),
-                        delay,
-                        failures + 1,
-                        CHUNK_RETRIES + 1,
-                    )
-                    time.sleep(delay)
-        finally:
+        with ExitStack() as sinks_open, ExitStack() as reading:
             for sink in sinks:
-                sink.close()
+                sink.open()
+                sinks_open.callback(sink.close)
+            conn: Any = None
+            for chunk in chunks:
+                if clear_first:
+                    for sink in sinks:
+                        sink.discard_chunk(chunk.index)
+                failures = 0
+                while True:
+                    if conn is None:
+                        conn = reading.enter_context(self.source.consistent_reader())
+                    try:
+                        rows = self._copy_chunk(conn, columns, key, sinks, chunk, prepared["batch_rows"])
+                        break
+                    except (SourceReadError, SourceUnreachableError) as err:
+                        failures += 1
+                        transient = isinstance(err, SourceUnreachableError) or err.transient
+                        if not transient or failures > CHUNK_RETRIES:
+                            raise
+                        reading.close()
+                        conn = None
+                        for sink in sinks:
+                            sink.discard_chunk(chunk.index)
+                        self._wait_before_retry(chunk, err, failures)
+                files = {
+                    sink.name: [f for f in sink.written() if f["chunk"] == chunk.index] for sink in sinks
+                }
+                results.append({"chunk": chunk.index, "rows": rows, "files": files})
         return results
+
+    def _wait_before_retry(self, chunk: KeyChunk, err: Exception, failures: int) -> None:
+        delay = min(CHUNK_RETRY_MAX_DELAY, CHUNK_RETRY_DELAY * 2 ** (failures - 1))
+        self.log.warning(
+            "table %s: %s; reading %s again in %.0f s (try %d of %d)",
+            self.plan.source_name,
+            err,
+            chunk.describe(),
+            delay,
+            failures + 1,
+            CHUNK_RETRIES + 1,
+        )
+        time.sleep(delay)
 
     def _copy_chunk(
         self,
@@ -432,7 +440,7 @@ class SqlServerFullLoadOperator(_TableTask):
         try:
             prepared = load.prepare()
             chunks = [KeyChunk.from_json(c) for c in prepared["chunks"]]
-            results = load.copy_chunks(prepared, chunks)
+            results = load.copy_chunks(prepared, chunks, clear_first=False)
             rows, destinations = load.commit(prepared, results)
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
@@ -479,7 +487,7 @@ class SqlServerLoadChunkOperator(_TableTask):
         context["dtaas_chunk"] = chunk.index
         prepared = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=PREPARED_KEY)
         try:
-            (result,) = load.copy_chunks(prepared, [chunk])
+            (result,) = load.copy_chunks(prepared, [chunk], clear_first=True)
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
         return result

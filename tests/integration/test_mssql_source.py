@@ -270,11 +270,12 @@ def _as_arrow_gives(value: Any) -> Any:
 
 
 class TestSqlServerReads(SourceReadContract):
-    """The contract every source passes, here against the SQL Server double's sample database."""
+    """The contract every source passes, here against the sample database: the double's, and a real
+    SQL Server's when ``DTAAS_TEST_MSSQL_CONN`` names one."""
 
     @pytest.fixture
-    def case(self, mssql_conn: str) -> SourceCase:
-        hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+    def case(self, source_conn: str) -> SourceCase:
+        hook = DtaasMsSqlHook(mssql_conn_id=source_conn)
         return SourceCase(
             hook=hook,
             schema="dbo",
@@ -293,7 +294,8 @@ class TestSqlServerReads(SourceReadContract):
                 "uuid": ("orders", ["order_guid"]),
             },
             missing_message=(
-                r"source table dbo.no_such_table not found in database dtaas_sample \(connection 'it_mssql'\)"
+                r"source table dbo.no_such_table not found in database dtaas_sample "
+                rf"\(connection '{source_conn}'\)"
             ),
         )
 

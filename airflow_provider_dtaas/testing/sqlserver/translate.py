@@ -24,6 +24,7 @@ from airflow_provider_dtaas.testing.sqlserver.ordering import order_guids
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
 from airflow_provider_dtaas.testing.sqlserver.rewrite import lower_special_types
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type, value_type
+from airflow_provider_dtaas.testing.sqlserver.types import SqlType
 
 VERSION_TEXT = (
     "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6 (X64) \n"
@@ -177,18 +178,17 @@ def _iso_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
     if not target.is_type(*exp.DataType.TEXT_TYPES):
         return None
     separator = _ISO_STYLES.get(int(style.name)) if style.name.isdigit() else None
-    select = node.find_ancestor(exp.Select)
-    if separator is None or lookup is None or not isinstance(value, exp.Column) or select is None:
+    in_select = node.find_ancestor(exp.Select) is not None
+    if separator is None or lookup is None or not isinstance(value, exp.Column) or not in_select:
         return None
-    declared = _find(_sources(select, lookup), value)
-    kind = declared.sql_type.name if declared is not None else None
-    if declared is None or kind not in (*_DATETIME_TYPES, "time"):
+    declared = _declared_type(value, lookup)
+    if declared is None or declared.name not in (*_DATETIME_TYPES, "time"):
         if int(style.name) == 127:  # sqlglot has no format for it and would answer the text 'None'
             raise not_supported("CONVERT style 127 of anything but a date/time column")
         return None
-    digits = declared.sql_type.datetime_precision or 0
+    digits = declared.datetime_precision or 0
     clock = f"%Y-%m-%d{separator}%H:%M:%S"
-    if declared.sql_type.name == "time":
+    if declared.name == "time":
         # DuckDB prints TIME_NS without trailing zeros and cannot strftime it: pad to 7 digits, then cut
         text = "CAST(__value AS VARCHAR)"
         padded = f"RPAD({text} || CASE WHEN CONTAINS({text}, '.') THEN '' ELSE '.' END, 16, '0')"
@@ -208,12 +208,18 @@ _BINARY_KINDS = ("binary", "varbinary", "image", "timestamp", "rowversion")
 _HASHES: dict[type[exp.Expr], str] = {exp.MD5Digest: "MD5", exp.SHA: "SHA1"}
 
 
-def _declared_kind(node: exp.Expr, lookup: Lookup | None) -> str | None:
+def _declared_type(node: exp.Expr, lookup: Lookup | None) -> SqlType | None:
+    """The declared type of a plain column of a table the statement selects from; None otherwise."""
     select = node.find_ancestor(exp.Select)
     if lookup is None or not isinstance(node, exp.Column) or select is None:
         return None
     declared = _find(_sources(select, lookup), node)
-    return declared.sql_type.name if declared is not None else None
+    return declared.sql_type if declared is not None else None
+
+
+def _declared_kind(node: exp.Expr, lookup: Lookup | None) -> str | None:
+    declared = _declared_type(node, lookup)
+    return declared.name if declared is not None else None
 
 
 def _hash(node: exp.Expr, lookup: Lookup | None) -> exp.Expr | None:
