@@ -223,7 +223,7 @@ def _doc(spec: TaskSpec, spec_file: str) -> str:
     if spec.destinations.s3 is not None:
         s3 = spec.destinations.s3
         lines.append(
-            f"- **S3**: `s3://{s3.bucket}/{s3.prefix}` ({s3.file_format}, {s3.compression}), "
+            f"- **S3**: `s3://{s3.bucket}/{s3.prefix}` ({s3.file_format}, {s3.effective_compression}), "
             f"connection `{s3.conn_id}`"
         )
     if spec.destinations.snowflake is not None:

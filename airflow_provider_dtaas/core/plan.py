@@ -24,11 +24,47 @@ _GROUP_ID = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
+class PartitionRule:
+    """One folder level ``<name>=<value>/``: from a column, or from the run's date (column None)."""
+
+    name: str
+    column: str | None
+    granularity: str  # year | month | day | hour | value
+
+
+@dataclass(frozen=True)
 class S3Target:
     conn_id: str
     bucket: str
     table_prefix: str
     compression: str
+    file_format: str = "parquet"
+    csv_delimiter: str = ","
+    csv_header: bool = True
+    target_file_size_mb: int = 128
+    max_rows_per_file: int | None = None
+    partition_by: tuple[PartitionRule, ...] = ()
+    write_mode: str = "overwrite"
+    keep_snapshots: int = 3
+    encryption: str = "none"
+    kms_key_id: str | None = None
+    multipart_threshold_mb: int = 64
+    multipart_part_size_mb: int = 16
+    multipart_concurrency: int = 4
+    cleanup_on_retry: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["partition_by"] = [
+            {"name": r.name, "column": r.column, "granularity": r.granularity} for r in self.partition_by
+        ]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> S3Target:
+        values = dict(data)
+        values["partition_by"] = tuple(PartitionRule(**r) for r in data.get("partition_by") or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -64,9 +100,10 @@ class TablePlan:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for operator arguments (shallow: dataclasses.asdict deep-copies, slowly)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key in ("s3", "snowflake"):
-            if data[key] is not None:
-                data[key] = {f.name: getattr(data[key], f.name) for f in fields(data[key])}
+        if self.s3 is not None:
+            data["s3"] = self.s3.to_dict()
+        if self.snowflake is not None:
+            data["snowflake"] = {f.name: getattr(self.snowflake, f.name) for f in fields(self.snowflake)}
         for key in ("include_columns", "exclude_columns", "primary_key", "hash_columns"):
             if data[key] is not None:
                 data[key] = list(data[key])
@@ -81,7 +118,7 @@ class TablePlan:
             source_table=data["source_table"],
             group_id=data["group_id"],
             batch_rows=None if data.get("batch_rows") is None else int(data["batch_rows"]),
-            s3=S3Target(**s3) if s3 else None,
+            s3=S3Target.from_dict(s3) if s3 else None,
             snowflake=SnowflakeTarget(**snowflake) if snowflake else None,
             include_columns=tuple(data["include_columns"]) if data.get("include_columns") else None,
             exclude_columns=tuple(data.get("exclude_columns") or ()),
@@ -133,7 +170,24 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
             table_prefix=dest.prefix
             if references_table(dest.prefix)
             else f"{dest.prefix}{safe_key(schema)}/{safe_key(name)}/",
-            compression=dest.compression,
+            compression=dest.effective_compression,
+            file_format=dest.file_format,
+            csv_delimiter=dest.csv.delimiter,
+            csv_header=dest.csv.header,
+            target_file_size_mb=dest.target_file_size_mb,
+            max_rows_per_file=dest.max_rows_per_file,
+            partition_by=tuple(
+                PartitionRule(name=p.name or p.column or "dt", column=p.column, granularity=p.granularity)
+                for p in dest.partition_by
+            ),
+            write_mode=dest.write_mode,
+            keep_snapshots=dest.keep_snapshots,
+            encryption=dest.encryption,
+            kms_key_id=dest.kms_key_id,
+            multipart_threshold_mb=dest.multipart.threshold_mb,
+            multipart_part_size_mb=dest.multipart.part_size_mb,
+            multipart_concurrency=dest.multipart.concurrency,
+            cleanup_on_retry=spec.cleanup_on_retry,
         )
     snowflake = None
     if spec.destinations.snowflake is not None:

@@ -35,18 +35,118 @@ class SourceSpec(_Model):
     database: str | None = Field(default=None, description="overrides the connection's database")
 
 
+_PARQUET_COMPRESSIONS = ("zstd", "snappy", "gzip", "none")
+_TEXT_COMPRESSIONS = ("gzip", "none")
+
+
+class S3PartitionSpec(_Model):
+    """One Hive-style folder level: ``<name>=<value>/``, from a column or from the run's logical date."""
+
+    column: str | None = Field(
+        default=None, description="source column whose value names the folder; unset = the run's date"
+    )
+    granularity: Literal["year", "month", "day", "hour", "value"] = Field(
+        default="day",
+        description="year 2024, month 2024-03, day 2024-03-15, hour 2024-03-15T14 (dates and times), "
+        "or value: the column's value as text",
+    )
+    name: str | None = Field(default=None, description="folder key; default: the column name, or dt")
+
+    @field_validator("column", "name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_identifier(value)
+
+    @model_validator(mode="after")
+    def _run_date_is_a_date(self) -> S3PartitionSpec:
+        if self.column is None and self.granularity == "value":
+            raise ValueError(
+                "the run date is partitioned by year, month, day or hour; name a column for value"
+            )
+        return self
+
+
+class S3CsvSpec(_Model):
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="one character")
+    header: bool = True
+
+    @field_validator("delimiter")
+    @classmethod
+    def _usable_delimiter(cls, value: str) -> str:
+        if value in ('"', "\r", "\n"):
+            raise ValueError("the delimiter cannot be a quote or a line break")
+        return value
+
+
+class S3MultipartSpec(_Model):
+    threshold_mb: int = Field(
+        default=64, ge=5, le=5_120, description="files larger than this upload in parts"
+    )
+    part_size_mb: int = Field(default=16, ge=5, le=5_120, description="size of one part (S3 minimum: 5 MB)")
+    concurrency: int = Field(default=4, ge=1, le=64, description="parts uploaded at once")
+
+
 class S3Spec(_Model):
     conn_id: str = Field(default="aws_default", min_length=1)
     bucket: str = Field(min_length=3, max_length=63)
-    prefix: str = ""
-    file_format: Literal["parquet"] = "parquet"
-    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    prefix: str = Field(
+        default="",
+        description="path template of a table's folder; schema/table/ is appended unless it uses ${table}",
+    )
+    file_format: Literal["parquet", "csv", "jsonl"] = "parquet"
+    compression: Literal["zstd", "snappy", "gzip", "none"] | None = Field(
+        default=None,
+        description="parquet: zstd (default), snappy, gzip, none; csv and jsonl: none (default), gzip",
+    )
+    csv: S3CsvSpec = Field(default_factory=S3CsvSpec)
+    target_file_size_mb: int = Field(
+        default=128, ge=1, le=5_120, description="a file is closed and uploaded once it reaches this size"
+    )
+    max_rows_per_file: int | None = Field(
+        default=None, ge=1, description="also close a file at this many rows"
+    )
+    partition_by: list[S3PartitionSpec] = Field(default_factory=list, max_length=4)
+    write_mode: Literal["overwrite", "append"] = Field(
+        default="overwrite",
+        description="overwrite: each run is a new snapshot that _latest.json points to; append: runs add up",
+    )
+    keep_snapshots: int = Field(
+        default=3, ge=1, le=1_000, description="overwrite: committed snapshots kept, older ones removed"
+    )
+    encryption: Literal["none", "sse-s3", "sse-kms"] = Field(
+        default="none", description="server-side encryption: sse-s3 (AES256) or sse-kms (with kms_key_id)"
+    )
+    kms_key_id: str | None = Field(default=None, min_length=1, description="KMS key id, ARN or alias")
+    multipart: S3MultipartSpec = Field(default_factory=S3MultipartSpec)
 
     @field_validator("prefix")
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:
         value = value.lstrip("/")
         return value if not value or value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> S3Spec:
+        allowed = _PARQUET_COMPRESSIONS if self.file_format == "parquet" else _TEXT_COMPRESSIONS
+        if self.compression is not None and self.compression not in allowed:
+            raise ValueError(
+                f"compression {self.compression} is not available for {self.file_format}; "
+                f"use one of {', '.join(allowed)}"
+            )
+        if self.encryption == "sse-kms" and self.kms_key_id is None:
+            raise ValueError("encryption sse-kms needs kms_key_id (a key id, ARN or alias/name)")
+        if self.encryption != "sse-kms" and self.kms_key_id is not None:
+            raise ValueError("kms_key_id is used only with encryption: sse-kms")
+        names = [p.name or p.column or "dt" for p in self.partition_by]
+        if len(set(names)) != len(names):
+            raise ValueError(f"partition folder names must differ (got {', '.join(names)}); set name")
+        return self
+
+    @property
+    def effective_compression(self) -> str:
+        if self.compression is not None:
+            return self.compression
+        return "zstd" if self.file_format == "parquet" else "none"
 
 
 class SnowflakeSpec(_Model):
@@ -233,6 +333,11 @@ class TaskSpec(_Model):
     retry_enabled: bool = True
     max_retries: int = Field(default=3, ge=0, le=20)
     retry_delay_seconds: int = Field(default=20, ge=0, le=86_400)
+    cleanup_on_retry: bool = Field(
+        default=True,
+        description="a retried attempt first removes what the failed one left (objects, incomplete "
+        "multipart uploads, staged files)",
+    )
     tags: list[str] = Field(default_factory=list)
     source: SourceSpec
     destinations: DestinationsSpec

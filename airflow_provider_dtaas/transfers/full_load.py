@@ -20,6 +20,7 @@ from airflow_provider_dtaas.core.keyset import KeyChunk
 from airflow_provider_dtaas.core.plan import S3Target, TablePlan
 from airflow_provider_dtaas.core.row_filter import transpile_row_filter
 from airflow_provider_dtaas.core.run_params import requested_tables, wanted
+from airflow_provider_dtaas.core.s3_layout import PartitionColumnError
 from airflow_provider_dtaas.core.source_table import KeyChoiceError
 from airflow_provider_dtaas.core.typemap import (
     ColumnSelectionError,
@@ -37,10 +38,16 @@ from airflow_provider_dtaas.hooks.mssql import (
     SourceUnreachableError,
 )
 from airflow_provider_dtaas.hooks.postgres_source import DtaasPostgresSourceHook
-from airflow_provider_dtaas.hooks.s3 import DestinationBucketError, DtaasS3Hook
+from airflow_provider_dtaas.hooks.s3 import (
+    DestinationAccessError,
+    DestinationBucketError,
+    DestinationEncryptionError,
+    DtaasS3Hook,
+)
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
-from airflow_provider_dtaas.transfers.sinks import S3ParquetSink, Sink, SnowflakeStageSink
+from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
+from airflow_provider_dtaas.transfers.sinks import Sink, SnowflakeStageSink
 
 # A chunk that fails with a transient error (deadlock, lock timeout, dropped connection, failover) is
 # read again on a new connection after 1, 2, 4, 8 s (capped); permanent errors fail the table at once.
@@ -66,6 +73,9 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     SourceConnectionTypeError,
     ValueConversionError,
     DestinationBucketError,
+    DestinationAccessError,
+    DestinationEncryptionError,
+    PartitionColumnError,
     VariableError,
 )
 
@@ -207,6 +217,8 @@ class TableLoad:
                         for sink in sinks:
                             sink.discard_chunk(chunk.index)
                         self._wait_before_retry(chunk, err, failures)
+                for sink in sinks:
+                    sink.finish_chunk(chunk.index)
                 files = {
                     sink.name: [f for f in sink.written() if f["chunk"] == chunk.index] for sink in sinks
                 }
@@ -293,13 +305,13 @@ class TableLoad:
         sinks: list[Sink] = []
         if plan.s3 is not None:
             sinks.append(
-                S3ParquetSink(
+                snapshot_sink(
                     _rendered_prefix(plan, self.run_id, self.context),
                     hook=DtaasS3Hook(aws_conn_id=plan.s3.conn_id),
-                    run_token=run_token,
                     source_table=plan.source_name,
                     run_id=self.run_id,
                     columns=columns,
+                    run_date=_run_date(self.context),
                 )
             )
         if plan.snowflake is not None:
@@ -540,8 +552,7 @@ def _rendered_prefix(plan: TablePlan, run_id: str, context: Any) -> S3Target:
         return plan.s3
     from airflow.sdk import Variable
 
-    dag_run = context.get("dag_run")
-    when = context.get("logical_date") or getattr(dag_run, "run_after", None) or datetime.now(UTC)
+    when = _run_date(context)
     prefix = render(
         plan.s3.table_prefix,
         schema=plan.source_schema,
@@ -552,3 +563,10 @@ def _rendered_prefix(plan: TablePlan, run_id: str, context: Any) -> S3Target:
         airflow_variable=lambda name: Variable.get(name, default=None),
     )
     return replace(plan.s3, table_prefix=prefix if prefix.endswith("/") else prefix + "/")
+
+
+def _run_date(context: Any) -> datetime:
+    """The run's logical date (a manual run without one: when it was due to run)."""
+    dag_run = context.get("dag_run")
+    when = context.get("logical_date") or getattr(dag_run, "run_after", None) or datetime.now(UTC)
+    return when if isinstance(when, datetime) else datetime.now(UTC)

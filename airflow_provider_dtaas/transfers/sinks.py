@@ -11,7 +11,6 @@ import io
 import logging
 import os
 import tempfile
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from airflow_provider_dtaas.core import snowflake_sql as sql
-from airflow_provider_dtaas.core.plan import S3Target, SnowflakeTarget
+from airflow_provider_dtaas.core.plan import SnowflakeTarget
 from airflow_provider_dtaas.core.typemap import MappedColumn
 
 log = logging.getLogger(__name__)
@@ -41,8 +40,9 @@ class Sink(Protocol):
     """One destination of a table load, driven in three steps that may run in different tasks:
 
     ``prepare`` once per load (clears what an earlier attempt of the run left), then ``open`` /
-    ``discard_chunk`` / ``write`` / ``close`` in every process that copies chunks (``written`` lists
-    the files it wrote), then ``commit`` once with every chunk's files, which makes the load visible.
+    ``discard_chunk`` / ``write`` / ``finish_chunk`` / ``close`` in every process that copies chunks
+    (``written`` lists the files it wrote), then ``commit`` once with every chunk's files, which makes
+    the load visible. The S3 sink is in :mod:`airflow_provider_dtaas.transfers.s3_sink`.
     """
 
     name: str
@@ -51,7 +51,9 @@ class Sink(Protocol):
 
     def open(self) -> None: ...
 
-    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> int: ...
+    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> None: ...
+
+    def finish_chunk(self, chunk: int) -> None: ...
 
     def discard_chunk(self, chunk: int) -> None: ...
 
@@ -72,93 +74,6 @@ def parquet_bytes(batch: pa.RecordBatch, compression: str) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_batches([batch]), buffer, compression=compression)  # type: ignore[arg-type]
     return buffer.getvalue()
-
-
-class S3ParquetSink:
-    """One Parquet object per chunk under ``<table prefix>/<run token>/``, then ``_manifest.json``."""
-
-    name = "s3"
-
-    def __init__(
-        self,
-        target: S3Target,
-        *,
-        hook: Any,
-        run_token: str,
-        source_table: str,
-        run_id: str,
-        columns: list[MappedColumn],
-    ) -> None:
-        self.target = target
-        self.hook = hook
-        self.prefix = f"{target.table_prefix}{run_token}/"
-        self.source_table = source_table
-        self.run_id = run_id
-        self.columns = columns
-        self.files: list[dict[str, Any]] = []
-
-    def prepare(self) -> None:
-        self.hook.require_bucket(self.target.bucket)
-        removed = self.hook.delete_prefix(bucket=self.target.bucket, prefix=self.prefix)
-        if removed:
-            log.info(
-                "removed %d objects a previous attempt left under s3://%s/%s",
-                removed,
-                self.target.bucket,
-                self.prefix,
-            )
-
-    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> int:
-        key = f"{self.prefix}{part_name(chunk, part)}"
-        data = parquet_bytes(batch, self.target.compression)
-        metadata = {
-            "dtaas-source-table": self.source_table,
-            "dtaas-run-id": self.run_id,
-            "dtaas-rows": str(batch.num_rows),
-        }
-        self.hook.put_object_bytes(data, bucket=self.target.bucket, key=key, metadata=metadata)
-        self.files.append({"key": key, "chunk": chunk, "rows": batch.num_rows, "bytes": len(data)})
-        return len(data)
-
-    def open(self) -> None:
-        """Nothing to open: every write is one PUT."""
-
-    def discard_chunk(self, chunk: int) -> None:
-        self.hook.delete_prefix(bucket=self.target.bucket, prefix=f"{self.prefix}part-{chunk:05d}-")
-        self.files = [f for f in self.files if f["chunk"] != chunk]
-
-    def written(self) -> list[dict[str, Any]]:
-        return list(self.files)
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-    def commit(self, rows: int, files: list[dict[str, Any]]) -> SinkResult:
-        self.files = sorted(files, key=lambda f: f["key"])
-        written = sum(f["rows"] for f in self.files)
-        if written != rows:
-            raise RowCountMismatchError(f"S3 files hold {written} rows, {rows} were read")
-        manifest = {
-            "source_table": self.source_table,
-            "run_id": self.run_id,
-            "format": "parquet",
-            "rows": rows,
-            "files": self.files,
-            "columns": [
-                {"name": c.name, "source_type": c.source.data_type, "arrow_type": str(c.arrow_type)}
-                for c in self.columns
-            ],
-            "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        self.hook.put_json(manifest, bucket=self.target.bucket, key=f"{self.prefix}_manifest.json")
-        return SinkResult(
-            location=f"s3://{self.target.bucket}/{self.prefix}",
-            files=len(self.files),
-            bytes_written=sum(f["bytes"] for f in self.files),
-        )
-
-    def abort(self) -> None:
-        """Leave the parts for inspection; the next attempt clears the prefix before writing."""
 
 
 class SnowflakeStageSink:
@@ -204,7 +119,7 @@ class SnowflakeStageSink:
     def _chunk_location(self, chunk: int) -> str:
         return f"{self.location}chunk-{chunk:05d}/"
 
-    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> int:
+    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> None:
         renamed = batch.rename_columns(self.target_columns)
         name = part_name(chunk, part)
         path = os.path.join(self._tmpdir, name)
@@ -216,7 +131,9 @@ class SnowflakeStageSink:
         finally:
             os.remove(path)
         self._staged.append({"name": name, "chunk": chunk, "rows": batch.num_rows, "bytes": len(data)})
-        return len(data)
+
+    def finish_chunk(self, chunk: int) -> None:
+        """Nothing to finish: every batch is PUT as it is written."""
 
     def discard_chunk(self, chunk: int) -> None:
         """Remove the chunk's stage folder: what this process and any earlier attempt put there."""

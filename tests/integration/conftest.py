@@ -17,6 +17,7 @@ import pytest
 
 from devstack.procs import port_open
 from devstack.snowflake import build_app, ensure_certificates
+from tests.integration.s3_place import REAL_S3_BUCKET_ENV, REAL_S3_ENV, S3Place
 
 
 def _set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, body: dict[str, object]) -> None:
@@ -47,6 +48,42 @@ def s3_conn(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
         },
     )
     return "it_s3"
+
+
+@pytest.fixture
+def moto_place(s3_conn: str) -> S3Place:
+    """A fresh bucket of the test's own on the moto server."""
+    import uuid
+
+    from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
+
+    bucket = f"dtaas-it-{uuid.uuid4().hex[:12]}"
+    DtaasS3Hook(aws_conn_id=s3_conn).create_bucket(bucket_name=bucket)
+    return S3Place(conn_id=s3_conn, bucket=bucket, prefix="")
+
+
+@pytest.fixture(params=["moto", "real"])
+def s3_place(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Place]:
+    """The S3 destination under test: moto, and a real S3 or MinIO when ``DTAAS_TEST_S3_CONN`` holds
+    an Airflow connection URI (or JSON) and ``DTAAS_TEST_S3_BUCKET`` a bucket it may write to."""
+    import os
+    import uuid
+
+    from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
+
+    if request.param == "moto":
+        yield request.getfixturevalue("moto_place")
+        return
+    conn, bucket = os.environ.get(REAL_S3_ENV), os.environ.get(REAL_S3_BUCKET_ENV)
+    if not conn or not bucket:
+        pytest.skip(
+            f"{REAL_S3_ENV} / {REAL_S3_BUCKET_ENV} are not set: no real S3 or MinIO to run this test "
+            "against (set them to an Airflow connection URI and a writable bucket)"
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_IT_S3_REAL", conn)
+    place = S3Place(conn_id="it_s3_real", bucket=bucket, prefix=f"dtaas-tests/{uuid.uuid4().hex[:12]}/")
+    yield place
+    DtaasS3Hook(aws_conn_id=place.conn_id).delete_prefix(bucket=bucket, prefix=place.prefix)
 
 
 @pytest.fixture(scope="session")

@@ -253,3 +253,65 @@ def test_a_transient_source_failure_rereads_only_its_chunk(
     )
     ids = column_values(result, s3_conn, "it-full-load", "product_id")
     assert sorted(ids) == list(range(1, len(ids) + 1))
+
+
+NULL_FOLDER = "__HIVE_DEFAULT_PARTITION__"
+CSV_SPEC = """\
+name: it_csv_partitioned
+source: {conn_id: it_mssql}
+destinations:
+  s3:
+    conn_id: it_s3
+    bucket: it-csv-partitioned
+    prefix: exports/
+    file_format: csv
+    compression: gzip
+    max_rows_per_file: 400
+    encryption: sse-s3
+    partition_by:
+      - {column: shipped_on, granularity: day}
+tables:
+  - name: dbo.orders
+    row_filter: "order_id <= 3000"
+"""
+
+
+def test_the_operator_writes_partitioned_gzip_csv_that_reads_back_as_the_table(
+    run, state_conn: str, s3_conn: str
+) -> None:
+    import csv
+    import gzip
+
+    from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
+
+    context, _plans = run
+    client = DtaasS3Hook(aws_conn_id=s3_conn).get_conn()
+    client.create_bucket(Bucket="it-csv-partitioned")
+    spec = parse_spec(CSV_SPEC, display_name="it.yaml").model_copy(update={"state_conn_id": state_conn})
+    (plan,) = [p.to_dict() for p in plan_tables(spec)]
+    result = _operator(plan, state_conn).execute(context)
+
+    source = MsSqlHook(mssql_conn_id="it_mssql").get_records(
+        "SELECT order_id, shipped_on FROM dbo.orders WHERE order_id <= 3000"
+    )
+    prefix, listed = manifest(result, s3_conn, "it-csv-partitioned")
+    assert listed["format"] == "csv"
+    assert listed["rows"] == len(source) == result["rows"]
+    landed: dict[int, str] = {}
+    for entry in listed["files"]:
+        assert entry["key"].startswith(f"{prefix}shipped_on=")
+        assert entry["key"].endswith(".csv.gz")
+        assert entry["rows"] <= 400
+        head = client.head_object(Bucket="it-csv-partitioned", Key=entry["key"])
+        assert head["ServerSideEncryption"] == "AES256"
+        day = entry["partition"].removeprefix("shipped_on=")
+        body = gzip.decompress(
+            client.get_object(Bucket="it-csv-partitioned", Key=entry["key"])["Body"].read()
+        )
+        for row in csv.DictReader(io.StringIO(body.decode("utf-8"))):
+            assert row["shipped_on"] == day or (row["shipped_on"] == "" and day == NULL_FOLDER)
+            landed[int(row["order_id"])] = day
+    assert len(set(landed.values())) > 2  # the rows really spread over several folders
+    assert landed == {
+        order_id: shipped.isoformat() if shipped else NULL_FOLDER for order_id, shipped in source
+    }

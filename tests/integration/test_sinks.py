@@ -1,20 +1,16 @@
-"""The S3 and Snowflake sinks against moto and fakesnow, through S3Hook and SnowflakeHook."""
+"""The Snowflake sink against fakesnow, through SnowflakeHook (S3: test_s3_destination.py)."""
 
 from __future__ import annotations
 
-import io
-import json
 from decimal import Decimal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_dtaas.core.plan import S3Target, SnowflakeTarget
+from airflow_provider_dtaas.core.plan import SnowflakeTarget
 from airflow_provider_dtaas.core.typemap import SourceColumn, map_columns
-from airflow_provider_dtaas.hooks.s3 import DestinationBucketError, DtaasS3Hook
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
-from airflow_provider_dtaas.transfers.sinks import RowCountMismatchError, S3ParquetSink, SnowflakeStageSink
+from airflow_provider_dtaas.transfers.sinks import RowCountMismatchError, SnowflakeStageSink
 
 COLUMNS = map_columns(
     [
@@ -34,60 +30,6 @@ def _batch(start: int, count: int) -> pa.RecordBatch:
             "amount": pa.array([Decimal(i) / 100 for i in ids], pa.decimal128(18, 2)),
         }
     )
-
-
-def _s3_sink(conn_id: str, bucket: str) -> S3ParquetSink:
-    target = S3Target(conn_id=conn_id, bucket=bucket, table_prefix="raw/dbo/t/", compression="zstd")
-    return S3ParquetSink(
-        target,
-        hook=DtaasS3Hook(aws_conn_id=conn_id),
-        run_token="run=r1",
-        source_table="dbo.t",
-        run_id="r1",
-        columns=COLUMNS,
-    )
-
-
-def test_s3_parts_and_manifest_hold_exactly_the_rows(s3_conn: str) -> None:
-    hook = DtaasS3Hook(aws_conn_id=s3_conn)
-    hook.create_bucket(bucket_name="sink-test")
-    batches = [_batch(0, 1000), _batch(1000, 1000), _batch(2000, 7)]
-    sink = _s3_sink(s3_conn, "sink-test")
-    sink.prepare()
-    sink.open()
-    for chunk, batch in enumerate(batches):
-        sink.write(0, chunk, batch)
-    result = sink.commit(2007, sink.written())
-    assert result.files == 3
-
-    client = hook.get_conn()
-    manifest = json.loads(
-        client.get_object(Bucket="sink-test", Key="raw/dbo/t/run=r1/_manifest.json")["Body"].read()
-    )
-    assert manifest["rows"] == 2007
-    keys = [f["key"] for f in manifest["files"]]
-    assert keys == [f"raw/dbo/t/run=r1/part-00000-{i:05d}.parquet" for i in range(3)]
-    tables = [
-        pq.read_table(io.BytesIO(client.get_object(Bucket="sink-test", Key=k)["Body"].read())) for k in keys
-    ]
-    combined = pa.concat_tables(tables)
-    assert combined.to_pylist() == pa.Table.from_batches(batches).to_pylist()
-    assert combined.schema.field("amount").type == pa.decimal128(18, 2)
-
-    # a retried attempt of the same run with fewer chunks leaves no stale part behind
-    retry = _s3_sink(s3_conn, "sink-test")
-    retry.prepare()
-    retry.open()
-    retry.write(0, 0, _batch(0, 10))
-    retry.commit(10, retry.written())
-    left = sorted(hook.list_keys(bucket_name="sink-test", prefix="raw/dbo/t/run=r1/"))
-    assert left == ["raw/dbo/t/run=r1/_manifest.json", "raw/dbo/t/run=r1/part-00000-00000.parquet"]
-
-
-def test_missing_bucket_is_named_with_the_fix(s3_conn: str) -> None:
-    sink = _s3_sink(s3_conn, "no-such-bucket")
-    with pytest.raises(DestinationBucketError, match=r"S3 bucket 'no-such-bucket' does not exist .*it_s3"):
-        sink.prepare()
 
 
 def _sf_sink(conn_id: str) -> SnowflakeStageSink:
@@ -159,26 +101,6 @@ def test_snowflake_stage_files_are_removed_after_the_load(snowflake_conn: str) -
     assert [row[0] for row in staged] == ["dtaas_stage/T/run=r1/chunk-00000/part-00000-00000.parquet"]
     sink.commit(3, sink.written())
     assert hook.get_records('LIST @"ITDB"."RAW"."DTAAS_STAGE"') == []
-
-
-def test_a_discarded_chunk_leaves_nothing_in_s3_and_the_manifest(s3_conn: str) -> None:
-    hook = DtaasS3Hook(aws_conn_id=s3_conn)
-    hook.create_bucket(bucket_name="sink-discard")
-    sink = _s3_sink(s3_conn, "sink-discard")
-    sink.prepare()
-    sink.open()
-    sink.write(0, 0, _batch(0, 4))
-    sink.write(1, 0, _batch(4, 3))
-    sink.write(1, 1, _batch(7, 3))  # chunk 1 then fails mid-read...
-    sink.discard_chunk(1)
-    sink.write(1, 0, _batch(4, 6))  # ...and is read again in one part
-    sink.commit(10, sink.written())
-    keys = sorted(hook.list_keys(bucket_name="sink-discard", prefix="raw/dbo/t/run=r1/"))
-    assert keys == [
-        "raw/dbo/t/run=r1/_manifest.json",
-        "raw/dbo/t/run=r1/part-00000-00000.parquet",
-        "raw/dbo/t/run=r1/part-00001-00000.parquet",
-    ]
 
 
 def test_a_discarded_chunk_is_not_loaded_into_snowflake(snowflake_conn: str) -> None:

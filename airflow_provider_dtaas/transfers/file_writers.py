@@ -1,0 +1,131 @@
+"""Local data files in Parquet, CSV or JSON Lines, written batch by batch on disk (never whole in
+memory) and measured as they grow, so the S3 writer can close them at a target size."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from typing import IO, Protocol
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from airflow_provider_dtaas.core.text_render import json_lines, text_batch
+
+
+class DataFile(Protocol):
+    path: str
+    rows: int
+
+    def write(self, batch: pa.RecordBatch) -> None: ...
+
+    def size(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class ParquetFile:
+    def __init__(self, path: str, schema: pa.Schema, *, compression: str) -> None:
+        self.path = path
+        self.rows = 0
+        self._writer = pq.ParquetWriter(path, schema, compression=compression)  # type: ignore[arg-type]
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)  # one row group per batch, flushed to the file
+        self.rows += batch.num_rows
+
+    def size(self) -> int:
+        return os.path.getsize(self.path)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class CsvFile:
+    """RFC 4180 CSV: a header line, text fields quoted with quotes doubled; optionally gzip."""
+
+    def __init__(self, path: str, *, compression: str, delimiter: str, header: bool) -> None:
+        self.path = path
+        self.rows = 0
+        self._stream = _open(path, compression)
+        self._delimiter = delimiter
+        self._header = header
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        options = pa_csv.WriteOptions(
+            include_header=self._header and self.rows == 0,
+            delimiter=self._delimiter,
+            quoting_style="needed",
+        )
+        pa_csv.write_csv(text_batch(batch), self._stream, write_options=options)
+        self.rows += batch.num_rows
+
+    def size(self) -> int:
+        self._stream.flush()
+        return os.path.getsize(self.path)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class JsonLinesFile:
+    """One JSON object per line (UTF-8, ``\\n``); optionally gzip."""
+
+    def __init__(self, path: str, *, compression: str) -> None:
+        self.path = path
+        self.rows = 0
+        self._stream = _open(path, compression)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._stream.write("".join(line + "\n" for line in json_lines(batch)).encode("utf-8"))
+        self.rows += batch.num_rows
+
+    def size(self) -> int:
+        self._stream.flush()
+        return os.path.getsize(self.path)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _GzipFile(gzip.GzipFile):
+    """A gzip stream that also closes the file beneath it."""
+
+    def __init__(self, path: str) -> None:
+        self._raw = open(path, "wb")  # noqa: SIM115
+        # mtime=0: the same rows give the same bytes, so a rewritten object is identical
+        super().__init__(filename="", mode="wb", fileobj=self._raw, mtime=0)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+def _open(path: str, compression: str) -> IO[bytes]:
+    if compression == "gzip":
+        return _GzipFile(path)  # type: ignore[return-value]
+    return open(path, "wb")
+
+
+def open_data_file(
+    path: str, schema: pa.Schema, *, file_format: str, compression: str, csv_delimiter: str, csv_header: bool
+) -> DataFile:
+    if file_format == "parquet":
+        return ParquetFile(path, schema, compression=compression)
+    if file_format == "csv":
+        return CsvFile(path, compression=compression, delimiter=csv_delimiter, header=csv_header)
+    if file_format == "jsonl":
+        return JsonLinesFile(path, compression=compression)
+    raise ValueError(f"unknown file format {file_format!r}")
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
