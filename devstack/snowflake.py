@@ -28,8 +28,17 @@ _REMOVE = re.compile(
 )
 
 
+_QUERY_TAG = re.compile(
+    r"^\s*ALTER\s+SESSION\s+SET\s+QUERY_TAG\s*=\s*'(?P<tag>(?:[^'\\]|\\.|'')*)'\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+# Query tags the stand-in was sent, newest last (fakesnow 0.12 does not implement QUERY_TAG).
+QUERY_TAGS: list[str] = []
+
+
 class StageRemove:
-    """Adds Snowflake's ``REMOVE @stage/path`` to fakesnow 0.12, which lacks it.
+    """Adds Snowflake's ``REMOVE @stage/path`` and ``ALTER SESSION SET QUERY_TAG`` to fakesnow 0.12,
+    which lack them (tags are recorded in ``QUERY_TAGS``).
 
     The files under the path are deleted from fakesnow's internal-stage folder and the statement is
     answered, like Snowflake does, with one ``(name, result)`` row per removed file.
@@ -52,8 +61,13 @@ class StageRemove:
         gzipped = any(k == b"content-encoding" and v == b"gzip" for k, v in scope.get("headers", []))
         body = json.loads(gzip.decompress(raw) if gzipped else raw)
         match = _REMOVE.match(body.get("sqlText", ""))
+        tagged = _QUERY_TAG.match(body.get("sqlText", ""))
+        if tagged:
+            QUERY_TAGS.append(re.sub(r"\\(.)", r"\1", tagged["tag"]).replace("''", "'"))
+            body["sqlText"] = "SELECT 'Statement executed successfully.' AS \"status\""
         if match:
             body["sqlText"] = _answer_sql(_remove_files(match["stage"], (match["path"] or "/").lstrip("/")))
+        if match or tagged:
             raw = json.dumps(body).encode()
             headers = [
                 (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")

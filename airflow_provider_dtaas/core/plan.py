@@ -74,6 +74,12 @@ class SnowflakeTarget:
     schema: str
     table: str
     stage: str
+    warehouse: str | None = None
+    role: str | None = None
+    synced_at_column: bool = True
+    run_id_column: bool = True
+    handle_schema_drift: str = "evolve"
+    cleanup_on_retry: bool = True
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,12 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
             table=table.target
             or _target_name(name, dest_sf.table_case, dest_sf.table_prefix, dest_sf.table_suffix),
             stage=dest_sf.stage,
+            warehouse=dest_sf.warehouse,
+            role=dest_sf.role,
+            synced_at_column=dest_sf.metadata_columns.synced_at,
+            run_id_column=dest_sf.metadata_columns.run_id,
+            handle_schema_drift=spec.handle_schema_drift,
+            cleanup_on_retry=spec.cleanup_on_retry,
         )
     return TablePlan(
         source_schema=schema,

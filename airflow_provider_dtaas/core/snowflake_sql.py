@@ -7,16 +7,38 @@ literals are stage paths that DTaaS derives from sanitised tokens.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from airflow_provider_dtaas.core.identifiers import quote_snowflake, quote_snowflake_path
 
 
+def comment_literal(text: str) -> str:
+    """A comment as a Snowflake string literal: backslashes and quotes escaped, control characters
+    replaced by spaces. Comments are DDL text (they cannot be bound); they name source objects."""
+    cleaned = "".join(" " if ord(ch) < 32 else ch for ch in text)
+    return "'" + cleaned.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def create_table_sql(
-    database: str, schema: str, table: str, columns: Sequence[tuple[str, str]], *, replace: bool = False
+    database: str,
+    schema: str,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    *,
+    replace: bool = False,
+    comments: dict[str, str] | None = None,
+    table_comment: str | None = None,
 ) -> str:
+    """``comments`` maps column names to their comment (the source column and type)."""
     head = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE IF NOT EXISTS"
-    body = ", ".join(f"{quote_snowflake(name)} {sf_type}" for name, sf_type in columns)
-    return f"{head} {quote_snowflake_path(database, schema, table)} ({body})"
+    notes = comments or {}
+    body = ", ".join(
+        f"{quote_snowflake(name)} {sf_type}"
+        + (f" COMMENT {comment_literal(notes[name])}" if name in notes else "")
+        for name, sf_type in columns
+    )
+    tail = f" COMMENT = {comment_literal(table_comment)}" if table_comment is not None else ""
+    return f"{head} {quote_snowflake_path(database, schema, table)} ({body}){tail}"
 
 
 def create_schema_sql(database: str, schema: str) -> str:
@@ -45,18 +67,43 @@ def copy_parquet_sql(database: str, schema: str, table: str, location: str) -> s
     )
 
 
+SYNCED_AT = "_DTAAS_SYNCED_AT"
+RUN_ID = "_DTAAS_RUN_ID"
+METADATA_TYPES = {SYNCED_AT: "TIMESTAMP_TZ(6)", RUN_ID: "VARCHAR(250)"}
+
+
 def replace_rows_sql(
-    database: str, schema: str, target: str, staging: str, columns: Sequence[str]
-) -> list[str]:
-    """Statements that make the target hold exactly the staging table's rows, in one transaction."""
-    column_list = ", ".join(quote_snowflake(c) for c in columns)
+    database: str,
+    schema: str,
+    target: str,
+    staging: str,
+    columns: Sequence[str],
+    *,
+    synced_at: bool = False,
+    run_id: str | None = None,
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """(statement, bound values) that make the target hold exactly the staging table's rows, in one
+    transaction; the metadata columns get the load's time and run id (bound, never pasted)."""
+    names = [quote_snowflake(c) for c in columns]
+    values = list(names)
+    bound: tuple[Any, ...] = ()
+    if synced_at:
+        names.append(quote_snowflake(SYNCED_AT))
+        values.append("CURRENT_TIMESTAMP()")
+    if run_id is not None:
+        names.append(quote_snowflake(RUN_ID))
+        values.append("%s")
+        bound = (run_id,)
     target_path = quote_snowflake_path(database, schema, target)
     return [
-        "BEGIN",
-        f"DELETE FROM {target_path}",
-        f"INSERT INTO {target_path} ({column_list})"
-        f" SELECT {column_list} FROM {quote_snowflake_path(database, schema, staging)}",
-        "COMMIT",
+        ("BEGIN", ()),
+        (f"DELETE FROM {target_path}", ()),
+        (
+            f"INSERT INTO {target_path} ({', '.join(names)})"
+            f" SELECT {', '.join(values)} FROM {quote_snowflake_path(database, schema, staging)}",
+            bound,
+        ),
+        ("COMMIT", ()),
     ]
 
 
@@ -76,3 +123,50 @@ def _check_stage_path(path: str) -> None:
     allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-=./")
     if not path or not set(path) <= allowed or ".." in path:
         raise ValueError(f"stage path {path!r} may only hold letters, digits and _ - = . /")
+
+
+def target_columns_sql(database: str) -> str:
+    """The target table's columns, in order; schema and table are bound (``%s``). ``*`` because
+    the view's columns differ between Snowflake editions and stand-ins (datetime_precision)."""
+    return (
+        f"SELECT * FROM {quote_snowflake_path(database, 'INFORMATION_SCHEMA', 'COLUMNS')}"
+        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION"
+    )
+
+
+def catalog_type(row: dict[str, Any]) -> str:
+    """The Snowflake type of one INFORMATION_SCHEMA.COLUMNS row (keys upper-cased), as DDL writes it."""
+    kind = str(row["DATA_TYPE"]).upper()
+    if kind in ("NUMBER", "FIXED", "DECIMAL", "NUMERIC") and row.get("NUMERIC_PRECISION") is not None:
+        return f"NUMBER({row['NUMERIC_PRECISION']},{row.get('NUMERIC_SCALE') or 0})"
+    if kind in ("TEXT", "VARCHAR", "BINARY") and row.get("CHARACTER_MAXIMUM_LENGTH") is not None:
+        return f"{'BINARY' if kind == 'BINARY' else 'VARCHAR'}({row['CHARACTER_MAXIMUM_LENGTH']})"
+    if kind.startswith("TIME") and row.get("DATETIME_PRECISION") is not None:
+        return f"{kind}({row['DATETIME_PRECISION']})"
+    return kind
+
+
+def add_column_sql(
+    database: str, schema: str, table: str, column: str, sf_type: str, *, comment: str | None = None
+) -> str:
+    table_path = quote_snowflake_path(database, schema, table)
+    note = f" COMMENT {comment_literal(comment)}" if comment is not None else ""
+    return f"ALTER TABLE {table_path} ADD COLUMN {quote_snowflake(column)} {sf_type}{note}"
+
+
+def alter_column_type_sql(database: str, schema: str, table: str, column: str, sf_type: str) -> str:
+    return (
+        f"ALTER TABLE {quote_snowflake_path(database, schema, table)}"
+        f" ALTER COLUMN {quote_snowflake(column)} SET DATA TYPE {sf_type}"
+    )
+
+
+def query_tag_sql() -> str:
+    """The tag (JSON naming DAG, run and table) is bound (``%s``)."""
+    return "ALTER SESSION SET QUERY_TAG = %s"
+
+
+def use_sql(kind: str, name: str) -> str:
+    if kind not in ("WAREHOUSE", "ROLE"):
+        raise ValueError(f"USE {kind} is not a statement DTaaS issues")
+    return f"USE {kind} {quote_snowflake(name)}"

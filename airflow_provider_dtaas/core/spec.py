@@ -149,8 +149,16 @@ class S3Spec(_Model):
         return "zstd" if self.file_format == "parquet" else "none"
 
 
+class SnowflakeMetadataSpec(_Model):
+    synced_at: bool = Field(default=True, description="_DTAAS_SYNCED_AT: when the row was loaded")
+    run_id: bool = Field(default=True, description="_DTAAS_RUN_ID: the Airflow run that loaded it")
+
+
 class SnowflakeSpec(_Model):
     conn_id: str = Field(default="snowflake_default", min_length=1)
+    warehouse: str | None = Field(default=None, description="USE WAREHOUSE; default: the connection's")
+    role: str | None = Field(default=None, description="USE ROLE; default: the connection's")
+    metadata_columns: SnowflakeMetadataSpec = Field(default_factory=SnowflakeMetadataSpec)
     database: str = Field(min_length=1)
     schema_: str = Field(alias="schema", min_length=1)
     stage: str = Field(default="DTAAS_STAGE", min_length=1, description="internal named stage")
@@ -164,6 +172,11 @@ class SnowflakeSpec(_Model):
     @classmethod
     def _valid_name(cls, value: str) -> str:
         return _check_identifier(value)
+
+    @field_validator("warehouse", "role")
+    @classmethod
+    def _valid_optional_name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_identifier(value)
 
 
 _PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually"}
@@ -333,6 +346,11 @@ class TaskSpec(_Model):
     retry_enabled: bool = True
     max_retries: int = Field(default=3, ge=0, le=20)
     retry_delay_seconds: int = Field(default=20, ge=0, le=86_400)
+    handle_schema_drift: Literal["evolve", "freeze", "fail"] = Field(
+        default="evolve",
+        description="evolve: add new columns and widen types; freeze: never alter the target; fail: stop "
+        "the table on any change",
+    )
     cleanup_on_retry: bool = Field(
         default=True,
         description="a retried attempt first removes what the failed one left (objects, incomplete "

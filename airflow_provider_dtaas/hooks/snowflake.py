@@ -45,15 +45,26 @@ class SnowflakeSession:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
-    def execute(self, sql: str) -> list[tuple[Any, ...]]:
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; ``%s`` in it take ``parameters``, quoted by the connector."""
         with closing(self._conn.cursor()) as cursor:
-            cursor.execute(sql)
+            cursor.execute(sql, tuple(parameters) or None)
             # Snowflake answers every statement with a result set (DDL and DML with a status row).
             return list(cursor.fetchall())
 
-    def execute_all(self, statements: Sequence[str]) -> None:
-        for sql in statements:
-            self.execute(sql)
+    def records(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dictionaries keyed by upper-cased column names."""
+        with closing(self._conn.cursor()) as cursor:
+            cursor.execute(sql, tuple(parameters) or None)
+            names = [str(d[0]).upper() for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def execute_all(self, statements: Sequence[str | tuple[str, Sequence[Any]]]) -> None:
+        for statement in statements:
+            if isinstance(statement, str):
+                self.execute(statement)
+            else:
+                self.execute(statement[0], statement[1])
 
     def scalar(self, sql: str) -> Any:
         rows = self.execute(sql)

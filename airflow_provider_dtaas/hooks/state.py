@@ -133,6 +133,32 @@ class DtaasStateHook(PostgresHook):
             ),
         )
 
+    def record_schema_changes(
+        self,
+        *,
+        execution_id: int,
+        source_table: str,
+        destination: str,
+        target: str,
+        changes: list[dict[str, Any]],
+    ) -> None:
+        """Append a table's schema changes (kind, column, old_type, new_type) to the history."""
+        for change in changes:
+            self._run(
+                "INSERT INTO dtaas.schema_history (execution_id, source_table, destination, target, change,"
+                " column_name, old_type, new_type) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    execution_id,
+                    source_table,
+                    destination,
+                    target,
+                    change["kind"],
+                    change["column"],
+                    change.get("old_type"),
+                    change.get("new_type"),
+                ),
+            )
+
     def finish_execution(self, execution_id: int, expected_tables: list[str]) -> dict[str, Any]:
         """Close a run from its tables' outcomes; a table that never started counts as failed."""
         tables = self.table_summaries(execution_id)

@@ -21,6 +21,7 @@ from airflow_provider_dtaas.core.plan import S3Target, TablePlan
 from airflow_provider_dtaas.core.row_filter import transpile_row_filter
 from airflow_provider_dtaas.core.run_params import requested_tables, wanted
 from airflow_provider_dtaas.core.s3_layout import PartitionColumnError
+from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
 from airflow_provider_dtaas.core.source_table import KeyChoiceError
 from airflow_provider_dtaas.core.typemap import (
     ColumnSelectionError,
@@ -76,6 +77,7 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     DestinationAccessError,
     DestinationEncryptionError,
     PartitionColumnError,
+    SchemaDriftError,
     VariableError,
 )
 
@@ -98,9 +100,11 @@ class TableLoad:
         mssql_conn_id: str,
         source_database: str | None,
         log: Any,
+        dag_id: str = "",
     ) -> None:
         self.plan = plan
         self.run_id = run_id
+        self.dag_id = dag_id
         self.context = context
         self.source = source_hook(mssql_conn_id, source_database)
         self.row_filter = (
@@ -146,9 +150,14 @@ class TableLoad:
             batch_rows,
             plan.batch_size_mb,
         )
+        schema_changes: dict[str, Any] = {}
         for sink in self._sinks(columns):
             sink.prepare()
+            changes = getattr(sink, "schema_changes", None)
+            if changes:
+                schema_changes[sink.name] = {"target": sink_target(sink), "changes": changes}
         return {
+            "schema_changes": schema_changes,
             "columns": [asdict(c) for c in chosen],
             "key": [asdict(c.source) for c in key],
             "batch_rows": batch_rows,
@@ -297,6 +306,9 @@ class TableLoad:
                 "files": result.files,
                 "bytes": result.bytes_written,
             }
+            changed = prepared.get("schema_changes", {}).get(sink.name)
+            if changed:
+                destinations[sink.name]["schema_changes"] = changed["changes"]
         return rows, destinations
 
     def _sinks(self, columns: list[MappedColumn]) -> list[Sink]:
@@ -321,6 +333,9 @@ class TableLoad:
                     hook=DtaasSnowflakeHook(snowflake_conn_id=plan.snowflake.conn_id),
                     run_token=run_token,
                     columns=columns,
+                    run_id=self.run_id,
+                    dag_id=self.dag_id,
+                    source_table=plan.source_name,
                 )
             )
         return sinks
@@ -379,9 +394,22 @@ class _TableTask(BaseOperator):
             mssql_conn_id=self.mssql_conn_id,
             source_database=self.source_database,
             log=self.log,
+            dag_id=self.dag_id,
         )
         state = DtaasStateHook(self.state_conn_id)
         return plan, load, state, state.execution_id(self.dag_id, context["run_id"])
+
+    def _record_schema_changes(
+        self, plan: TablePlan, state: DtaasStateHook, execution_id: int, prepared: dict[str, Any]
+    ) -> None:
+        for destination, changed in prepared.get("schema_changes", {}).items():
+            state.record_schema_changes(
+                execution_id=execution_id,
+                source_table=plan.source_name,
+                destination=destination,
+                target=changed["target"],
+                changes=changed["changes"],
+            )
 
     def _failed(self, err: Exception, plan: TablePlan, state: DtaasStateHook, execution_id: int) -> Exception:
         """Record the failure and return the exception the task should raise."""
@@ -451,6 +479,7 @@ class SqlServerFullLoadOperator(_TableTask):
         started = time.monotonic()
         try:
             prepared = load.prepare()
+            self._record_schema_changes(plan, state, execution_id, prepared)
             chunks = [KeyChunk.from_json(c) for c in prepared["chunks"]]
             results = load.copy_chunks(prepared, chunks, clear_first=False)
             rows, destinations = load.commit(prepared, results)
@@ -473,6 +502,7 @@ class SqlServerPlanChunksOperator(_TableTask):
         )
         try:
             prepared = load.prepare()
+            self._record_schema_changes(plan, state, execution_id, prepared)
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
         context["ti"].xcom_push(key=PREPARED_KEY, value=prepared)
@@ -528,6 +558,14 @@ class SqlServerCommitLoadOperator(_TableTask):
             raise self._failed(err, plan, state, execution_id) from err
         seconds = time.time() - float(prepared["started_at"])  # the table's whole load, all its tasks
         return self._finished(plan, state, execution_id, rows, destinations, seconds)
+
+
+def sink_target(sink: Any) -> str:
+    """A sink's destination object, as the schema history names it."""
+    target = sink.target
+    if hasattr(target, "database"):
+        return f"{target.database}.{target.schema}.{target.table}"
+    return f"s3://{target.bucket}/{target.table_prefix}"
 
 
 def source_hook(conn_id: str, database: str | None) -> DtaasMsSqlHook | DtaasPostgresSourceHook:

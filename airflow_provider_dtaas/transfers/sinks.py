@@ -8,11 +8,13 @@ it wrote (``discard_chunk``); ``commit`` is the single step that makes the load 
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import tempfile
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -20,6 +22,7 @@ import pyarrow.parquet as pq
 
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
+from airflow_provider_dtaas.core.schema_drift import plan_drift
 from airflow_provider_dtaas.core.typemap import MappedColumn
 
 log = logging.getLogger(__name__)
@@ -82,7 +85,15 @@ class SnowflakeStageSink:
     name = "snowflake"
 
     def __init__(
-        self, target: SnowflakeTarget, *, hook: Any, run_token: str, columns: list[MappedColumn]
+        self,
+        target: SnowflakeTarget,
+        *,
+        hook: Any,
+        run_token: str,
+        columns: list[MappedColumn],
+        run_id: str = "",
+        dag_id: str = "",
+        source_table: str = "",
     ) -> None:
         self.target = target
         self.hook = hook
@@ -92,24 +103,86 @@ class SnowflakeStageSink:
         self.location = sql.stage_location(
             target.database, target.schema, target.stage, f"{target.table}/{run_token}"
         )
+        self.run_id = run_id
+        self.source_table = source_table
+        self.query_tag = json.dumps({"dtaas": {"dag_id": dag_id, "run_id": run_id, "table": source_table}})
+        self.schema_changes: list[dict[str, Any]] = []
         self._stack = ExitStack()
         self._session: Any = None
         self._tmpdir = ""
         self._staged: list[dict[str, Any]] = []
 
-    def prepare(self) -> None:
+    @contextmanager
+    def _attributed_session(self) -> Iterator[Any]:
+        """A session on the spec's role and warehouse, tagged with DAG, run and table for cost reports."""
         t = self.target
         with self.hook.session() as session:
+            if t.role:
+                session.execute(sql.use_sql("ROLE", t.role))
+            if t.warehouse:
+                session.execute(sql.use_sql("WAREHOUSE", t.warehouse))
+            session.execute(sql.query_tag_sql(), (self.query_tag,))
+            yield session
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        t = self.target
+        wanted = [(sql.SYNCED_AT, t.synced_at_column), (sql.RUN_ID, t.run_id_column)]
+        return [(name, sql.METADATA_TYPES[name]) for name, on in wanted if on]
+
+    def prepare(self) -> None:
+        """Create what is missing, bring an existing target in line with ``handle_schema_drift``,
+        and clear what an earlier attempt of this run left on the stage (it would be loaded)."""
+        t = self.target
+        wanted = [(name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)]
+        with self._attributed_session() as session:
             session.execute(sql.create_schema_sql(t.database, t.schema))
             session.execute(sql.create_stage_sql(t.database, t.schema, t.stage))
             session.execute(sql.remove_sql(self.location))
-            columns = [
-                (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
+            existing = [
+                (str(row["COLUMN_NAME"]), sql.catalog_type(row))
+                for row in session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
             ]
-            session.execute(sql.create_table_sql(t.database, t.schema, t.table, columns))
+            if not existing:
+                session.execute(
+                    sql.create_table_sql(
+                        t.database,
+                        t.schema,
+                        t.table,
+                        wanted + self._metadata(),
+                        comments=self._comments(),
+                        table_comment=f"Loaded by DTaaS from {self.source_table}",
+                    )
+                )
+                return
+            plan = plan_drift(
+                f"{t.database}.{t.schema}.{t.table}",
+                existing,
+                wanted,
+                policy=t.handle_schema_drift,
+                reserved=list(sql.METADATA_TYPES),
+            )
+            present = {name.upper() for name, _kind in existing}
+            if t.handle_schema_drift == "evolve":
+                notes = self._comments()
+                for name, kind in plan.add + tuple(m for m in self._metadata() if m[0] not in present):
+                    session.execute(
+                        sql.add_column_sql(t.database, t.schema, t.table, name, kind, comment=notes.get(name))
+                    )
+                for name, kind in plan.alter:
+                    session.execute(sql.alter_column_type_sql(t.database, t.schema, t.table, name, kind))
+        self.schema_changes = [asdict(change) for change in plan.changes]
+        for change in plan.changes:
+            log.warning("Snowflake table %s.%s.%s: %s", t.database, t.schema, t.table, change.describe())
+
+    def _comments(self) -> dict[str, str]:
+        """Column comments: the source column and its SQL Server type."""
+        return {
+            name: f"source {c.source.name} {c.source.declaration()}"
+            for name, c in zip(self.target_columns, self.columns, strict=True)
+        }
 
     def open(self) -> None:
-        self._session = self._stack.enter_context(self.hook.session())
+        self._session = self._stack.enter_context(self._attributed_session())
         self._tmpdir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="dtaas-sf-"))
 
     def close(self) -> None:
@@ -159,8 +232,21 @@ class SnowflakeStageSink:
                 f"Snowflake staging table {t.database}.{t.schema}.{self.staging} holds {staged} rows, "
                 f"{rows} were read; the target {t.table} was left as it was"
             )
+        # load the columns the target has (freeze leaves new source columns out) and fill metadata
+        present = {
+            str(row["COLUMN_NAME"]).upper()
+            for row in self._session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
+        }
         self._session.execute_all(
-            sql.replace_rows_sql(t.database, t.schema, t.table, self.staging, self.target_columns)
+            sql.replace_rows_sql(
+                t.database,
+                t.schema,
+                t.table,
+                self.staging,
+                [c for c in self.target_columns if c in present],
+                synced_at=t.synced_at_column and sql.SYNCED_AT in present,
+                run_id=self.run_id if t.run_id_column and sql.RUN_ID in present else None,
+            )
         )
         self._cleanup()
         self.close()

@@ -315,3 +315,44 @@ def test_the_operator_writes_partitioned_gzip_csv_that_reads_back_as_the_table(
     assert landed == {
         order_id: shipped.isoformat() if shipped else NULL_FOLDER for order_id, shipped in source
     }
+
+
+DRIFT_SPEC = """\
+name: it_drift
+source: {conn_id: it_mssql}
+destinations:
+  snowflake: {conn_id: it_snowflake, database: ITDB, schema: OPDRIFT}
+tables:
+  - name: dbo.products
+    columns: {exclude: [%s]}
+"""
+
+
+def test_a_new_source_column_is_added_and_recorded_in_the_schema_history(
+    run, state_conn: str, snowflake_conn: str
+) -> None:
+    from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+
+    context, _plans = run
+    for excluded in ("weight_kg, discontinued", "discontinued"):  # the second run sees weight_kg appear
+        spec = parse_spec(DRIFT_SPEC % excluded, display_name="it.yaml").model_copy(
+            update={"state_conn_id": state_conn}
+        )
+        (plan,) = [p.to_dict() for p in plan_tables(spec)]
+        result = _operator(plan, state_conn).execute(context)
+
+    changes = result["destinations"]["snowflake"]["schema_changes"]
+    assert [(c["kind"], c["column"]) for c in changes] == [("added", "WEIGHT_KG")]
+    history = DtaasStateHook(state_conn).get_records(
+        "SELECT h.change, h.column_name, h.new_type, h.target FROM dtaas.schema_history h"
+        " JOIN dtaas.executions e ON e.id = h.execution_id WHERE e.run_id = %s",
+        parameters=(context["run_id"],),
+    )
+    assert [tuple(r) for r in history] == [
+        ("added", "WEIGHT_KG", changes[0]["new_type"], "ITDB.OPDRIFT.PRODUCTS")
+    ]
+    landed = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn).get_first(
+        'SELECT COUNT(*), COUNT("WEIGHT_KG") FROM ITDB.OPDRIFT."PRODUCTS"'
+    )
+    assert landed[0] == result["rows"]
+    assert landed[1] > 0  # the new column is loaded, not just added

@@ -33,7 +33,13 @@ def test_statements_parse_as_snowflake_and_keep_hostile_names_inside_identifiers
         sql.create_table_sql("DB", "S", hostile, [("ID", "NUMBER(19,0)"), ('C"1', "VARCHAR")]),
         sql.count_sql("DB", "S", hostile),
         sql.drop_table_sql("DB", "S", hostile),
-        *sql.replace_rows_sql("DB", "S", hostile, "STG", ["ID", 'C"1'])[1:3],
+        *[s for s, _ in sql.replace_rows_sql("DB", "S", hostile, "STG", ["ID", 'C"1'])[1:3]],
+        sql.replace_rows_sql("DB", "S", hostile, "STG", ["ID"], synced_at=True, run_id="r")[2][0].replace(
+            "%s", "'r'"
+        ),
+        sql.add_column_sql("DB", "S", hostile, 'C"2', "VARCHAR(10)"),
+        sql.alter_column_type_sql("DB", "S", hostile, 'C"1', "VARCHAR(20)"),
+        sql.create_table_sql("DB", "S", hostile, [("ID", "INT")], comments={"ID": "it's"}, table_comment="t"),
     ]
     for statement in statements:
         parsed = sqlglot.parse(statement, read="snowflake")
@@ -48,3 +54,53 @@ def test_stage_paths_are_restricted() -> None:
         sql.stage_location("DB", "S", "STG", "a'; drop")
     with pytest.raises(ValueError, match="stage path"):
         sql.stage_location("DB", "S", "STG", "../other")
+
+
+def test_every_other_statement_kind_parses_as_one_snowflake_statement() -> None:
+    hostile = 'T"; DROP TABLE X; --'
+    bound = '\'{"dtaas": {"table": "dbo.t"}}\''  # how the connector renders a bound value
+    statements = [
+        sql.query_tag_sql().replace("%s", bound),
+        sql.use_sql("WAREHOUSE", hostile),
+        sql.use_sql("ROLE", hostile),
+        sql.target_columns_sql(hostile).replace("%s", "'S'"),
+        sql.create_schema_sql("DB", hostile),
+        sql.create_stage_sql("DB", "S", hostile),
+        sql.copy_parquet_sql("DB", "S", hostile, sql.stage_location("DB", "S", "STG", "T/run=1")),
+        sql.remove_sql(sql.stage_location("DB", "S", "STG", "T/run=1")),
+    ]
+    for statement in statements:
+        assert len(sqlglot.parse(statement, read="snowflake")) == 1, statement
+    with pytest.raises(ValueError, match="USE DATABASE is not a statement DTaaS issues"):
+        sql.use_sql("DATABASE", "X")
+
+
+def test_catalog_types_read_back_as_ddl_writes_them() -> None:
+    rows = [
+        ({"DATA_TYPE": "NUMBER", "NUMERIC_PRECISION": 19, "NUMERIC_SCALE": 0}, "NUMBER(19,0)"),
+        ({"DATA_TYPE": "TEXT", "CHARACTER_MAXIMUM_LENGTH": 100}, "VARCHAR(100)"),
+        ({"DATA_TYPE": "BINARY", "CHARACTER_MAXIMUM_LENGTH": 8}, "BINARY(8)"),
+        ({"DATA_TYPE": "TIMESTAMP_NTZ", "DATETIME_PRECISION": 3}, "TIMESTAMP_NTZ(3)"),
+        ({"DATA_TYPE": "TIMESTAMP_TZ"}, "TIMESTAMP_TZ"),
+        ({"DATA_TYPE": "BOOLEAN"}, "BOOLEAN"),
+    ]
+    for row, expected in rows:
+        assert sql.catalog_type(row) == expected
+
+
+def test_comments_name_the_source_and_survive_quotes() -> None:
+    ddl = sql.create_table_sql(
+        "DB",
+        "S",
+        "T",
+        [("ID", "NUMBER(10,0)")],
+        comments={"ID": "source it's int"},
+        table_comment="from dbo.t",
+    )
+    assert ddl == (
+        'CREATE TABLE IF NOT EXISTS "DB"."S"."T" ("ID" NUMBER(10,0) COMMENT \'source it\\\'s int\')'
+        " COMMENT = 'from dbo.t'"
+    )
+    assert len(sqlglot.parse(ddl, read="snowflake")) == 1
+    added = sql.add_column_sql("DB", "S", "T", "E", "VARCHAR(5)", comment="source e\nvarchar(5)")
+    assert added.endswith("ADD COLUMN \"E\" VARCHAR(5) COMMENT 'source e varchar(5)'")

@@ -1,0 +1,180 @@
+"""The Snowflake destination's table management against fakesnow over HTTPS, through SnowflakeHook:
+metadata columns, comments, session attribution and schema drift per ``handle_schema_drift``.
+
+Stand-in differences handled here (tests only, never in production SQL): fakesnow 0.12 has no
+``ALTER SESSION SET QUERY_TAG``; our stand-in (devstack/snowflake.py) answers it and records the tag
+in ``QUERY_TAGS``, which the attribution test reads. Its INFORMATION_SCHEMA.COLUMNS lacks
+DATETIME_PRECISION, so timestamp precision changes are detected only on a real account. It drops
+inline column comments (``CommentColumnConstraint unsupported``), so column comments are checked in
+the generated DDL (tests/unit/test_snowflake_sql.py) and only the table comment here.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from airflow_provider_dtaas.core.plan import SnowflakeTarget
+from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
+from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_columns
+from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+from airflow_provider_dtaas.transfers.sinks import SnowflakeStageSink
+
+V1 = [
+    SourceColumn("id", "int", nullable=False),
+    SourceColumn("name", "nvarchar", max_length=50),
+    SourceColumn("amount", "decimal", precision=18, scale=2),
+]
+
+
+def load(
+    conn_id: str, table: str, source: list[SourceColumn], rows: list[dict[str, Any]], **settings: Any
+) -> SnowflakeStageSink:
+    """One full load of ``rows`` into ``ITDB.DRIFT.<table>``; returns the sink (schema_changes)."""
+    columns = map_columns(source)
+    target = replace(
+        SnowflakeTarget(conn_id=conn_id, database="ITDB", schema="DRIFT", table=table, stage="DTAAS_STAGE"),
+        **settings,
+    )
+    sink = SnowflakeStageSink(
+        target,
+        hook=DtaasSnowflakeHook(snowflake_conn_id=conn_id),
+        run_token="run=r1",
+        columns=columns,
+        run_id="manual__r1",
+        dag_id="dtaas_it",
+        source_table=f"dbo.{table.lower()}",
+    )
+    sink.prepare()
+    sink.open()
+    sink.write(0, 0, batch(columns, rows))
+    sink.commit(len(rows), sink.written())
+    return sink
+
+
+def batch(columns: list[MappedColumn], rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    schema = pa.schema([(c.name, c.arrow_type) for c in columns])
+    return pa.RecordBatch.from_pylist(rows, schema=schema)
+
+
+def catalog(conn_id: str, table: str) -> dict[str, tuple[str, Any, Any, Any]]:
+    hook = DtaasSnowflakeHook(snowflake_conn_id=conn_id)
+    rows = hook.get_records(
+        "SELECT column_name, data_type, character_maximum_length, numeric_precision, comment"
+        " FROM ITDB.INFORMATION_SCHEMA.COLUMNS WHERE table_schema = 'DRIFT' AND table_name = %s"
+        " ORDER BY ordinal_position",
+        parameters=(table,),
+    )
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+
+def records(conn_id: str, table: str, columns: str) -> list[tuple[Any, ...]]:
+    hook = DtaasSnowflakeHook(snowflake_conn_id=conn_id)
+    return [tuple(r) for r in hook.get_records(f'SELECT {columns} FROM ITDB.DRIFT."{table}" ORDER BY "ID"')]
+
+
+def fresh() -> str:
+    return f"T_{uuid.uuid4().hex[:8].upper()}"
+
+
+def test_a_new_table_has_typed_columns_comments_and_metadata_columns(snowflake_conn: str) -> None:
+    from devstack.snowflake import QUERY_TAGS
+
+    table = fresh()
+    QUERY_TAGS.clear()
+    load(
+        snowflake_conn,
+        table,
+        V1,
+        [{"id": 1, "name": "a", "amount": Decimal("1.50")}],
+        warehouse="WH",
+        role="R",
+    )
+    columns = catalog(snowflake_conn, table)
+    assert list(columns) == ["ID", "NAME", "AMOUNT", "_DTAAS_SYNCED_AT", "_DTAAS_RUN_ID"]
+    assert columns["ID"][:1] + columns["ID"][2:3] == ("NUMBER", 10)
+    assert columns["NAME"][:2] == ("TEXT", 50)
+    hook = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
+    comment = hook.get_first(
+        "SELECT comment FROM ITDB.INFORMATION_SCHEMA.TABLES WHERE table_schema = 'DRIFT' AND table_name = %s",
+        parameters=(table,),
+    )
+    assert comment[0] == f"Loaded by DTaaS from dbo.{table.lower()}"
+    [(row_id, run_id, synced)] = records(snowflake_conn, table, '"ID", "_DTAAS_RUN_ID", "_DTAAS_SYNCED_AT"')
+    assert (row_id, run_id) == (1, "manual__r1")
+    assert synced is not None
+    tags = [json.loads(tag) for tag in QUERY_TAGS]
+    assert tags
+    assert {json.dumps(t, sort_keys=True) for t in tags} == {
+        json.dumps({"dtaas": {"dag_id": "dtaas_it", "run_id": "manual__r1", "table": f"dbo.{table.lower()}"}})
+    }
+
+
+def test_metadata_columns_can_be_left_out(snowflake_conn: str) -> None:
+    table = fresh()
+    load(
+        snowflake_conn,
+        table,
+        V1,
+        [{"id": 1, "name": "a", "amount": None}],
+        synced_at_column=False,
+        run_id_column=False,
+    )
+    assert list(catalog(snowflake_conn, table)) == ["ID", "NAME", "AMOUNT"]
+
+
+def test_evolve_adds_widens_and_keeps_a_dropped_column_filled_with_null(snowflake_conn: str) -> None:
+    table = fresh()
+    load(snowflake_conn, table, V1, [{"id": 1, "name": "a", "amount": Decimal("2.00")}])
+    v2 = [
+        SourceColumn("id", "bigint", nullable=False),  # int -> bigint
+        SourceColumn("name", "nvarchar", max_length=200),  # longer
+        SourceColumn("email", "varchar", max_length=100),  # new; amount is gone
+    ]
+    sink = load(snowflake_conn, table, v2, [{"id": 2, "name": "b" * 150, "email": "b@example.com"}])
+    assert [(c["kind"], c["column"], c["old_type"], c["new_type"]) for c in sink.schema_changes] == [
+        ("widened", "ID", "NUMBER(10,0)", "NUMBER(19,0)"),
+        ("widened", "NAME", "VARCHAR(50)", "VARCHAR(200)"),
+        ("added", "EMAIL", None, "VARCHAR(100)"),
+        ("dropped", "AMOUNT", "NUMBER(18,2)", None),
+    ]
+    columns = catalog(snowflake_conn, table)
+    assert columns["NAME"][1] == 200
+    assert columns["ID"][2] == 19
+    assert columns["EMAIL"][:2] == ("TEXT", 100)
+    assert records(snowflake_conn, table, '"ID", "NAME", "EMAIL", "AMOUNT"') == [
+        (2, "b" * 150, "b@example.com", None)
+    ]
+
+
+def test_evolve_refuses_a_narrowing_and_leaves_the_table_as_it_was(snowflake_conn: str) -> None:
+    table = fresh()
+    load(snowflake_conn, table, V1, [{"id": 1, "name": "a", "amount": Decimal("2.00")}])
+    narrower = [V1[0], SourceColumn("name", "nvarchar", max_length=10), V1[2]]
+    with pytest.raises(
+        SchemaDriftError, match=rf"{table}: .*column NAME narrowed: VARCHAR\(50\) -> VARCHAR\(10\)"
+    ):
+        load(snowflake_conn, table, narrower, [{"id": 9, "name": "z", "amount": None}])
+    assert records(snowflake_conn, table, '"ID", "NAME"') == [(1, "a")]
+    assert catalog(snowflake_conn, table)["NAME"][1] == 50
+
+
+def test_freeze_loads_without_the_new_column_and_fail_stops(snowflake_conn: str) -> None:
+    table = fresh()
+    load(snowflake_conn, table, V1, [{"id": 1, "name": "a", "amount": None}], handle_schema_drift="freeze")
+    with_email = [*V1, SourceColumn("email", "varchar", max_length=100)]
+    row = {"id": 2, "name": "b", "amount": None, "email": "b@example.com"}
+    sink = load(snowflake_conn, table, with_email, [row], handle_schema_drift="freeze")
+    assert [c["kind"] for c in sink.schema_changes] == ["ignored"]
+    assert "EMAIL" not in catalog(snowflake_conn, table)
+    assert records(snowflake_conn, table, '"ID", "NAME"') == [(2, "b")]
+    with pytest.raises(
+        SchemaDriftError, match=r"handle_schema_drift is fail: column EMAIL VARCHAR\(100\) added"
+    ):
+        load(snowflake_conn, table, with_email, [row], handle_schema_drift="fail")
