@@ -13,6 +13,55 @@ _DEFAULT_NETWORK_TIMEOUT = 120
 _DEFAULT_LOGIN_TIMEOUT = 30
 
 
+class SnowflakeDestinationError(RuntimeError):
+    """A Snowflake error the next attempt would meet again; the message names the object and a fix."""
+
+
+class SnowflakeAuthenticationError(SnowflakeDestinationError):
+    """Snowflake refused the connection's credentials."""
+
+
+class SnowflakePermissionError(SnowflakeDestinationError):
+    """The connection's role lacks a privilege on an object DTaaS uses."""
+
+
+class SnowflakeObjectError(SnowflakeDestinationError):
+    """An object DTaaS uses (database, warehouse, stage) does not exist or is not visible to the role."""
+
+
+# Snowflake error numbers (errno of the connector's errors) and what DTaaS makes of them.
+_AUTHENTICATION = {390100, 390101, 390102, 390144, 390190, 390201, 390318}
+_PERMISSION = {3001, 3003, 3540, 3541}
+_MISSING = {2003, 2043, 606, 90105}
+
+
+def destination_error(err: Exception, *, conn_id: str, statement: str = "") -> Exception:
+    """The error a task should raise for a Snowflake failure: a named, permanent error for
+    authentication, permission and missing-object failures; the error itself otherwise (a dropped
+    connection or a timeout is retried by Airflow)."""
+    errno = int(getattr(err, "errno", 0) or 0)
+    text = " ".join(str(getattr(err, "msg", "") or err).split())
+    doing = f" while running {statement.split(' (', 1)[0][:160]}" if statement else ""
+    if errno in _AUTHENTICATION:
+        return SnowflakeAuthenticationError(
+            f"Snowflake refused the credentials of connection {conn_id!r} ({errno}: {text}); fix the login, "
+            "password or private key in that Airflow connection"
+        )
+    if errno in _PERMISSION:
+        return SnowflakePermissionError(
+            f"Snowflake denied a privilege{doing} (connection {conn_id!r}; {errno}: {text}); grant the "
+            "connection's role USAGE on the database, schema and warehouse and CREATE TABLE, CREATE STAGE "
+            "on the schema, or set role in the spec's snowflake destination"
+        )
+    if errno in _MISSING:
+        return SnowflakeObjectError(
+            f"a Snowflake object is missing or not visible to the role{doing} (connection {conn_id!r}; "
+            f"{errno}: {text}); create it, grant the role access, or fix database, schema, stage or "
+            "warehouse in the spec's snowflake destination"
+        )
+    return err
+
+
 class DtaasSnowflakeHook(SnowflakeHook):
     """SnowflakeHook whose statements for one load run on a single session.
 
@@ -35,27 +84,44 @@ class DtaasSnowflakeHook(SnowflakeHook):
 
     @contextmanager
     def session(self) -> Iterator[SnowflakeSession]:
-        with closing(self.get_conn()) as conn:
-            yield SnowflakeSession(conn)
+        from snowflake.connector.errors import Error
+
+        conn_id = self.get_conn_id()
+        try:
+            conn = self.get_conn()
+        except Error as err:
+            raise destination_error(err, conn_id=conn_id) from err
+        with closing(conn):
+            yield SnowflakeSession(conn, conn_id=conn_id)
 
 
 class SnowflakeSession:
     """Statements executed in order on one connection; transactions span calls."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, *, conn_id: str = "") -> None:
         self._conn = conn
+        self._conn_id = conn_id
+
+    def _cursor_run(self, sql: str, parameters: Sequence[Any]) -> Any:
+        from snowflake.connector.errors import Error
+
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, tuple(parameters) or None)
+        except Error as err:
+            cursor.close()
+            raise destination_error(err, conn_id=self._conn_id, statement=sql) from err
+        return cursor
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement; ``%s`` in it take ``parameters``, quoted by the connector."""
-        with closing(self._conn.cursor()) as cursor:
-            cursor.execute(sql, tuple(parameters) or None)
+        with closing(self._cursor_run(sql, parameters)) as cursor:
             # Snowflake answers every statement with a result set (DDL and DML with a status row).
             return list(cursor.fetchall())
 
     def records(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dictionaries keyed by upper-cased column names."""
-        with closing(self._conn.cursor()) as cursor:
-            cursor.execute(sql, tuple(parameters) or None)
+        with closing(self._cursor_run(sql, parameters)) as cursor:
             names = [str(d[0]).upper() for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 

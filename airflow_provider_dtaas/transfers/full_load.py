@@ -45,7 +45,7 @@ from airflow_provider_dtaas.hooks.s3 import (
     DestinationEncryptionError,
     DtaasS3Hook,
 )
-from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook, SnowflakeDestinationError
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
 from airflow_provider_dtaas.transfers.sinks import Sink, SnowflakeStageSink
@@ -78,6 +78,7 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     DestinationEncryptionError,
     PartitionColumnError,
     SchemaDriftError,
+    SnowflakeDestinationError,
     VariableError,
 )
 

@@ -76,7 +76,8 @@ def catalog(conn_id: str, table: str) -> dict[str, tuple[str, Any, Any, Any]]:
 
 def records(conn_id: str, table: str, columns: str) -> list[tuple[Any, ...]]:
     hook = DtaasSnowflakeHook(snowflake_conn_id=conn_id)
-    return [tuple(r) for r in hook.get_records(f'SELECT {columns} FROM ITDB.DRIFT."{table}" ORDER BY "ID"')]
+    order = "" if "COUNT" in columns else ' ORDER BY "ID"'
+    return [tuple(r) for r in hook.get_records(f'SELECT {columns} FROM ITDB.DRIFT."{table}"{order}')]
 
 
 def fresh() -> str:
@@ -178,3 +179,48 @@ def test_freeze_loads_without_the_new_column_and_fail_stops(snowflake_conn: str)
         SchemaDriftError, match=r"handle_schema_drift is fail: column EMAIL VARCHAR\(100\) added"
     ):
         load(snowflake_conn, table, with_email, [row], handle_schema_drift="fail")
+
+
+def test_a_missing_database_is_named_with_a_fix_and_fails_for_good(snowflake_conn: str) -> None:
+    from airflow_provider_dtaas.hooks.snowflake import SnowflakeObjectError
+    from airflow_provider_dtaas.transfers.full_load import PERMANENT_ERRORS
+
+    with pytest.raises(SnowflakeObjectError) as caught:
+        load(snowflake_conn, fresh(), V1, [], database="NO_SUCH_DB")
+    message = str(caught.value)
+    assert message.startswith(
+        "a Snowflake object is missing or not visible to the role while running CREATE SCHEMA"
+    )
+    assert '"NO_SUCH_DB"' in message
+    assert "connection 'it_snowflake'" in message
+    assert "fix database, schema, stage or warehouse in the spec's snowflake destination" in message
+    assert isinstance(caught.value, PERMANENT_ERRORS)
+
+
+def test_readers_see_the_old_rows_or_the_new_rows_never_a_mix(snowflake_conn: str) -> None:
+    import threading
+
+    table = fresh()
+    load(snowflake_conn, table, V1, [{"id": i, "name": "old", "amount": None} for i in range(300)])
+    seen: set[tuple[int, int]] = set()
+    done = threading.Event()
+
+    def read() -> None:
+        hook = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
+        with hook.session() as session:
+            while not done.is_set():
+                counts = session.execute(
+                    f'SELECT COUNT(*), COUNT_IF("NAME" = \'new\') FROM ITDB.DRIFT."{table}"'
+                )[0]
+                seen.add((int(counts[0]), int(counts[1])))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        load(snowflake_conn, table, V1, [{"id": i, "name": "new", "amount": None} for i in range(500)])
+    finally:
+        done.set()
+        reader.join(timeout=30)
+    assert seen <= {(300, 0), (500, 500)}, seen  # never empty, never half
+    assert (300, 0) in seen
+    assert records(snowflake_conn, table, 'COUNT(*), MIN("NAME")')[0] == (500, "new")
