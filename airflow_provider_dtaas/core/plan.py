@@ -80,6 +80,10 @@ class SnowflakeTarget:
     run_id_column: bool = True
     handle_schema_drift: str = "evolve"
     cleanup_on_retry: bool = True
+    load_from: str = "stage"
+    external_stage: str | None = None
+    external_stage_prefix: str = ""
+    storage_integration: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,10 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
             run_id_column=dest_sf.metadata_columns.run_id,
             handle_schema_drift=spec.handle_schema_drift,
             cleanup_on_retry=spec.cleanup_on_retry,
+            load_from=dest_sf.load_from,
+            external_stage=dest_sf.external_stage,
+            external_stage_prefix=dest_sf.external_stage_prefix,
+            storage_integration=dest_sf.storage_integration,
         )
     return TablePlan(
         source_schema=schema,

@@ -14,22 +14,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_dtaas.core.identifiers import quote_snowflake, quote_snowflake_path
+from airflow_provider_dtaas.core.snowflake_sql import string_literal
 
 MAX_FILES_PER_COPY = 1000  # Snowflake's limit on the names in one FILES list
 _TEXT_COMPRESSIONS = {"gzip": "GZIP", "none": "NONE"}
 _SAFE_FOLDER = re.compile(r"[A-Za-z0-9_=.-]+")  # may stand unquoted after @stage/ (as stage_location)
-
-
-def string_literal(text: str) -> str:
-    """``it's a\\b`` -> ``'it''s a\\\\b'``: a Snowflake single-quoted literal that reads back as ``text``.
-
-    Backslash starts an escape in Snowflake literals, so it is doubled; a quote is doubled. Control
-    characters (NUL, line breaks, DEL ...) are refused: no value DTaaS renders needs one.
-    """
-    bad = sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cc"})
-    if bad:
-        raise ValueError(f"{text!r} cannot be a Snowflake string literal: it holds control characters {bad}")
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def create_external_stage_sql(

@@ -1,22 +1,35 @@
 """Snowflake SQL text for the bulk-load path. Pure functions of names and types.
 
 Every identifier goes through :func:`quote_snowflake`; no value is ever pasted in: the only
-literals are stage paths that DTaaS derives from sanitised tokens.
+literals are stage paths that DTaaS derives from sanitised tokens and comments and URLs rendered
+by :func:`string_literal`.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from airflow_provider_dtaas.core.identifiers import quote_snowflake, quote_snowflake_path
 
 
+def string_literal(text: str) -> str:
+    """``it's a\\b`` -> ``'it''s a\\\\b'``: a Snowflake single-quoted literal that reads back as ``text``.
+
+    Backslash starts an escape in Snowflake literals, so it is doubled; a quote is doubled. Control
+    characters (NUL, line breaks, DEL ...) are refused: no value DTaaS renders needs one.
+    """
+    bad = sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) == "Cc"})
+    if bad:
+        raise ValueError(f"{text!r} cannot be a Snowflake string literal: it holds control characters {bad}")
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 def comment_literal(text: str) -> str:
-    """A comment as a Snowflake string literal: backslashes and quotes escaped, control characters
-    replaced by spaces. Comments are DDL text (they cannot be bound); they name source objects."""
-    cleaned = "".join(" " if ord(ch) < 32 else ch for ch in text)
-    return "'" + cleaned.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A comment as a string literal, control characters replaced by spaces. Comments are DDL text
+    (they cannot be bound); they name source objects."""
+    return string_literal("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text))
 
 
 def create_table_sql(

@@ -159,6 +159,20 @@ class SnowflakeSpec(_Model):
     warehouse: str | None = Field(default=None, description="USE WAREHOUSE; default: the connection's")
     role: str | None = Field(default=None, description="USE ROLE; default: the connection's")
     metadata_columns: SnowflakeMetadataSpec = Field(default_factory=SnowflakeMetadataSpec)
+    load_from: Literal["stage", "s3"] = Field(
+        default="stage",
+        description="stage: PUT files to the internal stage; s3: COPY the files the S3 destination wrote "
+        "(named in its manifest) through an external stage",
+    )
+    external_stage: str | None = Field(
+        default=None, description="load_from s3: external stage (in database.schema) on the S3 bucket"
+    )
+    external_stage_prefix: str = Field(
+        default="", description="load_from s3: the key prefix the external stage's URL points at"
+    )
+    storage_integration: str | None = Field(
+        default=None, description="load_from s3: create the external stage with this storage integration"
+    )
     database: str = Field(min_length=1)
     schema_: str = Field(alias="schema", min_length=1)
     stage: str = Field(default="DTAAS_STAGE", min_length=1, description="internal named stage")
@@ -173,10 +187,24 @@ class SnowflakeSpec(_Model):
     def _valid_name(cls, value: str) -> str:
         return _check_identifier(value)
 
-    @field_validator("warehouse", "role")
+    @field_validator("warehouse", "role", "external_stage", "storage_integration")
     @classmethod
     def _valid_optional_name(cls, value: str | None) -> str | None:
         return None if value is None else _check_identifier(value)
+
+    @field_validator("external_stage_prefix")
+    @classmethod
+    def _stage_prefix_ends_with_slash(cls, value: str) -> str:
+        value = value.lstrip("/")
+        return value if not value or value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _external_stage_named(self) -> SnowflakeSpec:
+        if self.load_from == "s3" and self.external_stage is None:
+            raise ValueError("load_from: s3 needs external_stage (a stage whose URL is the S3 bucket)")
+        if self.load_from == "stage" and (self.external_stage or self.storage_integration):
+            raise ValueError("external_stage and storage_integration are used only with load_from: s3")
+        return self
 
 
 _PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually"}
@@ -222,6 +250,15 @@ class DestinationsSpec(_Model):
     def _at_least_one(self) -> DestinationsSpec:
         if self.s3 is None and self.snowflake is None:
             raise ValueError("name at least one destination: s3 or snowflake")
+        if self.snowflake is not None and self.snowflake.load_from == "s3":
+            if self.s3 is None:
+                raise ValueError(
+                    "snowflake.load_from: s3 loads the S3 destination's files; add destinations.s3"
+                )
+            if self.s3.file_format == "csv" and not self.s3.csv.header:
+                raise ValueError(
+                    "snowflake.load_from: s3 matches CSV columns by their header; set csv.header"
+                )
         return self
 
 

@@ -48,7 +48,7 @@ from airflow_provider_dtaas.hooks.s3 import (
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook, SnowflakeDestinationError
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
-from airflow_provider_dtaas.transfers.sinks import Sink, SnowflakeStageSink
+from airflow_provider_dtaas.transfers.sinks import Sink, SnowflakeExternalStageSink, SnowflakeStageSink
 
 # A chunk that fails with a transient error (deadlock, lock timeout, dropped connection, failover) is
 # read again on a new connection after 1, 2, 4, 8 s (capped); permanent errors fail the table at once.
@@ -295,13 +295,17 @@ class TableLoad:
         rows = sum(int(r["rows"]) for r in results)
         columns, _key = self._columns(prepared)
         destinations: dict[str, Any] = {}
-        for sink in self._sinks(columns):
+        s3_manifest: dict[str, Any] | None = None
+        for sink in self._sinks(columns):  # S3 first: an external-stage load reads its manifest
             files = [f for r in results for f in r["files"].get(sink.name, [])]
+            if isinstance(sink, SnowflakeExternalStageSink):
+                sink.manifest = s3_manifest
             try:
                 result = sink.commit(rows, files)
             except BaseException:
                 sink.abort()
                 raise
+            s3_manifest = getattr(sink, "manifest", s3_manifest)
             destinations[sink.name] = {
                 "location": result.location,
                 "files": result.files,
@@ -328,17 +332,18 @@ class TableLoad:
                 )
             )
         if plan.snowflake is not None:
-            sinks.append(
-                SnowflakeStageSink(
-                    plan.snowflake,
-                    hook=DtaasSnowflakeHook(snowflake_conn_id=plan.snowflake.conn_id),
-                    run_token=run_token,
-                    columns=columns,
-                    run_id=self.run_id,
-                    dag_id=self.dag_id,
-                    source_table=plan.source_name,
-                )
-            )
+            settings: dict[str, Any] = {
+                "hook": DtaasSnowflakeHook(snowflake_conn_id=plan.snowflake.conn_id),
+                "run_token": run_token,
+                "columns": columns,
+                "run_id": self.run_id,
+                "dag_id": self.dag_id,
+                "source_table": plan.source_name,
+            }
+            if plan.snowflake.load_from == "s3" and plan.s3 is not None:
+                sinks.append(SnowflakeExternalStageSink(plan.snowflake, bucket=plan.s3.bucket, **settings))
+            else:
+                sinks.append(SnowflakeStageSink(plan.snowflake, **settings))
         return sinks
 
 

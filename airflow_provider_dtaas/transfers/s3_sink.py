@@ -98,6 +98,7 @@ class S3Sink:
         self.fingerprint = layout.schema_fingerprint(self.schema_columns)
         self.extension = layout.file_extension(target.file_format, target.compression)
         self.files: list[dict[str, Any]] = []
+        self.manifest: dict[str, Any] | None = None  # what commit wrote
         self._open: dict[tuple[int, str], _OpenFile] = {}
         self._parts: dict[tuple[int, str], int] = {}
         self._stack = ExitStack()
@@ -284,6 +285,7 @@ class S3Sink:
         }
         manifest_key = f"{self.folder}{layout.MANIFEST}"
         self.hook.put_json(manifest, bucket=t.bucket, key=manifest_key, extra_args=encryption_args(t))
+        self.manifest = manifest
         if not self.is_change_window:
             self._point_latest(manifest_key, rows)
         return SinkResult(

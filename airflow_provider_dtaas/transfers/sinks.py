@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from airflow_provider_dtaas.core import snowflake_external as external
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
 from airflow_provider_dtaas.core.schema_drift import plan_drift
@@ -136,8 +137,7 @@ class SnowflakeStageSink:
         wanted = [(name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)]
         with self._attributed_session() as session:
             session.execute(sql.create_schema_sql(t.database, t.schema))
-            session.execute(sql.create_stage_sql(t.database, t.schema, t.stage))
-            session.execute(sql.remove_sql(self.location))
+            self._prepare_stage(session)
             existing = [
                 (str(row["COLUMN_NAME"]), sql.catalog_type(row))
                 for row in session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
@@ -173,6 +173,16 @@ class SnowflakeStageSink:
         self.schema_changes = [asdict(change) for change in plan.changes]
         for change in plan.changes:
             log.warning("Snowflake table %s.%s.%s: %s", t.database, t.schema, t.table, change.describe())
+
+    def _prepare_stage(self, session: Any) -> None:
+        t = self.target
+        session.execute(sql.create_stage_sql(t.database, t.schema, t.stage))
+        session.execute(sql.remove_sql(self.location))
+
+    def _copy_into_staging(self, files: list[dict[str, Any]]) -> None:
+        if files:
+            t = self.target
+            self._session.execute(sql.copy_parquet_sql(t.database, t.schema, self.staging, self.location))
 
     def _comments(self) -> dict[str, str]:
         """Column comments: the source column and its SQL Server type."""
@@ -224,8 +234,7 @@ class SnowflakeStageSink:
         if self._session is None:
             self.open()
         self._session.execute(sql.create_table_sql(t.database, t.schema, self.staging, columns, replace=True))
-        if files:
-            self._session.execute(sql.copy_parquet_sql(t.database, t.schema, self.staging, self.location))
+        self._copy_into_staging(files)
         staged = int(self._session.scalar(sql.count_sql(t.database, t.schema, self.staging)))
         if staged != rows:
             raise RowCountMismatchError(
@@ -272,3 +281,60 @@ class SnowflakeStageSink:
         t = self.target
         self._session.execute(sql.drop_table_sql(t.database, t.schema, self.staging))
         self._session.execute(sql.remove_sql(self.location))
+
+
+class SnowflakeExternalStageSink(SnowflakeStageSink):
+    """Load Snowflake from the files the S3 destination of the same load wrote: nothing is PUT; the
+    commit COPYs exactly the files its manifest names (through an external stage on the bucket) into
+    the staging table, checks the count and replaces the target as the internal-stage load does.
+
+    The S3 sink commits first; ``manifest`` is set from it before ``commit``.
+    """
+
+    def __init__(self, target: SnowflakeTarget, *, bucket: str, **kwargs: Any) -> None:
+        super().__init__(target, **kwargs)
+        self.bucket = bucket
+        self.manifest: dict[str, Any] | None = None
+
+    def _prepare_stage(self, session: Any) -> None:
+        t = self.target
+        assert t.external_stage is not None
+        if t.storage_integration is not None:
+            session.execute(
+                external.create_external_stage_sql(
+                    t.database,
+                    t.schema,
+                    t.external_stage,
+                    url=f"s3://{self.bucket}/{t.external_stage_prefix}",
+                    storage_integration=t.storage_integration,
+                )
+            )
+
+    def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> None:
+        """Nothing to write: the S3 destination writes the files."""
+
+    def discard_chunk(self, chunk: int) -> None:
+        """Nothing staged here to discard."""
+
+    def _copy_into_staging(self, files: list[dict[str, Any]]) -> None:
+        t = self.target
+        assert t.external_stage is not None
+        if self.manifest is None:
+            raise RuntimeError(
+                f"table {self.source_table}: load_from s3 needs the S3 destination's manifest, and none was "
+                "committed in this load"
+            )
+        statements = external.copy_from_manifest_sql(
+            t.database,
+            t.schema,
+            self.staging,
+            stage=t.external_stage,
+            stage_prefix=t.external_stage_prefix,
+            manifest=self.manifest,
+            columns=self.target_columns,
+        )
+        self._session.execute_all(["BEGIN", *statements, "COMMIT"])
+
+    def _cleanup(self) -> None:
+        t = self.target
+        self._session.execute(sql.drop_table_sql(t.database, t.schema, self.staging))

@@ -224,3 +224,138 @@ def test_readers_see_the_old_rows_or_the_new_rows_never_a_mix(snowflake_conn: st
     assert seen <= {(300, 0), (500, 500)}, seen  # never empty, never half
     assert (300, 0) in seen
     assert records(snowflake_conn, table, 'COUNT(*), MIN("NAME")')[0] == (500, "new")
+
+
+def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(snowflake_conn: str) -> None:
+    """fakesnow has no external stages: the load reaches its COPY, which fails naming the stage. The
+    COPY's SQL is checked statement by statement in tests/unit/test_snowflake_external.py, and the
+    load runs for real in test_on_a_real_account_* below."""
+    from airflow_provider_dtaas.hooks.snowflake import SnowflakeObjectError
+    from airflow_provider_dtaas.transfers.sinks import SnowflakeExternalStageSink
+
+    table = fresh()
+    columns = map_columns(V1)
+    target = SnowflakeTarget(
+        conn_id=snowflake_conn,
+        database="ITDB",
+        schema="DRIFT",
+        table=table,
+        stage="DTAAS_STAGE",
+        load_from="s3",
+        external_stage="LAKE",
+        external_stage_prefix="raw/",
+    )
+    sink = SnowflakeExternalStageSink(
+        target,
+        bucket="lake",
+        hook=DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn),
+        run_token="run=r1",
+        columns=columns,
+        run_id="r1",
+        source_table="dbo.t",
+    )
+    sink.prepare()
+    sink.open()
+    sink.write(0, 0, batch(columns, [{"id": 1, "name": "a", "amount": None}]))
+    assert sink.written() == []  # nothing is PUT: the S3 destination wrote the files
+    sink.manifest = {
+        "format": "parquet",
+        "compression": "zstd",
+        "columns": [{"name": c.name} for c in columns],
+        "files": [{"key": "raw/dbo/t/run=r1/part-00000-00000.parquet", "rows": 1}],
+    }
+    with pytest.raises(
+        SnowflakeObjectError, match=r'while running COPY INTO "ITDB"."DRIFT"."T_\w+__DTAAS_STAGING"'
+    ):
+        sink.commit(1, [])
+    sink.abort()
+    assert list(catalog(snowflake_conn, table)) == [
+        "ID",
+        "NAME",
+        "AMOUNT",
+        "_DTAAS_SYNCED_AT",
+        "_DTAAS_RUN_ID",
+    ]
+
+
+REAL_SNOWFLAKE_ENV = "DTAAS_TEST_SNOWFLAKE_CONN"  # an Airflow connection URI or JSON
+REAL_DATABASE_ENV = "DTAAS_TEST_SNOWFLAKE_DATABASE"  # a database the connection may create schemas in
+REAL_STAGE_ENV = "DTAAS_TEST_SNOWFLAKE_EXTERNAL_STAGE"  # DATABASE.SCHEMA-local stage on the S3 bucket root
+
+
+@pytest.fixture
+def real_snowflake(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    import os
+
+    conn, database = os.environ.get(REAL_SNOWFLAKE_ENV), os.environ.get(REAL_DATABASE_ENV)
+    if not conn or not database:
+        pytest.skip(
+            f"{REAL_SNOWFLAKE_ENV} / {REAL_DATABASE_ENV} are not set: no Snowflake account to run this test "
+            "against (set them to an Airflow connection URI and a database it may create schemas in)"
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_IT_SNOWFLAKE_REAL", conn)
+    return "it_snowflake_real", database
+
+
+def test_on_a_real_account_a_load_evolves_and_can_come_from_s3(
+    real_snowflake: tuple[str, str], s3_place: Any
+) -> None:
+    import os
+    from datetime import UTC, datetime
+
+    from airflow_provider_dtaas.core.plan import S3Target
+    from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
+    from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
+    from airflow_provider_dtaas.transfers.sinks import SnowflakeExternalStageSink
+
+    conn_id, database = real_snowflake
+    table = fresh()
+    settings = {"database": database}
+    load(conn_id, table, V1, [{"id": 1, "name": "a", "amount": Decimal("1.00")}], **settings)
+    v2 = [SourceColumn("id", "bigint", nullable=False), SourceColumn("name", "nvarchar", max_length=80)]
+    sink = load(conn_id, table, v2, [{"id": 2, "name": "b"}], **settings)
+    assert [c["kind"] for c in sink.schema_changes] == ["widened", "widened", "dropped"]
+    stage = os.environ.get(REAL_STAGE_ENV)
+    if not stage or s3_place.conn_id == "it_s3":
+        pytest.skip(f"{REAL_STAGE_ENV} and a real S3 bucket are needed for the external-stage half")
+    columns = map_columns(v2)
+    s3 = snapshot_sink(
+        S3Target(
+            conn_id=s3_place.conn_id, bucket=s3_place.bucket, table_prefix=s3_place.prefix, compression="zstd"
+        ),
+        hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
+        source_table="dbo.t",
+        run_id="r1",
+        columns=columns,
+        run_date=datetime.now(UTC),
+    )
+    s3.prepare()
+    s3.open()
+    s3.write(0, 0, batch(columns, [{"id": 3, "name": "c"}, {"id": 4, "name": None}]))
+    s3.finish_chunk(0)
+    s3.commit(2, s3.written())
+    target = SnowflakeTarget(
+        conn_id=conn_id,
+        database=database,
+        schema="DRIFT",
+        table=table,
+        stage="DTAAS_STAGE",
+        load_from="s3",
+        external_stage=stage,
+    )
+    external = SnowflakeExternalStageSink(
+        target,
+        bucket=s3_place.bucket,
+        hook=DtaasSnowflakeHook(snowflake_conn_id=conn_id),
+        run_token="run=r1",
+        columns=columns,
+        run_id="r1",
+        source_table="dbo.t",
+    )
+    external.prepare()
+    external.manifest = s3.manifest
+    external.commit(2, [])
+    landed = DtaasSnowflakeHook(snowflake_conn_id=conn_id).get_records(
+        f'SELECT "ID", "NAME" FROM "{database}"."DRIFT"."{table}" ORDER BY "ID"'
+    )
+    assert [tuple(r) for r in landed] == [(3, "c"), (4, None)]

@@ -98,7 +98,7 @@ def test_comments_name_the_source_and_survive_quotes() -> None:
         table_comment="from dbo.t",
     )
     assert ddl == (
-        'CREATE TABLE IF NOT EXISTS "DB"."S"."T" ("ID" NUMBER(10,0) COMMENT \'source it\\\'s int\')'
+        'CREATE TABLE IF NOT EXISTS "DB"."S"."T" ("ID" NUMBER(10,0) COMMENT \'source it\'\'s int\')'
         " COMMENT = 'from dbo.t'"
     )
     assert len(sqlglot.parse(ddl, read="snowflake")) == 1
