@@ -17,7 +17,7 @@ from airflow_provider_dtaas.core.plan import (
     AssetSchedule,
     TablePlan,
     airflow_schedule,
-    load_checked_spec,
+    load_checked,
     plan_tables,
 )
 from airflow_provider_dtaas.core.run_params import PARAM_DOCS, TABLES_PARAM
@@ -30,14 +30,15 @@ SPECS_DIR_ENV = "DTAAS_SPECS_DIR"
 _START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def build_dag(spec: TaskSpec, *, spec_file: str) -> Any:
-    """One DAG: begin_run >> one task group per table >> end_run."""
+def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None = None) -> Any:
+    """One DAG: begin_run >> one task group per table >> end_run (``plans``: already planned)."""
     from airflow.sdk import DAG, Param, TaskGroup
 
     from airflow_provider_dtaas.operators.run_state import BeginRunOperator, EndRunOperator
     from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
 
-    plans = plan_tables(spec, spec_file=spec_file)
+    if plans is None:
+        plans = plan_tables(spec, spec_file=spec_file)
     default_args: dict[str, Any] = {
         "retries": spec.max_retries if spec.retry_enabled else 0,
         "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
@@ -196,8 +197,8 @@ def build_dags(folder: Path) -> dict[str, Any]:
         try:
             if isinstance(globals_, SpecError):
                 raise globals_
-            spec = load_checked_spec(path, display_name=shown, taken_names=names, globals_=globals_)
-            dag = build_dag(spec, spec_file=shown)
+            spec, plans = load_checked(path, display_name=shown, taken_names=names, globals_=globals_)
+            dag = build_dag(spec, spec_file=shown, plans=plans)
         except SpecError as err:
             log.error("DTaaS spec %s is invalid:\n%s", shown, err)
             dag = build_invalid_spec_dag(shown, err)

@@ -282,18 +282,26 @@ def collisions(plans: list[TablePlan]) -> list[tuple[int, str]]:
 def load_checked_spec(
     path: Path, *, display_name: str, taken_names: dict[str, str], globals_: Globals | None = None
 ) -> TaskSpec:
+    """Load a spec and check what only its plan and its neighbours show (see :func:`load_checked`)."""
+    return load_checked(path, display_name=display_name, taken_names=taken_names, globals_=globals_)[0]
+
+
+def load_checked(
+    path: Path, *, display_name: str, taken_names: dict[str, str], globals_: Globals | None = None
+) -> tuple[TaskSpec, list[TablePlan]]:
     """Load a spec and check what only its plan and its neighbours show: colliding targets or
-    groups (located at their lines) and a name another spec file already uses.
+    groups (located at their lines) and a name another spec file already uses. Returns the spec and
+    its table plans.
 
     ``taken_names`` maps spec names to the files that use them; this spec's name is added to it.
     """
     spec = load_spec(path, display_name=display_name, globals_=globals_)
     try:
-        plan_tables(spec, spec_file=display_name)
+        plans = plan_tables(spec, spec_file=display_name)
     except SpecError as err:
         raise locate(err, path) from None
     if spec.name in taken_names:
         message = f"spec name {spec.name!r} is already used by {taken_names[spec.name]}"
         raise SpecError([SpecProblem(display_name, None, "name", message)])
     taken_names[spec.name] = display_name
-    return spec
+    return spec, plans
