@@ -71,7 +71,8 @@ def retire(history: Sequence[str], keep: int) -> tuple[list[str], list[str]]:
     """Split snapshot folders, oldest first, into (kept: the newest ``keep``, removed: the rest)."""
     if keep < 1:
         raise ValueError("keep at least one snapshot")
-    ordered = list(dict.fromkeys(history))  # a rerun of the same run id appears once
+    # a rerun of an earlier run id is that snapshot's newest commit: keep its last position only
+    ordered = list(reversed(dict.fromkeys(reversed(history))))
     return ordered[-keep:], ordered[:-keep]
 
 

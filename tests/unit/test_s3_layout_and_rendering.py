@@ -123,6 +123,8 @@ def test_names_are_deterministic_from_table_run_chunk_and_part() -> None:
 def test_retire_keeps_the_newest_and_counts_a_rerun_once() -> None:
     assert layout.retire(["a/", "b/", "c/", "d/"], 2) == (["c/", "d/"], ["a/", "b/"])
     assert layout.retire(["a/", "b/", "b/"], 3) == (["a/", "b/"], [])
+    # run a/ cleared and run again after b/: it is the newest snapshot, never the one removed
+    assert layout.retire(["a/", "b/", "a/"], 1) == (["a/"], ["b/"])
 
 
 def test_schema_fingerprint_changes_with_a_type() -> None:
