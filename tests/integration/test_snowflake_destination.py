@@ -33,13 +33,46 @@ V1 = [
 ]
 
 
+REAL_SNOWFLAKE_ENV = "DTAAS_TEST_SNOWFLAKE_CONN"  # an Airflow connection URI or JSON
+REAL_DATABASE_ENV = "DTAAS_TEST_SNOWFLAKE_DATABASE"  # a database the connection may create schemas in
+REAL_STAGE_ENV = "DTAAS_TEST_SNOWFLAKE_EXTERNAL_STAGE"  # a stage in <database>.DRIFT on the S3 bucket root
+DATABASES = {"it_snowflake": "ITDB"}  # connection id -> the database the tests write to
+
+
+@pytest.fixture(params=["fakesnow", "real"])
+def snowflake_conn(
+    request: pytest.FixtureRequest, snowflake_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """fakesnow, and a real account when DTAAS_TEST_SNOWFLAKE_CONN and _DATABASE are set."""
+    import os
+
+    if request.param == "fakesnow":
+        return snowflake_conn
+    conn, database = os.environ.get(REAL_SNOWFLAKE_ENV), os.environ.get(REAL_DATABASE_ENV)
+    if not conn or not database:
+        pytest.skip(
+            f"{REAL_SNOWFLAKE_ENV} / {REAL_DATABASE_ENV} are not set: no Snowflake account to run this test "
+            "against (set them to an Airflow connection URI and a database it may create schemas in)"
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_IT_SNOWFLAKE_REAL", conn)
+    DATABASES["it_snowflake_real"] = database
+    return "it_snowflake_real"
+
+
+def stand_in_only(conn_id: str, reason: str) -> None:
+    if conn_id != "it_snowflake":
+        pytest.skip(f"checks the stand-in itself: {reason}")
+
+
 def load(
     conn_id: str, table: str, source: list[SourceColumn], rows: list[dict[str, Any]], **settings: Any
 ) -> SnowflakeStageSink:
-    """One full load of ``rows`` into ``ITDB.DRIFT.<table>``; returns the sink (schema_changes)."""
+    """One full load of ``rows`` into ``<database>.DRIFT.<table>``; returns the sink (schema_changes)."""
     columns = map_columns(source)
     target = replace(
-        SnowflakeTarget(conn_id=conn_id, database="ITDB", schema="DRIFT", table=table, stage="DTAAS_STAGE"),
+        SnowflakeTarget(
+            conn_id=conn_id, database=DATABASES[conn_id], schema="DRIFT", table=table, stage="DTAAS_STAGE"
+        ),
         **settings,
     )
     sink = SnowflakeStageSink(
@@ -67,7 +100,8 @@ def catalog(conn_id: str, table: str) -> dict[str, tuple[str, Any, Any, Any]]:
     hook = DtaasSnowflakeHook(snowflake_conn_id=conn_id)
     rows = hook.get_records(
         "SELECT column_name, data_type, character_maximum_length, numeric_precision, comment"
-        " FROM ITDB.INFORMATION_SCHEMA.COLUMNS WHERE table_schema = 'DRIFT' AND table_name = %s"
+        f" FROM {DATABASES[conn_id]}.INFORMATION_SCHEMA.COLUMNS"
+        " WHERE table_schema = 'DRIFT' AND table_name = %s"
         " ORDER BY ordinal_position",
         parameters=(table,),
     )
@@ -77,7 +111,8 @@ def catalog(conn_id: str, table: str) -> dict[str, tuple[str, Any, Any, Any]]:
 def records(conn_id: str, table: str, columns: str) -> list[tuple[Any, ...]]:
     hook = DtaasSnowflakeHook(snowflake_conn_id=conn_id)
     order = "" if "COUNT" in columns else ' ORDER BY "ID"'
-    return [tuple(r) for r in hook.get_records(f'SELECT {columns} FROM ITDB.DRIFT."{table}"{order}')]
+    database = DATABASES[conn_id]
+    return [tuple(r) for r in hook.get_records(f'SELECT {columns} FROM {database}.DRIFT."{table}"{order}')]
 
 
 def fresh() -> str:
@@ -87,6 +122,7 @@ def fresh() -> str:
 def test_a_new_table_has_typed_columns_comments_and_metadata_columns(snowflake_conn: str) -> None:
     from devstack.snowflake import QUERY_TAGS
 
+    stand_in_only(snowflake_conn, "the query tags are read from the stand-in's recorder")
     table = fresh()
     QUERY_TAGS.clear()
     load(
@@ -103,7 +139,8 @@ def test_a_new_table_has_typed_columns_comments_and_metadata_columns(snowflake_c
     assert columns["NAME"][:2] == ("TEXT", 50)
     hook = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
     comment = hook.get_first(
-        "SELECT comment FROM ITDB.INFORMATION_SCHEMA.TABLES WHERE table_schema = 'DRIFT' AND table_name = %s",
+        f"SELECT comment FROM {DATABASES[snowflake_conn]}.INFORMATION_SCHEMA.TABLES"
+        " WHERE table_schema = 'DRIFT' AND table_name = %s",
         parameters=(table,),
     )
     assert comment[0] == f"Loaded by DTaaS from dbo.{table.lower()}"
@@ -209,8 +246,9 @@ def test_readers_see_the_old_rows_or_the_new_rows_never_a_mix(snowflake_conn: st
         hook = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
         with hook.session() as session:
             while not done.is_set():
+                database = DATABASES[snowflake_conn]
                 counts = session.execute(
-                    f'SELECT COUNT(*), COUNT_IF("NAME" = \'new\') FROM ITDB.DRIFT."{table}"'
+                    f'SELECT COUNT(*), COUNT_IF("NAME" = \'new\') FROM {database}.DRIFT."{table}"'
                 )[0]
                 seen.add((int(counts[0]), int(counts[1])))
 
@@ -233,6 +271,7 @@ def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(sno
     from airflow_provider_dtaas.hooks.snowflake import SnowflakeObjectError
     from airflow_provider_dtaas.transfers.sinks import SnowflakeExternalStageSink
 
+    stand_in_only(snowflake_conn, "it proves the COPY is reached where fakesnow has no external stage")
     table = fresh()
     columns = map_columns(V1)
     target = SnowflakeTarget(
@@ -278,28 +317,7 @@ def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(sno
     ]
 
 
-REAL_SNOWFLAKE_ENV = "DTAAS_TEST_SNOWFLAKE_CONN"  # an Airflow connection URI or JSON
-REAL_DATABASE_ENV = "DTAAS_TEST_SNOWFLAKE_DATABASE"  # a database the connection may create schemas in
-REAL_STAGE_ENV = "DTAAS_TEST_SNOWFLAKE_EXTERNAL_STAGE"  # DATABASE.SCHEMA-local stage on the S3 bucket root
-
-
-@pytest.fixture
-def real_snowflake(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    import os
-
-    conn, database = os.environ.get(REAL_SNOWFLAKE_ENV), os.environ.get(REAL_DATABASE_ENV)
-    if not conn or not database:
-        pytest.skip(
-            f"{REAL_SNOWFLAKE_ENV} / {REAL_DATABASE_ENV} are not set: no Snowflake account to run this test "
-            "against (set them to an Airflow connection URI and a database it may create schemas in)"
-        )
-    monkeypatch.setenv("AIRFLOW_CONN_IT_SNOWFLAKE_REAL", conn)
-    return "it_snowflake_real", database
-
-
-def test_on_a_real_account_a_load_evolves_and_can_come_from_s3(
-    real_snowflake: tuple[str, str], s3_place: Any
-) -> None:
+def test_on_a_real_account_a_load_evolves_and_can_come_from_s3(snowflake_conn: str, s3_place: Any) -> None:
     import os
     from datetime import UTC, datetime
 
@@ -308,7 +326,9 @@ def test_on_a_real_account_a_load_evolves_and_can_come_from_s3(
     from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
     from airflow_provider_dtaas.transfers.sinks import SnowflakeExternalStageSink
 
-    conn_id, database = real_snowflake
+    if snowflake_conn == "it_snowflake":
+        pytest.skip("fakesnow has no external stages; the other tests cover its part")
+    conn_id, database = snowflake_conn, DATABASES[snowflake_conn]
     table = fresh()
     settings = {"database": database}
     load(conn_id, table, V1, [{"id": 1, "name": "a", "amount": Decimal("1.00")}], **settings)
