@@ -7,6 +7,7 @@ by :func:`string_literal`.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
@@ -179,7 +180,12 @@ def query_tag_sql() -> str:
     return "ALTER SESSION SET QUERY_TAG = %s"
 
 
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
 def use_sql(kind: str, name: str) -> str:
+    """``USE WAREHOUSE compute_wh``: a plain name stays unquoted, so Snowflake resolves it as it does in
+    the connection's settings (case-insensitively); any other name is quoted."""
     if kind not in ("WAREHOUSE", "ROLE"):
         raise ValueError(f"USE {kind} is not a statement DTaaS issues")
-    return f"USE {kind} {quote_snowflake(name)}"
+    return f"USE {kind} {name if _PLAIN_NAME.match(name) else quote_snowflake(name)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
@@ -30,9 +31,9 @@ class SnowflakeObjectError(SnowflakeDestinationError):
 
 
 # Snowflake error numbers (errno of the connector's errors) and what DTaaS makes of them.
-_AUTHENTICATION = {390100, 390101, 390102, 390144, 390190, 390201, 390318}
+_AUTHENTICATION = {390100, 390101, 390102, 390144, 390190, 390318}
 _PERMISSION = {3001, 3003, 3540, 3541}
-_MISSING = {2003, 2043, 606, 90105}
+_MISSING = {2003, 2043, 606, 90105, 390189, 390201}  # 390189/390201: role, warehouse or database
 
 
 def destination_error(err: Exception, *, conn_id: str, statement: str = "") -> Exception:
@@ -106,6 +107,9 @@ class SnowflakeSession:
         from snowflake.connector.errors import Error
 
         cursor = self._conn.cursor()
+        if parameters:
+            # the connector binds client-side with %: a % in a quoted name must not read as one
+            sql = re.sub(r"%(?!s)", "%%", sql)
         try:
             cursor.execute(sql, tuple(parameters) or None)
         except Error as err:

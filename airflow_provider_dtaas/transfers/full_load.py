@@ -135,6 +135,16 @@ class TableLoad:
                 "that cannot be split into chunks; name its key with primary_key in the spec to chunk it",
                 plan.source_name,
             )
+        # destinations are checked (bucket, key, access, schema drift) before the source is read
+        schema_changes: dict[str, Any] = {}
+        s3_folder = None
+        for sink in self._sinks(columns):
+            sink.prepare()
+            changes = getattr(sink, "schema_changes", None)
+            if changes:
+                schema_changes[sink.name] = {"target": sink_target(sink), "changes": changes}
+            if sink.name == "s3":
+                s3_folder = getattr(sink, "folder", None)
         batch_rows = plan.batch_rows or rows_for_estimate(described.estimated_rows)
         chunks = self.source.plan_chunks(
             plan.source_schema, plan.source_table, key, chunk_rows=plan.chunk_rows, row_filter=self.row_filter
@@ -151,14 +161,9 @@ class TableLoad:
             batch_rows,
             plan.batch_size_mb,
         )
-        schema_changes: dict[str, Any] = {}
-        for sink in self._sinks(columns):
-            sink.prepare()
-            changes = getattr(sink, "schema_changes", None)
-            if changes:
-                schema_changes[sink.name] = {"target": sink_target(sink), "changes": changes}
         return {
             "schema_changes": schema_changes,
+            "s3_folder": s3_folder,
             "columns": [asdict(c) for c in chosen],
             "key": [asdict(c.source) for c in key],
             "batch_rows": batch_rows,
@@ -199,7 +204,7 @@ class TableLoad:
         its first read (a chunk task retried by Airflow); after ``prepare`` there is none.
         """
         columns, key = self._columns(prepared)
-        sinks = self._sinks(columns)
+        sinks = self._sinks(columns, prepared)
         results: list[dict[str, Any]] = []
         with ExitStack() as sinks_open, ExitStack() as reading:
             for sink in sinks:
@@ -296,7 +301,7 @@ class TableLoad:
         columns, _key = self._columns(prepared)
         destinations: dict[str, Any] = {}
         s3_manifest: dict[str, Any] | None = None
-        for sink in self._sinks(columns):  # S3 first: an external-stage load reads its manifest
+        for sink in self._sinks(columns, prepared):  # S3 first: an external-stage load reads its manifest
             files = [f for r in results for f in r["files"].get(sink.name, [])]
             if isinstance(sink, SnowflakeExternalStageSink):
                 sink.manifest = s3_manifest
@@ -316,7 +321,7 @@ class TableLoad:
                 destinations[sink.name]["schema_changes"] = changed["changes"]
         return rows, destinations
 
-    def _sinks(self, columns: list[MappedColumn]) -> list[Sink]:
+    def _sinks(self, columns: list[MappedColumn], prepared: dict[str, Any] | None = None) -> list[Sink]:
         plan = self.plan
         run_token = f"run={safe_key(self.run_id)}"
         sinks: list[Sink] = []
@@ -329,6 +334,7 @@ class TableLoad:
                     run_id=self.run_id,
                     columns=columns,
                     run_date=_run_date(self.context),
+                    folder=(prepared or {}).get("s3_folder"),
                 )
             )
         if plan.snowflake is not None:

@@ -112,11 +112,19 @@ class S3Sink:
     # -- prepare / open / close ---------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Check bucket, key and write access before the source is read; clear a failed attempt."""
+        """Check bucket, key and write access before the source is read; clear a failed attempt.
+
+        A snapshot folder that already holds a committed manifest (a run that committed to S3 and
+        then failed elsewhere, or a cleared run) is never cleared or rewritten: readers may be on
+        it. The load then writes ``run=<id>.2/`` (``.3/``, ...) beside it and moves ``_latest.json``
+        there when it commits.
+        """
         t = self.target
         self.hook.require_bucket(t.bucket)
         if t.kms_key_id is not None:
             self.hook.require_kms_key(t.kms_key_id)
+        if not self.is_change_window:
+            self.folder = self._uncommitted_folder()
         self.hook.check_writable(
             bucket=t.bucket, key=f"{self.folder}_dtaas_write_check", extra_args=encryption_args(t)
         )
@@ -136,6 +144,21 @@ class S3Sink:
                 t.bucket,
                 self.folder,
             )
+
+    def _uncommitted_folder(self) -> str:
+        base, attempt, folder = self.folder.rstrip("/"), 1, self.folder
+        while self.hook.get_json(bucket=self.target.bucket, key=f"{folder}{layout.MANIFEST}") is not None:
+            attempt += 1
+            folder = f"{base}.{attempt}/"
+        if attempt > 1:
+            log.info(
+                "s3://%s/%s is committed; this load writes s3://%s/%s",
+                self.target.bucket,
+                self.folder,
+                self.target.bucket,
+                folder,
+            )
+        return folder
 
     def open(self) -> None:
         self._tmpdir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="dtaas-s3-"))
@@ -270,6 +293,7 @@ class S3Sink:
             "format": t.file_format,
             "compression": t.compression,
             "partition_by": [r.name for r in t.partition_by],
+            "csv": {"delimiter": t.csv_delimiter, "header": t.csv_header} if t.file_format == "csv" else None,
             "rows": rows,
             "bytes": total_bytes,
             "files": listed,
@@ -333,12 +357,14 @@ def snapshot_sink(
     run_id: str,
     columns: list[MappedColumn],
     run_date: datetime,
+    folder: str | None = None,
 ) -> S3Sink:
-    """The sink of a full load: the run's own folder under the table's folder."""
+    """The sink of a full load: the run's own folder under the table's folder (``folder``: the one
+    the load's ``prepare`` chose, for the steps after it)."""
     return S3Sink(
         target,
         hook=hook,
-        folder=layout.run_folder(target.table_prefix, run_id),
+        folder=folder or layout.run_folder(target.table_prefix, run_id),
         source_table=source_table,
         run_id=run_id,
         columns=columns,

@@ -266,10 +266,13 @@ class SnowflakeStageSink:
         )
 
     def abort(self) -> None:
+        """Roll back and drop the staging table; staged files stay, so a retried commit (the commit
+        task of a chunked load) finds them. The next load's ``prepare`` clears the stage folder."""
         try:
             if self._session is not None:
+                t = self.target
                 self._session.execute("ROLLBACK")
-                self._cleanup()
+                self._session.execute(sql.drop_table_sql(t.database, t.schema, self.staging))
         except Exception:
             log.warning(
                 "could not clean up Snowflake staging objects for %s", self.target.table, exc_info=True
@@ -332,6 +335,8 @@ class SnowflakeExternalStageSink(SnowflakeStageSink):
             stage_prefix=t.external_stage_prefix,
             manifest=self.manifest,
             columns=self.target_columns,
+            csv_delimiter=self.manifest.get("csv", {}).get("delimiter"),
+            csv_header=bool(self.manifest.get("csv", {}).get("header", True)),
         )
         self._session.execute_all(["BEGIN", *statements, "COMMIT"])
 

@@ -217,6 +217,11 @@ def test_every_format_reads_back_as_the_source_rows(s3_place: S3Place, settings:
 
     assert rows_of(s3_place, manifest, settings) == source
     assert manifest["rows"] == 700
+    if settings["file_format"] == "csv":  # what a Snowflake load from these files needs to parse them
+        assert manifest["csv"] == {
+            "delimiter": settings.get("csv_delimiter", ","),
+            "header": settings.get("csv_header", True),
+        }
     extension = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}[settings["file_format"]]
     if settings["file_format"] != "parquet" and settings["compression"] == "gzip":
         extension += ".gz"
@@ -479,6 +484,33 @@ def test_overwrite_moves_latest_and_keeps_the_newest_snapshots(s3_place: S3Place
     folders = {k[len(table) :].split("/")[0] for k in keys_under(s3_place, table)}
     assert folders == {"_latest.json", "run=r3", "run=r4"}
     assert read_json(s3_place, pointer["manifest"])["rows"] == 4
+
+
+def test_a_rerun_of_a_committed_run_never_touches_the_snapshot_readers_are_on(s3_place: S3Place) -> None:
+    """The run committed to S3 and then failed elsewhere (Snowflake), or was cleared: its retry must
+    not clear the snapshot _latest.json names; it writes beside it and moves the pointer at commit."""
+    table = f"{s3_place.prefix}dbo/orders/"
+    _sink, first = full_load(s3_place, [[batch_of(source_rows(0, 5))]], run_id="r1", keep_snapshots=1)
+    committed = {k: read_bytes(s3_place, k) for k in keys_under(s3_place, f"{table}run=r1/")}
+    retry = snapshot_sink(
+        target(s3_place, keep_snapshots=1),
+        hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
+        source_table="dbo.orders",
+        run_id="r1",
+        columns=COLUMNS,
+        run_date=RUN_DATE,
+    )
+    retry.prepare()
+    assert retry.folder == f"{table}run=r1.2/"
+    assert {k: read_bytes(s3_place, k) for k in keys_under(s3_place, f"{table}run=r1/")} == committed
+    retry.open()
+    retry.write(0, 0, batch_of(source_rows(0, 7)))
+    retry.finish_chunk(0)
+    retry.commit(7, retry.written())
+    pointer = read_json(s3_place, f"{table}_latest.json")
+    assert pointer["manifest"] == f"{table}run=r1.2/_manifest.json"
+    assert read_json(s3_place, pointer["manifest"])["rows"] == 7
+    assert first["rows"] == 5
 
 
 def test_append_keeps_every_run(s3_place: S3Place) -> None:

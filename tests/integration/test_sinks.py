@@ -115,3 +115,22 @@ def test_a_discarded_chunk_is_not_loaded_into_snowflake(snowflake_conn: str) -> 
     result = sink.commit(10, sink.written())
     assert result.files == 2
     assert [row[0] for row in _snowflake_rows(snowflake_conn)] == list(range(10))
+
+
+def test_a_retried_commit_finds_the_staged_files_of_a_failed_one(snowflake_conn: str) -> None:
+    """The commit task of a chunked load failed after the chunks were staged; its retry (a new
+    process with the chunk tasks' file lists) loads them: a failed commit keeps the staged files."""
+    writer = _sf_sink(snowflake_conn)
+    writer.prepare()
+    writer.open()
+    writer.write(0, 0, _batch(0, 4))
+    writer.write(1, 0, _batch(4, 2))
+    files = writer.written()
+    writer.close()
+    failing = _sf_sink(snowflake_conn)
+    with pytest.raises(RowCountMismatchError):
+        failing.commit(7, files)  # a wrong count stands in for any failure inside the commit
+    failing.abort()
+    retried = _sf_sink(snowflake_conn)
+    retried.commit(6, files)
+    assert [row[0] for row in _snowflake_rows(snowflake_conn)] == list(range(6))

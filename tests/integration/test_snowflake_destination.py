@@ -379,3 +379,15 @@ def test_on_a_real_account_a_load_evolves_and_can_come_from_s3(snowflake_conn: s
         f'SELECT "ID", "NAME" FROM "{database}"."DRIFT"."{table}" ORDER BY "ID"'
     )
     assert [tuple(r) for r in landed] == [(3, "c"), (4, None)]
+
+
+def test_a_percent_sign_in_a_column_name_survives_bound_statements(snowflake_conn: str) -> None:
+    table = fresh()
+    source = [
+        SourceColumn("id", "int", nullable=False),
+        SourceColumn("discount%", "decimal", precision=5, scale=2),
+    ]
+    load(snowflake_conn, table, source, [{"id": 1, "discount%": Decimal("12.50")}])
+    assert records(snowflake_conn, table, '"ID", "DISCOUNT%", "_DTAAS_RUN_ID"') == [
+        (1, Decimal("12.50"), "manual__r1")
+    ]

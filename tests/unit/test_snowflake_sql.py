@@ -104,3 +104,8 @@ def test_comments_name_the_source_and_survive_quotes() -> None:
     assert len(sqlglot.parse(ddl, read="snowflake")) == 1
     added = sql.add_column_sql("DB", "S", "T", "E", "VARCHAR(5)", comment="source e\nvarchar(5)")
     assert added.endswith("ADD COLUMN \"E\" VARCHAR(5) COMMENT 'source e varchar(5)'")
+
+
+def test_plain_warehouse_and_role_names_resolve_as_snowflake_resolves_them() -> None:
+    assert sql.use_sql("WAREHOUSE", "compute_wh") == "USE WAREHOUSE compute_wh"
+    assert sql.use_sql("ROLE", "Loader Role") == 'USE ROLE "Loader Role"'

@@ -1,4 +1,5 @@
--- DTaaS state store, version 2: every schema change DTaaS applied to (or refused for) a target.
+-- DTaaS state store, version 2: the schema changes each load found and applied (or left, for
+-- dropped and ignored columns) on a target; a refused change fails the table and is in its error.
 CREATE TABLE IF NOT EXISTS dtaas.schema_history (
     id              BIGSERIAL PRIMARY KEY,
     execution_id    BIGINT      REFERENCES dtaas.executions (id) ON DELETE SET NULL,
