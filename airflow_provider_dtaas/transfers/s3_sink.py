@@ -99,6 +99,7 @@ class S3Sink:
         self.extension = layout.file_extension(target.file_format, target.compression)
         self.files: list[dict[str, Any]] = []
         self.manifest: dict[str, Any] | None = None  # what commit wrote
+        self.replayed: dict[str, Any] | None = None  # the manifest of a CDC window committed before
         self._open: dict[tuple[int, str], _OpenFile] = {}
         self._parts: dict[tuple[int, str], int] = {}
         self._stack = ExitStack()
@@ -125,6 +126,15 @@ class S3Sink:
             self.hook.require_kms_key(t.kms_key_id)
         if not self.is_change_window:
             self.folder = self._uncommitted_folder()
+        else:
+            self.replayed = self.hook.get_json(bucket=t.bucket, key=f"{self.folder}{layout.MANIFEST}")
+            if self.replayed is not None:
+                log.info(
+                    "CDC window s3://%s/%s is committed already; a replay leaves it as it is",
+                    t.bucket,
+                    self.folder,
+                )
+                return
         self.hook.check_writable(
             bucket=t.bucket, key=f"{self.folder}_dtaas_write_check", extra_args=encryption_args(t)
         )
@@ -174,6 +184,8 @@ class S3Sink:
 
     def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> None:
         """Add a batch of ``chunk``; files roll over at the target size or row limit."""
+        if self.replayed is not None:
+            return  # the same LSN range holds the same changes: the committed files stand
         for folder, rows in layout.split_by_partition(batch, self.target.partition_by, self.run_date):
             self._append(chunk, folder, rows)
 
@@ -258,6 +270,8 @@ class S3Sink:
 
     def discard_chunk(self, chunk: int) -> None:
         """Forget the chunk's files and remove its objects (any attempt's) before it is read again."""
+        if self.replayed is not None:
+            return
         for handle in [h for h in self._open.values() if h.chunk == chunk]:
             del self._open[(handle.chunk, handle.folder)]
             handle.data.close()
@@ -276,6 +290,18 @@ class S3Sink:
     def commit(self, rows: int, files: list[dict[str, Any]]) -> SinkResult:
         """Write the manifest (the commit marker), then move ``_latest.json`` and retire old snapshots."""
         t = self.target
+        if self.replayed is not None:
+            if int(self.replayed["rows"]) != rows:
+                raise RowCountMismatchError(
+                    f"CDC window s3://{t.bucket}/{self.folder} was committed with {self.replayed['rows']} "
+                    f"changes, and reading it again gave {rows}; the window's files were left as they were"
+                )
+            self.manifest = self.replayed
+            return SinkResult(
+                location=f"s3://{t.bucket}/{self.folder}",
+                files=len(self.replayed["files"]),
+                bytes_written=int(self.replayed["bytes"]),
+            )
         listed = sorted(files, key=lambda f: f["key"])
         written = sum(int(f["rows"]) for f in listed)
         if written != rows:

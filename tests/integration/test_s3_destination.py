@@ -663,6 +663,42 @@ def test_a_cdc_window_lands_in_its_own_folder_with_metadata_columns(s3_place: S3
     assert not any(k.endswith("_latest.json") for k in keys_under(s3_place, f"{s3_place.prefix}dbo/"))
 
 
+def test_a_replayed_cdc_window_leaves_the_committed_files_as_they_are(s3_place: S3Place) -> None:
+    columns = map_columns([SourceColumn("id", "bigint", nullable=False)])
+    changes = pa.RecordBatch.from_pydict(
+        {
+            "__$start_lsn": pa.array([bytes.fromhex("0000002a000001f00003")]),
+            "__$seqval": pa.array([bytes.fromhex("0000002a000001f00002")]),
+            "__$operation": pa.array([2], pa.int32()),
+            "id": pa.array([1], pa.int64()),
+        }
+    )
+
+    def window(synced: datetime) -> S3Sink:
+        sink = change_window_sink(
+            target(s3_place),
+            hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
+            source_table="dbo.orders",
+            run_id="r1",
+            columns=columns,
+            run_date=RUN_DATE,
+            from_lsn="0x0000002A000001F00003",
+            to_lsn="0x0000002A000001F00003",
+        )
+        sink.prepare()
+        sink.open()
+        sink.write(0, 0, with_change_metadata(changes, synced_at=synced))
+        sink.finish_chunk(0)
+        sink.commit(1, sink.written())
+        return sink
+
+    first = window(datetime(2026, 11, 27, 7, 0, tzinfo=UTC))
+    objects = {k: read_bytes(s3_place, k) for k in keys_under(s3_place, first.folder)}
+    replay = window(datetime(2026, 11, 27, 8, 0, tzinfo=UTC))  # a later sync time, same changes
+    assert replay.manifest == first.manifest
+    assert {k: read_bytes(s3_place, k) for k in keys_under(s3_place, first.folder)} == objects
+
+
 # -- bad input ---------------------------------------------------------------------------------------
 
 
