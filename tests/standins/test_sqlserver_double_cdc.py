@@ -180,7 +180,7 @@ def test_invalid_ranges_raise_313(tracked: pymssql.Connection) -> None:
     beyond = (int.from_bytes(to_lsn, "big") + 1).to_bytes(10, "big")
     message = (
         "An insufficient number of arguments were supplied for the procedure or function "
-        "cdc.fn_cdc_get_all_changes_dbo_orders ... ."
+        "cdc.fn_cdc_get_all_changes_ ... ."
     )
     for low, high in ((from_lsn, beyond), (to_lsn, from_lsn), (NO_LSN, to_lsn)):
         if low == high:
@@ -192,6 +192,20 @@ def test_invalid_ranges_raise_313(tracked: pymssql.Connection) -> None:
                 (bytearray(low), bytearray(high)),
             )
         assert message in str(raised.value)
+    with pytest.raises(pymssql.OperationalError, match=r"\(313, b.An insufficient") as raised:
+        rows(
+            tracked,
+            "SELECT * FROM cdc.fn_cdc_get_all_changes_dbo_orders(NULL, %s, N'all')",
+            (bytearray(to_lsn),),
+        )
+    assert message in str(raised.value)
+    with pytest.raises(pymssql.OperationalError, match=r"\(313, b.An insufficient") as raised:
+        rows(
+            tracked,
+            "SELECT * FROM cdc.fn_cdc_get_all_changes_dbo_orders(%s, %s)",
+            (bytearray(from_lsn), bytearray(to_lsn)),
+        )
+    assert "procedure or function cdc.fn_cdc_get_all_changes_dbo_orders." in str(raised.value)
 
 
 def test_cleanup_raises_the_min_lsn(tracked: pymssql.Connection) -> None:

@@ -16,6 +16,8 @@ LSNs are binary(10) and compare as big-endian bytes (DuckDB compares BLOBs bytew
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import duckdb
 import sqlglot
@@ -25,6 +27,8 @@ from sqlglot import exp
 from airflow_provider_dtaas.testing.sqlserver import catalog
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, invalid_object, not_supported
 from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG, CDC
+
+E = TypeVar("E", bound=exp.Expr)
 
 LSN_VLF = 0x25
 LSN_SIZE = 10
@@ -306,11 +310,14 @@ def all_changes_call(node: exp.Table) -> str | None:
     return name[len(ALL_CHANGES) :] if name.lower().startswith(ALL_CHANGES) else None
 
 
-def insufficient_arguments(function: str) -> SqlServerError:
+def insufficient_arguments(function: str | None = None) -> SqlServerError:
+    """Msg 313. For an LSN range outside the instance's validity interval (or NULL, or reversed) or an
+    unknown row filter SQL Server names no function: ``cdc.fn_cdc_get_all_changes_ ... .``; for a call
+    with too few arguments it names the function called."""
+    named = f"cdc.{function}." if function else f"cdc.{ALL_CHANGES} ... ."
     return SqlServerError(
         313,
-        "An insufficient number of arguments were supplied for the procedure or function "
-        f"cdc.{function} ... .",
+        f"An insufficient number of arguments were supplied for the procedure or function {named}",
         state=3,
     )
 
@@ -328,7 +335,7 @@ def all_changes(
     name, min_lsn, columns = found
     from_lsn, to_lsn, row_filter = arguments
     if not isinstance(row_filter, str) or " ".join(row_filter.lower().split()) not in ROW_FILTERS:
-        raise insufficient_arguments(str(function.this))
+        raise insufficient_arguments()
     (max_lsn,) = con.execute(f"SELECT max(start_lsn) FROM {CDC}.lsn_time_mapping").fetchall()[0]
     if (
         not isinstance(from_lsn, bytes | bytearray)
@@ -338,7 +345,7 @@ def all_changes(
         or bytes(to_lsn) > bytes(max_lsn)
         or bytes(from_lsn) > bytes(to_lsn)
     ):
-        raise insufficient_arguments(str(function.this))
+        raise insufficient_arguments()
     keep_before = " ".join(row_filter.lower().split()) == "all update old"
     selected = ", ".join(
         f"[{c}]" for c in ("__$start_lsn", "__$seqval", "__$operation", "__$update_mask", *columns)
@@ -355,8 +362,26 @@ def all_changes(
     return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
-def check_supported(statement: exp.Expr) -> None:
-    """Net changes are not emulated."""
+def expand_all_changes(
+    con: duckdb.DuckDBPyConnection, statement: E, evaluate: Callable[[exp.Select], tuple[Any, ...]]
+) -> E:
+    """``statement`` with each ``cdc.fn_cdc_get_all_changes_<instance>(from, to, filter)`` in FROM replaced
+    by a query of the change table; ``evaluate`` runs ``SELECT from, to, filter`` first, so the arguments
+    can be any expressions (parameters, ``sys.fn_cdc_*`` calls) and are checked as SQL Server does."""
     for node in statement.find_all(exp.Anonymous):
         if str(node.this).lower().startswith("fn_cdc_get_net_changes_"):
             raise not_supported("cdc.fn_cdc_get_net_changes_*")
+    if not any(all_changes_call(t) is not None for t in statement.find_all(exp.Table)):
+        return statement
+    statement = statement.copy()
+    for table in [t for t in statement.find_all(exp.Table) if all_changes_call(t) is not None]:
+        function = table.this
+        if len(function.expressions) < 3:
+            raise insufficient_arguments(str(function.this))
+        if len(function.expressions) > 3:
+            raise SqlServerError(
+                8144, f"Procedure or function cdc.{function.this} has too many arguments specified."
+            )
+        from_lsn, to_lsn, row_filter = evaluate(exp.select(*(a.copy() for a in function.expressions)))
+        table.replace(all_changes(con, table, (from_lsn, to_lsn, row_filter)))
+    return statement

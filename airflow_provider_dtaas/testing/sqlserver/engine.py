@@ -370,27 +370,16 @@ class Session:
         return ResultSet(columns, iter(reader), encoder, reader)
 
     def _all_changes(self, statement: exp.Query, params: Mapping[str, Any] | None) -> exp.Query:
-        """``cdc.fn_cdc_get_all_changes_<instance>(from, to, filter)`` in FROM: its arguments are evaluated
-        and checked, then it is replaced by a query of the change table (``cdc.all_changes``)."""
-        cdc.check_supported(statement)
-        calls = [t for t in statement.find_all(exp.Table) if cdc.all_changes_call(t) is not None]
-        if not calls:
-            return statement
-        statement = statement.copy()
-        for table in [t for t in statement.find_all(exp.Table) if cdc.all_changes_call(t) is not None]:
-            function = table.this
-            if len(function.expressions) != 3:
-                raise cdc.insufficient_arguments(str(function.this))
-            probe = exp.select(*(argument.copy() for argument in function.expressions))
+        """``cdc.fn_cdc_get_all_changes_<instance>(...)`` in FROM as a query of its change table."""
+
+        def evaluate(probe: exp.Select) -> tuple[Any, ...]:
             sql = self._translate(probe, params)
             try:
-                ((from_lsn, to_lsn, row_filter),) = self._con.execute(
-                    sql, self._bound(probe, params, sql)
-                ).fetchall()
+                return tuple(self._con.execute(sql, self._bound(probe, params, sql)).fetchall()[0])
             except duckdb.Error as error:
                 raise self._error(error, probe) from error
-            table.replace(cdc.all_changes(self._con, table, (from_lsn, to_lsn, row_filter)))
-        return statement
+
+        return cdc.expand_all_changes(self._con, statement, evaluate)
 
     def _command(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> StatementDone:
         self._check_computed(statement)
