@@ -5,11 +5,14 @@ change rows of committed and rolled-back transactions, the ``sys.fn_cdc_*`` func
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import pymssql
+import pytds
 import pytest
 
+from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
 from tests.standins.conftest import Connect
 
 ENABLE = "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'orders', @role_name = NULL"
@@ -279,3 +282,37 @@ def test_heap_tables_are_captured(tracked: pymssql.Connection) -> None:
 def test_net_changes_are_not_emulated(tracked: pymssql.Connection) -> None:
     with pytest.raises(pymssql.OperationalError, match=r"\(40517, b'cdc.fn_cdc_get_net_changes_"):
         rows(tracked, "SELECT * FROM cdc.fn_cdc_get_net_changes_dbo_orders(0x00, 0x00, N'all')")
+
+
+def test_captured_values_keep_their_types(tracked: pymssql.Connection) -> None:
+    run(
+        tracked,
+        "CREATE TABLE dbo.typed (id int NOT NULL PRIMARY KEY, at datetime2(7) NULL, day date NULL, "
+        "amount decimal(10, 2) NULL, payload varbinary(20) NULL)",
+        "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'typed', @role_name = NULL",
+        "INSERT INTO dbo.typed VALUES (1, '2024-01-02 03:04:05.1234567', '2024-01-02', 1.5, 0x0102)",
+    )
+    ((*_, key, at, day, amount, payload),) = changes(tracked, "all", "dbo_typed")
+    assert (key, at, day, amount, payload) == (
+        1, dt.datetime(2024, 1, 2, 3, 4, 5, 123456), dt.date(2024, 1, 2), Decimal("1.50"), b"\x01\x02",
+    )  # fmt: skip
+
+
+def test_pytds_reads_changes_with_binary_parameters(
+    tracked: pymssql.Connection, empty_sqlserver: SqlServerDouble, mssql_password: str
+) -> None:
+    """pytds sends sp_executesql with the LSNs as binary parameters (``pytds.Binary``)."""
+    run(tracked, "INSERT INTO dbo.orders VALUES (1, N'apple', 10)", "DELETE FROM dbo.orders")
+    with pytds.connect(
+        server=empty_sqlserver.host, port=empty_sqlserver.port, user="sa", password=mssql_password,
+        database="dtaas_sample", autocommit=True,
+    ) as connection:  # fmt: skip
+        cursor = connection.cursor()
+        cursor.execute("SELECT sys.fn_cdc_get_min_lsn('dbo_orders'), sys.fn_cdc_get_max_lsn()")
+        minimum, maximum = cursor.fetchone()
+        cursor.execute(
+            "SELECT [__$operation], id FROM cdc.fn_cdc_get_all_changes_dbo_orders("
+            "sys.fn_cdc_increment_lsn(%s), %s, N'all')",
+            (pytds.Binary(minimum), pytds.Binary(maximum)),
+        )
+        assert cursor.fetchall() == [(2, 1), (1, 1)]
