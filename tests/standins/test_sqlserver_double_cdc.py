@@ -166,8 +166,14 @@ def test_lsn_functions(tracked: pymssql.Connection) -> None:
     assert int.from_bytes(bytes(increment), "big") == int.from_bytes(max_lsn, "big") + 1
     assert int.from_bytes(bytes(decrement), "big") == int.from_bytes(max_lsn, "big") - 1
     assert rows(tracked, "SELECT sys.fn_cdc_get_min_lsn('no_such_instance')") == [(NO_LSN,)]
-    ((committed_at,),) = rows(tracked, "SELECT sys.fn_cdc_map_lsn_to_time(%s)", (bytearray(max_lsn),))
+    ((committed_at, after_it, before_all),) = rows(
+        tracked,
+        "SELECT sys.fn_cdc_map_lsn_to_time(%s), sys.fn_cdc_map_lsn_to_time(sys.fn_cdc_increment_lsn(%s)), "
+        "sys.fn_cdc_map_lsn_to_time(0x00000000000000000001)",
+        (bytearray(max_lsn), bytearray(max_lsn)),
+    )
     assert isinstance(committed_at, dt.datetime)
+    assert (after_it, before_all) == (committed_at, None)  # the newest commit at or before the LSN
     assert abs(committed_at - dt.datetime.now(dt.UTC).replace(tzinfo=None)) < dt.timedelta(minutes=1)
     ((mapped,),) = rows(
         tracked,
@@ -316,3 +322,11 @@ def test_pytds_reads_changes_with_binary_parameters(
             (pytds.Binary(minimum), pytds.Binary(maximum)),
         )
         assert cursor.fetchall() == [(2, 1), (1, 1)]
+
+
+def test_drop_table_drops_its_change_tables(tracked: pymssql.Connection) -> None:
+    run(tracked, "DROP TABLE dbo.orders")
+    assert rows(tracked, "SELECT count(*) FROM cdc.change_tables") == [(0,)]
+    assert rows(tracked, "SELECT sys.fn_cdc_get_min_lsn('dbo_orders')") == [(NO_LSN,)]
+    with pytest.raises(pymssql.ProgrammingError, match=r"\(208, b.Invalid object name 'cdc.dbo_orders_CT'"):
+        rows(tracked, "SELECT * FROM cdc.dbo_orders_CT")

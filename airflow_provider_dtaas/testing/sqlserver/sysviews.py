@@ -210,7 +210,7 @@ CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_get_min_lsn(i) AS coalesce(
 CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_increment_lsn(l) AS dtaas_cdc_increment_lsn(l);
 CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_decrement_lsn(l) AS dtaas_cdc_decrement_lsn(l);
 CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_map_lsn_to_time(l) AS (
-    SELECT max(tran_end_time) FROM {CDC}.lsn_time_mapping WHERE start_lsn = l);
+    SELECT max(tran_end_time) FROM {CDC}.lsn_time_mapping WHERE start_lsn <= l);
 CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_map_time_to_lsn(r, t) AS CASE lower(r)
     WHEN 'largest less than or equal' THEN
         (SELECT max(start_lsn) FROM {CDC}.lsn_time_mapping WHERE tran_end_time <= t)
