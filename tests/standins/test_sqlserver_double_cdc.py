@@ -330,3 +330,17 @@ def test_drop_table_drops_its_change_tables(tracked: pymssql.Connection) -> None
     assert rows(tracked, "SELECT sys.fn_cdc_get_min_lsn('dbo_orders')") == [(NO_LSN,)]
     with pytest.raises(pymssql.ProgrammingError, match=r"\(208, b.Invalid object name 'cdc.dbo_orders_CT'"):
         rows(tracked, "SELECT * FROM cdc.dbo_orders_CT")
+
+
+def test_update_mask_spans_bytes_by_column_ordinal(tracked: pymssql.Connection) -> None:
+    columns = ", ".join(f"c{n} int NULL" for n in range(2, 11))
+    run(
+        tracked,
+        f"CREATE TABLE dbo.wide (id int NOT NULL PRIMARY KEY, {columns})",
+        "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'wide', @role_name = NULL",
+        "INSERT INTO dbo.wide (id) VALUES (1)",
+        "UPDATE dbo.wide SET c9 = 9, c3 = 3",
+    )
+    assert [(row[2], bytes(row[3])) for row in changes(tracked, "all update old", "dbo_wide")] == [
+        (2, b"\x03\xff"), (3, b"\x01\x04"), (4, b"\x01\x04"),
+    ]  # fmt: skip

@@ -25,6 +25,7 @@ from duckdb import sqltypes as types
 from sqlglot import exp
 
 from airflow_provider_dtaas.testing.sqlserver import catalog
+from airflow_provider_dtaas.testing.sqlserver.ddl import quote
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, invalid_object, not_supported
 from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG, CDC
 
@@ -40,8 +41,13 @@ _CHANGES = "__dtaas_cdc_changes"
 _META = ('"__$start_lsn"', '"__$end_lsn"', '"__$seqval"', '"__$operation"', '"__$update_mask"')
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _changed(column_id: int) -> str:
+    """The flag column of the compared changes: whether an update changed the column."""
+    return quote(f"__$changed_{column_id}")
+
+
+def _join(keys: list[str], left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in keys)
 
 
 def change_table(instance: str) -> str:
@@ -119,16 +125,6 @@ def create_change_table(
         )
 
 
-def drop_change_tables(con: duckdb.DuckDBPyConnection, source_object_id: int) -> None:
-    """DROP TABLE of a tracked table drops its capture instances."""
-    for instance, change_table_id in con.execute(
-        f"SELECT capture_instance, object_id FROM {CDC}.change_tables WHERE source_object_id = ?",
-        [source_object_id],
-    ).fetchall():
-        con.execute(f"DROP TABLE IF EXISTS {change_table(instance)}")
-        con.execute(f"DELETE FROM {CDC}.captured_columns WHERE object_id = ?", [change_table_id])
-
-
 def instance_columns(con: duckdb.DuckDBPyConnection, instance: str) -> tuple[str, bytes, list[str]] | None:
     """(capture instance as created, its min LSN, its captured columns), or None for an unknown one."""
     rows = con.execute(
@@ -196,13 +192,15 @@ class Capture:
     ) -> None:
         """Turn the differences since ``before`` into change rows of every capture instance."""
         key = self._key(table)
-        keys = [name for name in self._key_names(table)]
-        on = " AND ".join(f"b.{k} = a.{k}" for k in keys)
+        keys = self._key_names(table)
+        on = _join(keys, "b", "a")
         columns = [quote(c.name) for c in table.columns]
-        flags = ", ".join(f"b.{c} IS DISTINCT FROM a.{c} AS {quote('__$changed_' + str(i + 1))}"
-                          for i, c in enumerate(columns))  # fmt: skip
-        no_flags = ", ".join(f"false AS {quote('__$changed_' + str(i + 1))}" for i in range(len(columns)))
-        order = ", ".join(f"{k}" for k in keys)
+        ids = range(1, len(columns) + 1)
+        flags = ", ".join(
+            f"b.{c} IS DISTINCT FROM a.{c} AS {_changed(i)}" for i, c in enumerate(columns, start=1)
+        )
+        no_flags = ", ".join(f"false AS {_changed(i)}" for i in ids)
+        order = ", ".join(keys)
         b_cols = ", ".join(f"b.{c}" for c in columns)
         a_cols = ", ".join(f"a.{c}" for c in columns)
         after = f"(SELECT {key}, * FROM {self._source(table)})"
@@ -211,10 +209,8 @@ class Capture:
             f"""CREATE TEMP TABLE {_CHANGES} AS
             WITH updated AS (SELECT b.*, {flags} FROM {_BEFORE} b JOIN {after} a ON {on}
                              WHERE ({b_cols}) IS DISTINCT FROM ({a_cols})),
-            updated_after AS (SELECT a.*, {
-                ", ".join(f"u.{quote('__$changed_' + str(i + 1))}" for i in range(len(columns)))
-            }
-                              FROM updated u JOIN {after} a ON {on.replace("b.", "u.")}),
+            updated_after AS (SELECT a.*, {", ".join(f"u.{_changed(i)}" for i in ids)}
+                              FROM updated u JOIN {after} a ON {_join(keys, "u", "a")}),
             changes AS (
                 SELECT 1 AS op, 0 AS grp, b.*, {no_flags} FROM {_BEFORE} b ANTI JOIN {after} a ON {on}
                 UNION ALL BY NAME SELECT 3 AS op, 1 AS grp, * FROM updated
@@ -238,8 +234,7 @@ class Capture:
         parts = []
         for byte in reversed(range(size)):
             bits = [
-                f"CASE WHEN {quote('__$changed_' + str(column_id))} THEN {1 << (column_id - 1 - 8 * byte)} "
-                "ELSE 0 END"
+                f"CASE WHEN {_changed(column_id)} THEN {1 << (column_id - 1 - 8 * byte)} ELSE 0 END"
                 for column_id, _ in captured
                 if 8 * byte < column_id <= 8 * byte + 8
             ]
@@ -293,7 +288,7 @@ def record_commit(con: duckdb.DuckDBPyConnection, lsn: bytes) -> None:
     con.execute(
         f"INSERT INTO {CDC}.lsn_time_mapping VALUES (?, current_localtimestamp(), current_localtimestamp(), "
         "?, ?)",
-        [lsn, lsn[:LSN_SIZE], lsn],
+        [lsn, lsn, lsn],
     )
 
 
