@@ -3,6 +3,7 @@ the real pymssql/pytds clients, in clear text or TLS negotiated as SQL Server do
 
 It answers the catalog a source hook reads (INFORMATION_SCHEMA, sys.columns / computed_columns /
 indexes / index_columns / tables / databases / dm_db_partition_stats, change tracking and CDC flags),
+captures changes of CDC-tracked tables into change tables read with the ``cdc.fn_cdc_*`` functions (``cdc``),
 keeps SQL Server's collations and uniqueidentifier order, isolation levels and error numbers, and logs
 the SQL it receives (``SqlServerDouble.statements``). The README lists where it still differs.
 

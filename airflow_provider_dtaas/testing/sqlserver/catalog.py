@@ -233,6 +233,12 @@ def unregister(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
         return
     for table in ("objects", "columns", "indexes", "index_columns", "change_tracking_tables"):
         con.execute(f"DELETE FROM {CATALOG}.{table} WHERE object_id = ?", [found])
+    for instance, change_table_id in con.execute(
+        f"SELECT capture_instance, object_id FROM {CDC}.change_tables WHERE source_object_id = ?", [found]
+    ).fetchall():
+        change_table = '"' + instance.replace('"', '""') + '_CT"'
+        con.execute(f"DROP TABLE IF EXISTS {CDC}.{change_table}")
+        con.execute(f"DELETE FROM {CDC}.captured_columns WHERE object_id = ?", [change_table_id])
     con.execute(f"DELETE FROM {CDC}.change_tables WHERE source_object_id = ?", [found])
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from airflow_provider_dtaas.testing.sqlserver import catalog, functions
+from airflow_provider_dtaas.testing.sqlserver import catalog, cdc, functions
 from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG_VERSION
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class Database:
         # SQL Server's default collation is case-insensitive: so are string comparisons, ORDER BY and
         # GROUP BY of expressions without a collation of their own (columns carry theirs).
         self._root.execute("SET default_collation = 'nocase'")
+        cdc.install(self._root)  # before the catalog: its macros call these functions
         catalog.install(self._root, name)
         functions.install(self._root)  # DuckDB functions are shared by every cursor of the database
 

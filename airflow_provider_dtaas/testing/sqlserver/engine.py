@@ -17,7 +17,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from airflow_provider_dtaas.testing.sqlserver import catalog, ddl, options, procedures, stats
+from airflow_provider_dtaas.testing.sqlserver import catalog, cdc, ddl, options, procedures, stats
 from airflow_provider_dtaas.testing.sqlserver.batch import split_statements
 from airflow_provider_dtaas.testing.sqlserver.database import Database
 from airflow_provider_dtaas.testing.sqlserver.dialect import DIALECT
@@ -111,6 +111,9 @@ class Session:
         self.rowcount = 0
         self._con = database.connect()
         self.transactions = Transactions(self._con, database)
+        self.capture = cdc.Capture(self._con)
+        self.transactions.before_commit = self.capture.commit
+        self.transactions.after_end = self.capture.end
         self.schema_changes = SchemaChanges(self._con, self.transactions, self._translate_expression)
 
     def close(self) -> None:
@@ -337,6 +340,7 @@ class Session:
         self._check_snapshot(statement)
         if _user_tables(statement):
             self.transactions.before_read()
+        statement = self._all_changes(statement, params)
         views = stats.referenced(statement)
         sql = self._translate(statement, params, stats.relations(self._con, views) if views else None)
         projected = project(statement, self.lookup)  # before the reader: it holds the connection
@@ -365,19 +369,40 @@ class Session:
         encoder = RowEncoder([c.sql_type for c in columns], schema)
         return ResultSet(columns, iter(reader), encoder, reader)
 
+    def _all_changes(self, statement: exp.Query, params: Mapping[str, Any] | None) -> exp.Query:
+        """``cdc.fn_cdc_get_all_changes_<instance>(...)`` in FROM as a query of its change table."""
+
+        def evaluate(probe: exp.Select) -> tuple[Any, ...]:
+            sql = self._translate(probe, params)
+            try:
+                return tuple(self._con.execute(sql, self._bound(probe, params, sql)).fetchall()[0])
+            except duckdb.Error as error:
+                raise self._error(error, probe) from error
+
+        return cdc.expand_all_changes(self._con, statement, evaluate)
+
     def _command(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> StatementDone:
         self._check_computed(statement)
         self._check_snapshot(statement)
         sql = self._translate(statement, params)
         target = self._target(statement)
         bound = self._bound(statement, params, sql)
+        definition = target[1] if isinstance(statement, exp.Insert | exp.Update | exp.Delete) else None
+        instances = self.capture.instances(definition)
 
         def work() -> list[Any]:
+            if definition is not None and instances:
+                self.capture.before(definition)
             cursor = self._con.execute(sql, bound)
-            return cursor.fetchall() if cursor.description else []
+            rows = cursor.fetchall() if cursor.description else []
+            if definition is not None and instances:
+                self.capture.after(definition, instances)
+                if self.trancount == 0:
+                    self.capture.commit()
+            return rows
 
         try:
-            rows = self.transactions.write(work)
+            rows = self.transactions.write(work, atomic=bool(instances))
         except duckdb.Error as error:
             raise self._error(error, statement, target) from error
         cur_cmd = next((code for kind, code in _CUR_CMD.items() if isinstance(statement, kind)), 0)

@@ -1,21 +1,22 @@
-"""EXEC of the system procedures the double emulates: ``sys.sp_cdc_enable_db`` and
-``sys.sp_cdc_enable_table``. They set the catalog flags (``sys.databases.is_cdc_enabled``,
-``sys.tables.is_tracked_by_cdc``) and record the capture instance in ``cdc.change_tables``; change
-tables and the ``cdc.fn_cdc_*`` functions are not emulated yet.
+"""EXEC of the system procedures the double emulates: ``sys.sp_cdc_enable_db``,
+``sys.sp_cdc_enable_table`` and ``sys.sp_cdc_cleanup_change_table``. Enabling sets the catalog flags
+(``sys.databases.is_cdc_enabled``, ``sys.tables.is_tracked_by_cdc``), records the capture instance in
+``cdc.change_tables`` and ``cdc.captured_columns`` and creates its change table ``cdc.<instance>_CT``,
+which ``cdc`` fills as the table changes. Cleanup removes change rows below a low water mark and raises
+the instance's min LSN, as retention would.
 
 Any other system procedure is refused as not supported; any other name does not exist (2812).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
 from sqlglot import exp
 
-from airflow_provider_dtaas.testing.sqlserver import catalog, options
+from airflow_provider_dtaas.testing.sqlserver import catalog, cdc, options
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
 from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG, CDC
 
@@ -23,7 +24,7 @@ ENABLE_TABLE_PARAMETERS = (
     "source_schema", "source_name", "role_name", "capture_instance", "supports_net_changes", "index_name",
     "captured_column_list", "filegroup_name", "allow_partition_switch",
 )  # fmt: skip
-LSN_VLF = 0x25
+CLEANUP_PARAMETERS = ("capture_instance", "low_water_mark", "threshold")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ def _value(node: exp.Expr) -> object:
         return node.name
     if isinstance(node, exp.Literal):
         return int(node.name) if node.name.lstrip("-").isdigit() else node.name
+    if isinstance(node, exp.HexString):
+        return bytes.fromhex(node.name.zfill(len(node.name) + len(node.name) % 2))
     if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
         return -int(node.this.name)
     raise not_supported(f"EXEC argument {node.sql('tsql')}")
@@ -59,12 +62,6 @@ def parse_call(statement: exp.Execute, positional: tuple[str, ...] = ()) -> Call
         else:
             raise SqlServerError(8144, f"Procedure or function {name} has too many arguments specified.")
     return Call(name, arguments)
-
-
-def next_lsn(con: duckdb.DuckDBPyConnection) -> bytes:
-    """A new log sequence number, binary(10): VLF, block, slot; increasing within the database."""
-    (number,) = con.execute(f"SELECT nextval('{CATALOG}.lsns')").fetchall()[0]
-    return struct.pack(">IIH", LSN_VLF, int(number), 1)
 
 
 def _required(call: Call, name: str) -> object:
@@ -156,17 +153,31 @@ def enable_table(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> N
     instance = str(call.arguments.get("capture_instance") or f"{table.schema}_{table.name}")
     _check_capture_instance(con, instance, table)
     index_name = _net_changes_index(call, table)
+    columns = cdc.captured_columns(table, call.arguments.get("captured_column_list"))
+    ((change_table_id,),) = con.execute(f"SELECT nextval('{CATALOG}.object_ids')").fetchall()
+    lsn = cdc.next_lsn(con)
     con.execute(
-        f"INSERT INTO {CDC}.change_tables VALUES (nextval('{CATALOG}.object_ids'), 0, ?, ?, ?, NULL, ?, "
+        f"INSERT INTO {CDC}.change_tables VALUES (?, 0, ?, ?, ?, NULL, ?, "
         "NULL, ?, ?, ?, current_localtimestamp(), ?)",
-        [table.object_id, instance, next_lsn(con), index_name is not None, role, index_name,
+        [change_table_id, table.object_id, instance, lsn, index_name is not None, role, index_name,
          call.arguments.get("filegroup_name"), bool(call.arguments.get("allow_partition_switch", 1))],
     )  # fmt: skip
+    cdc.create_change_table(con, int(change_table_id), instance, table, columns)
+    cdc.record_commit(con, lsn)
+
+
+def cleanup_change_table(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> None:
+    instance = str(_required(call, "capture_instance"))
+    mark = _required(call, "low_water_mark")
+    if not isinstance(mark, bytes):
+        raise not_supported("@low_water_mark other than a binary(10) literal")
+    cdc.cleanup(con, instance, mark.rjust(cdc.LSN_SIZE, b"\0"))
 
 
 PROCEDURES: dict[str, tuple[tuple[str, ...], Callable[[duckdb.DuckDBPyConnection, str, Call], None]]] = {
     "sp_cdc_enable_db": ((), enable_db),
     "sp_cdc_enable_table": (ENABLE_TABLE_PARAMETERS, enable_table),
+    "sp_cdc_cleanup_change_table": (CLEANUP_PARAMETERS, cleanup_change_table),
 }
 
 

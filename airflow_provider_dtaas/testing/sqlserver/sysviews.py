@@ -15,7 +15,8 @@ SYS = "__sys"
 CDC = "__cdc"
 INTERNAL_SCHEMAS = (CATALOG, INFO, SYS, CDC)
 # 3: datetime2(7), datetimeoffset, hierarchyid, spatial and sql_variant values stored as SQL Server does
-CATALOG_VERSION = 3
+# 4: change tables, cdc.captured_columns and cdc.lsn_time_mapping
+CATALOG_VERSION = 4
 DATABASE_ID = 5  # DB_ID() of the one user database; 1-4 are master, tempdb, model, msdb
 
 TABLES = f"""
@@ -57,6 +58,12 @@ CREATE TABLE IF NOT EXISTS {CDC}.change_tables (
     capture_instance VARCHAR NOT NULL, start_lsn BLOB, end_lsn BLOB, supports_net_changes BOOLEAN NOT NULL,
     has_drop_pending BOOLEAN, role_name VARCHAR, index_name VARCHAR, filegroup_name VARCHAR,
     create_date TIMESTAMP NOT NULL, partition_switch BOOLEAN NOT NULL);
+CREATE TABLE IF NOT EXISTS {CDC}.captured_columns (
+    object_id INTEGER NOT NULL, column_name VARCHAR NOT NULL, column_id INTEGER NOT NULL,
+    column_type VARCHAR NOT NULL, column_ordinal INTEGER NOT NULL, is_computed BOOLEAN NOT NULL);
+CREATE TABLE IF NOT EXISTS {CDC}.lsn_time_mapping (
+    start_lsn BLOB NOT NULL, tran_begin_time TIMESTAMP, tran_end_time TIMESTAMP, tran_id BLOB,
+    tran_begin_lsn BLOB);
 """
 
 DEFAULT_OPTIONS = f"""
@@ -196,6 +203,22 @@ CREATE OR REPLACE MACRO {CATALOG}.object_id(n) AS (
     SELECT max(object_id) FROM {CATALOG}.objects
     WHERE lower(schema_name || '.' || table_name) = lower(regexp_replace(regexp_replace(
         replace(replace(n, '[', ''), ']', ''), '^{{db}}\\.', '', 'i'), '^([^.]*)$', 'dbo.\\1')));
+CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_get_max_lsn() AS (SELECT max(start_lsn) FROM {CDC}.lsn_time_mapping);
+CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_get_min_lsn(i) AS coalesce(
+    (SELECT max(start_lsn) FROM {CDC}.change_tables WHERE lower(capture_instance) = lower(i)),
+    unhex('00000000000000000000'));
+CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_increment_lsn(l) AS dtaas_cdc_increment_lsn(l);
+CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_decrement_lsn(l) AS dtaas_cdc_decrement_lsn(l);
+CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_map_lsn_to_time(l) AS (
+    SELECT max(tran_end_time) FROM {CDC}.lsn_time_mapping WHERE start_lsn <= l);
+CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_map_time_to_lsn(r, t) AS CASE lower(r)
+    WHEN 'largest less than or equal' THEN
+        (SELECT max(start_lsn) FROM {CDC}.lsn_time_mapping WHERE tran_end_time <= t)
+    WHEN 'largest less than' THEN (SELECT max(start_lsn) FROM {CDC}.lsn_time_mapping WHERE tran_end_time < t)
+    WHEN 'smallest greater than or equal' THEN
+        (SELECT min(start_lsn) FROM {CDC}.lsn_time_mapping WHERE tran_end_time >= t)
+    WHEN 'smallest greater than' THEN
+        (SELECT min(start_lsn) FROM {CDC}.lsn_time_mapping WHERE tran_end_time > t) END;
 CREATE OR REPLACE MACRO {CATALOG}.guid_order(u) AS (
     SELECT substr(h, 21, 12) || substr(h, 17, 4) || substr(h, 15, 2) || substr(h, 13, 2) || substr(h, 11, 2)
            || substr(h, 9, 2) || substr(h, 7, 2) || substr(h, 5, 2) || substr(h, 3, 2) || substr(h, 1, 2)

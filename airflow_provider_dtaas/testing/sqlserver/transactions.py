@@ -36,6 +36,8 @@ class Transactions:
         self.descriptor = 0
         self._open = False  # a DuckDB transaction is open
         self._writes = 0  # successful writes in the open DuckDB transaction
+        self.before_commit: Callable[[], None] = lambda: None  # runs inside the transaction, last
+        self.after_end: Callable[[], None] = lambda: None  # runs after COMMIT or ROLLBACK
 
     def close(self) -> None:
         if self._open:
@@ -64,6 +66,7 @@ class Transactions:
             if own or self._writes == 0:
                 self._con.execute("ROLLBACK")
                 self._open = False
+                self.after_end()
             raise
         if own:
             self._con.execute("COMMIT")
@@ -90,10 +93,13 @@ class Transactions:
         if self._open:
             self._open = False
             try:
+                self.before_commit()
                 self._con.execute("COMMIT")
             except duckdb.Error as error:
                 self._con.execute("ROLLBACK")
                 raise doomed_transaction() from error
+            finally:
+                self.after_end()
         return StatementDone(events=[Transaction("commit", self.descriptor)])
 
     def rollback(self) -> StatementDone:
@@ -105,4 +111,5 @@ class Transactions:
         if self._open:
             self._open = False
             self._con.execute("ROLLBACK")
+        self.after_end()
         return StatementDone(events=[Transaction("rollback", self.descriptor)])

@@ -264,6 +264,21 @@ def _binary_text(node: exp.Convert, lookup: Lookup | None) -> exp.Expr | None:
     return exp.DPipe(this=_literal("0x"), expression=digits) if style.name == "1" else digits
 
 
+def _text_binary(node: exp.Convert) -> exp.Expr | None:
+    """CONVERT(binary | varbinary, <hex text>, 1 | 2): the bytes the digits spell ('0x' first for style 1)."""
+    style = node.args.get("style")
+    if (
+        not isinstance(style, exp.Literal)
+        or style.name not in ("1", "2")
+        or not isinstance(node.this, exp.DataType)
+        or not node.this.is_type(exp.DType.BINARY, exp.DType.VARBINARY)
+    ):
+        return None
+    text = node.expression
+    digits = exp.Substring(this=text, start=exp.Literal.number(3)) if style.name == "1" else text
+    return exp.Unhex(this=digits)
+
+
 def _remembered(lookup: Lookup) -> Lookup:
     """``lookup`` asked once per table for one statement (the rewrite asks for every column)."""
     found: dict[tuple[str, str], TableDefinition | None] = {}
@@ -306,7 +321,7 @@ def to_duckdb(
     sys views computed per statement (``stats``), by view name. ``params`` are the bound values, whose
     Python types tell the SQL Server types of parameters.
     """
-    tree = statement.copy()
+    tree = _cdc_functions(statement.copy())
     if lookup is not None:
         lookup = _remembered(lookup)
         order_guids(tree, lookup)
@@ -315,7 +330,10 @@ def to_duckdb(
     # again, nor its children); HASHBYTES first, as what it hashes depends on its argument's CONVERT
     tree = tree.transform(lambda node: _hash(node, lookup) or node, copy=False)
     tree = tree.transform(
-        lambda node: (_binary_text(node, lookup) if isinstance(node, exp.Convert) else None) or node,
+        lambda node: (
+            ((_binary_text(node, lookup) or _text_binary(node)) if isinstance(node, exp.Convert) else None)
+            or node
+        ),
         copy=False,
     )
     if lookup is not None:
@@ -357,3 +375,17 @@ def to_duckdb(
         return node
 
     return tree.transform(rewrite, copy=False).sql("duckdb")
+
+
+def _cdc_functions(tree: exp.Expr) -> exp.Expr:
+    """``sys.fn_cdc_*(...)`` calls the catalog's macro of that name (innermost calls first)."""
+    for node in reversed(list(tree.find_all(exp.Dot))):
+        if (
+            isinstance(node.this, exp.Identifier)
+            and node.this.name.lower() == "sys"
+            and isinstance(node.expression, exp.Anonymous)
+            and str(node.expression.this).lower().startswith("fn_cdc_")
+        ):
+            call = node.expression
+            node.replace(exp.func(f"{CATALOG}.{str(call.this).lower()}", *call.expressions))
+    return tree
