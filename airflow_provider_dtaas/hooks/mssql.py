@@ -15,6 +15,7 @@ from airflow_provider_dtaas.hooks.keyset_reader import (
     SourceTableNotFoundError,
     SourceUnreachableError,
 )
+from airflow_provider_dtaas.hooks.mssql_cdc import CdcReaderMixin
 
 __all__ = ["DtaasMsSqlHook", "SourceReadError", "SourceTableNotFoundError", "SourceUnreachableError"]
 
@@ -53,7 +54,7 @@ TRANSIENT_ERROR_NUMBERS = frozenset(
 )  # fmt: skip
 
 
-class DtaasMsSqlHook(KeysetReaderMixin, MsSqlHook):
+class DtaasMsSqlHook(CdcReaderMixin, KeysetReaderMixin, MsSqlHook):
     """MsSqlHook that describes tables and streams them as Arrow record batches (through the shared
     :class:`KeysetReaderMixin`: ``consistent_reader``, ``plan_chunks``, ``iter_record_batches``,
     ``max_watermark``).

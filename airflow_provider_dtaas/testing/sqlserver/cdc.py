@@ -301,7 +301,7 @@ def all_changes_call(node: exp.Table) -> str | None:
     schema = node.args.get("db")
     if not isinstance(function, exp.Anonymous) or schema is None or schema.name.lower() != "cdc":
         return None
-    name = str(function.this)
+    name = function.name
     return name[len(ALL_CHANGES) :] if name.lower().startswith(ALL_CHANGES) else None
 
 
@@ -323,7 +323,7 @@ def all_changes(
     """The T-SQL subquery that stands for the function call, once its arguments are evaluated."""
     function = node.this
     assert isinstance(function, exp.Anonymous)
-    instance = str(function.this)[len(ALL_CHANGES) :]
+    instance = function.name[len(ALL_CHANGES) :]
     found = instance_columns(con, instance)
     if found is None:
         raise invalid_object(f"cdc.{function.this}")
@@ -353,7 +353,7 @@ def all_changes(
         "ORDER BY [__$start_lsn], [__$seqval], [__$operation]",
         read="tsql",
     )
-    alias = node.alias or str(function.this)
+    alias = node.alias or function.name
     return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(alias)))
 
 
@@ -364,7 +364,7 @@ def expand_all_changes(
     by a query of the change table; ``evaluate`` runs ``SELECT from, to, filter`` first, so the arguments
     can be any expressions (parameters, ``sys.fn_cdc_*`` calls) and are checked as SQL Server does."""
     for node in statement.find_all(exp.Anonymous):
-        if str(node.this).lower().startswith("fn_cdc_get_net_changes_"):
+        if node.name.lower().startswith("fn_cdc_get_net_changes_"):
             raise not_supported("cdc.fn_cdc_get_net_changes_*")
     if not any(all_changes_call(t) is not None for t in statement.find_all(exp.Table)):
         return statement
@@ -372,7 +372,7 @@ def expand_all_changes(
     for table in [t for t in statement.find_all(exp.Table) if all_changes_call(t) is not None]:
         function = table.this
         if len(function.expressions) < 3:
-            raise insufficient_arguments(str(function.this))
+            raise insufficient_arguments(function.name)
         if len(function.expressions) > 3:
             raise SqlServerError(
                 8144, f"Procedure or function cdc.{function.this} has too many arguments specified."
