@@ -6,9 +6,12 @@ import json
 from contextlib import closing
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+if TYPE_CHECKING:
+    from airflow_provider_dtaas.core.lsn import Position
 
 STATE_SCHEMA = "dtaas"
 # Any constant works as long as every writer uses the same one: migrations run under this lock.
@@ -158,6 +161,45 @@ class DtaasStateHook(PostgresHook):
                     change.get("new_type"),
                 ),
             )
+
+    def position(self, *, dag_id: str, source_table: str) -> Position | None:
+        """The table's saved CDC position, or None before its first window."""
+        from airflow_provider_dtaas.core.lsn import Lsn, Position
+
+        row = self.get_first(
+            "SELECT capture_instance, lsn, seqval FROM dtaas.cdc_positions"
+            " WHERE dag_id = %s AND source_table = %s",
+            parameters=(dag_id, source_table),
+        )
+        if row is None:
+            return None
+        return Position(row[0], Lsn.from_bytes(bytes(row[1])), Lsn.from_bytes(bytes(row[2])))
+
+    def advance_position(self, *, dag_id: str, source_table: str, position: Position, run_id: str) -> bool:
+        """Save ``position`` if it is ahead of the saved one (or a new capture instance's); return
+        whether it moved. A stale attempt that finishes late can never move a position back."""
+        with closing(self.get_conn()) as conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO dtaas.cdc_positions AS p"
+                " (dag_id, source_table, capture_instance, lsn, seqval, run_id)"
+                " VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (dag_id, source_table) DO UPDATE"
+                " SET capture_instance = EXCLUDED.capture_instance,"
+                " lsn = EXCLUDED.lsn, seqval = EXCLUDED.seqval, run_id = EXCLUDED.run_id, updated_at = now()"
+                " WHERE (EXCLUDED.lsn, EXCLUDED.seqval) > (p.lsn, p.seqval)"
+                " OR EXCLUDED.capture_instance <> p.capture_instance",
+                (
+                    dag_id,
+                    source_table,
+                    position.capture_instance,
+                    position.lsn.to_bytes(),
+                    position.seqval.to_bytes(),
+                    run_id,
+                ),
+            )
+            moved = cur.rowcount == 1
+            conn.commit()
+        return bool(moved)
 
     def finish_execution(self, execution_id: int, expected_tables: list[str]) -> dict[str, Any]:
         """Close a run from its tables' outcomes; a table that never started counts as failed."""

@@ -52,3 +52,30 @@ def test_a_run_records_tables_and_counts_missing_ones_as_failed(state_conn: str)
         parameters=(execution_id,),
     )
     assert tuple(row) == ("failed", 10, 100, "tables not loaded: dbo.b, dbo.c")
+
+
+def test_a_cdc_position_only_moves_forward(state_conn: str) -> None:
+    from airflow_provider_dtaas.core.lsn import Lsn, Position
+
+    hook = DtaasStateHook(state_conn)
+    hook.migrate()
+    dag_id = f"dtaas_{uuid.uuid4().hex[:8]}"
+    assert hook.position(dag_id=dag_id, source_table="dbo.t") is None
+
+    def at(lsn: int, seqval: int, instance: str = "dbo_t") -> Position:
+        return Position(instance, Lsn(lsn), Lsn(seqval))
+
+    assert hook.advance_position(dag_id=dag_id, source_table="dbo.t", position=at(10, 2), run_id="r1")
+    assert hook.advance_position(dag_id=dag_id, source_table="dbo.t", position=at(10, 3), run_id="r2")
+    # a late, stale attempt cannot move it back, nor can a replay of the same window
+    assert not hook.advance_position(dag_id=dag_id, source_table="dbo.t", position=at(10, 1), run_id="r0")
+    assert not hook.advance_position(dag_id=dag_id, source_table="dbo.t", position=at(10, 3), run_id="r2")
+    assert hook.position(dag_id=dag_id, source_table="dbo.t") == at(10, 3)
+    # a switch to a new capture instance (after DDL) is recorded
+    assert hook.advance_position(
+        dag_id=dag_id, source_table="dbo.t", position=at(5, 1, "dbo_t_v2"), run_id="r3"
+    )
+    assert hook.position(dag_id=dag_id, source_table="dbo.t") == at(5, 1, "dbo_t_v2")
+    # LSN bytes order as numbers: 0x..0100 is after 0x..00FF
+    assert hook.advance_position(dag_id=dag_id, source_table="dbo.u", position=at(0xFF, 0), run_id="r1")
+    assert hook.advance_position(dag_id=dag_id, source_table="dbo.u", position=at(0x100, 0), run_id="r2")
