@@ -26,6 +26,12 @@ def _check_identifier(name: str) -> str:
     return name
 
 
+def _folder_prefix(value: str) -> str:
+    """An S3 key prefix as a folder: no leading slash, one trailing slash (empty stays empty)."""
+    value = value.lstrip("/")
+    return value if not value or value.endswith("/") else value + "/"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -122,8 +128,7 @@ class S3Spec(_Model):
     @field_validator("prefix")
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:
-        value = value.lstrip("/")
-        return value if not value or value.endswith("/") else value + "/"
+        return _folder_prefix(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> S3Spec:
@@ -195,8 +200,7 @@ class SnowflakeSpec(_Model):
     @field_validator("external_stage_prefix")
     @classmethod
     def _stage_prefix_ends_with_slash(cls, value: str) -> str:
-        value = value.lstrip("/")
-        return value if not value or value.endswith("/") else value + "/"
+        return _folder_prefix(value)
 
     @model_validator(mode="after")
     def _external_stage_named(self) -> SnowflakeSpec:

@@ -43,13 +43,27 @@ class ParquetFile:
         self._writer.close()
 
 
-class CsvFile:
-    """RFC 4180 CSV: a header line, text fields quoted with quotes doubled; optionally gzip."""
+class _StreamFile:
+    """A text format written to a (possibly gzip) stream; its size is what reached the disk."""
 
-    def __init__(self, path: str, *, compression: str, delimiter: str, header: bool) -> None:
+    def __init__(self, path: str, *, compression: str) -> None:
         self.path = path
         self.rows = 0
         self._stream = _open(path, compression)
+
+    def size(self) -> int:
+        self._stream.flush()
+        return os.path.getsize(self.path)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class CsvFile(_StreamFile):
+    """RFC 4180 CSV: a header line, text fields quoted with quotes doubled; optionally gzip."""
+
+    def __init__(self, path: str, *, compression: str, delimiter: str, header: bool) -> None:
+        super().__init__(path, compression=compression)
         self._delimiter = delimiter
         self._header = header
 
@@ -62,32 +76,13 @@ class CsvFile:
         pa_csv.write_csv(text_batch(batch), self._stream, write_options=options)
         self.rows += batch.num_rows
 
-    def size(self) -> int:
-        self._stream.flush()
-        return os.path.getsize(self.path)
 
-    def close(self) -> None:
-        self._stream.close()
-
-
-class JsonLinesFile:
+class JsonLinesFile(_StreamFile):
     """One JSON object per line (UTF-8, ``\\n``); optionally gzip."""
-
-    def __init__(self, path: str, *, compression: str) -> None:
-        self.path = path
-        self.rows = 0
-        self._stream = _open(path, compression)
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._stream.write("".join(line + "\n" for line in json_lines(batch)).encode("utf-8"))
         self.rows += batch.num_rows
-
-    def size(self) -> int:
-        self._stream.flush()
-        return os.path.getsize(self.path)
-
-    def close(self) -> None:
-        self._stream.close()
 
 
 class _GzipFile(gzip.GzipFile):

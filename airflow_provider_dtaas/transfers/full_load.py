@@ -140,9 +140,8 @@ class TableLoad:
         s3_folder = None
         for sink in self._sinks(columns):
             sink.prepare()
-            changes = getattr(sink, "schema_changes", None)
-            if changes:
-                schema_changes[sink.name] = {"target": sink_target(sink), "changes": changes}
+            if isinstance(sink, SnowflakeStageSink) and sink.schema_changes:
+                schema_changes[sink.name] = {"target": sink.target_name, "changes": sink.schema_changes}
             if sink.name == "s3":
                 s3_folder = getattr(sink, "folder", None)
         batch_rows = plan.batch_rows or rows_for_estimate(described.estimated_rows)
@@ -571,14 +570,6 @@ class SqlServerCommitLoadOperator(_TableTask):
             raise self._failed(err, plan, state, execution_id) from err
         seconds = time.time() - float(prepared["started_at"])  # the table's whole load, all its tasks
         return self._finished(plan, state, execution_id, rows, destinations, seconds)
-
-
-def sink_target(sink: Any) -> str:
-    """A sink's destination object, as the schema history names it."""
-    target = sink.target
-    if hasattr(target, "database"):
-        return f"{target.database}.{target.schema}.{target.table}"
-    return f"s3://{target.bucket}/{target.table_prefix}"
 
 
 def source_hook(conn_id: str, database: str | None) -> DtaasMsSqlHook | DtaasPostgresSourceHook:

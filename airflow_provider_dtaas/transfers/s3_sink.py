@@ -157,7 +157,7 @@ class S3Sink:
 
     def _uncommitted_folder(self) -> str:
         base, attempt, folder = self.folder.rstrip("/"), 1, self.folder
-        while self.hook.get_json(bucket=self.target.bucket, key=f"{folder}{layout.MANIFEST}") is not None:
+        while self.hook.check_for_key(f"{folder}{layout.MANIFEST}", bucket_name=self.target.bucket):
             attempt += 1
             folder = f"{base}.{attempt}/"
         if attempt > 1:

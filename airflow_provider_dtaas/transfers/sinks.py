@@ -113,6 +113,12 @@ class SnowflakeStageSink:
         self._tmpdir = ""
         self._staged: list[dict[str, Any]] = []
 
+    @property
+    def target_name(self) -> str:
+        """The target table, as the schema history names it."""
+        t = self.target
+        return f"{t.database}.{t.schema}.{t.table}"
+
     @contextmanager
     def _attributed_session(self) -> Iterator[Any]:
         """A session on the spec's role and warehouse, tagged with DAG, run and table for cost reports."""

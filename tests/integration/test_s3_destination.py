@@ -22,7 +22,7 @@ import pytest
 
 from airflow_provider_dtaas.core.change_metadata import with_change_metadata
 from airflow_provider_dtaas.core.plan import PartitionRule, S3Target
-from airflow_provider_dtaas.core.typemap import SourceColumn, map_columns
+from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_columns
 from airflow_provider_dtaas.hooks.s3 import (
     DestinationAccessError,
     DestinationBucketError,
@@ -86,19 +86,29 @@ def target(place: S3Place, **settings: Any) -> S3Target:
     return replace(base, **settings)
 
 
-def full_load(
-    place: S3Place, chunks: list[list[pa.RecordBatch]], *, run_id: str = "r1", **settings: Any
-) -> tuple[S3Sink, dict[str, Any]]:
-    """Load ``chunks`` (each a list of batches) as one run; return the sink and its manifest."""
-    sink = snapshot_sink(
+def sink_for(
+    place: S3Place,
+    *,
+    columns: list[MappedColumn] = COLUMNS,
+    source_table: str = "dbo.orders",
+    run_id: str = "r1",
+    **settings: Any,
+) -> S3Sink:
+    """The full-load sink of one run of ``source_table`` into ``place``, with S3 settings overridden."""
+    return snapshot_sink(
         target(place, **settings),
         hook=DtaasS3Hook(aws_conn_id=place.conn_id),
-        source_table="dbo.orders",
+        source_table=source_table,
         run_id=run_id,
-        columns=COLUMNS,
+        columns=columns,
         run_date=RUN_DATE,
     )
-    sink.prepare()
+
+
+def load_chunks(sink: S3Sink, chunks: list[list[pa.RecordBatch]], *, prepare: bool = True) -> None:
+    """Copy ``chunks`` (each a list of batches) through ``sink`` and commit them."""
+    if prepare:
+        sink.prepare()
     sink.open()
     rows = 0
     for chunk, batches in enumerate(chunks):
@@ -108,6 +118,14 @@ def full_load(
         sink.finish_chunk(chunk)
     sink.commit(rows, sink.written())
     sink.close()
+
+
+def full_load(
+    place: S3Place, chunks: list[list[pa.RecordBatch]], *, run_id: str = "r1", **settings: Any
+) -> tuple[S3Sink, dict[str, Any]]:
+    """Load ``chunks`` as one run; return the sink and its manifest."""
+    sink = sink_for(place, run_id=run_id, **settings)
+    load_chunks(sink, chunks)
     return sink, read_json(place, f"{sink.folder}_manifest.json")
 
 
@@ -300,20 +318,10 @@ def test_files_roll_over_at_the_target_size(s3_place: S3Place) -> None:
         pa.RecordBatch.from_pydict({"id": pa.array(range(i, i + 5), pa.int64()), "blob": blobs[i : i + 5]})
         for i in range(0, 40, 5)
     ]
-    sink = snapshot_sink(
-        target(s3_place, compression="none", target_file_size_mb=1),
-        hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
-        source_table="dbo.blobs",
-        run_id="r1",
-        columns=columns,
-        run_date=RUN_DATE,
+    sink = sink_for(
+        s3_place, source_table="dbo.blobs", columns=columns, compression="none", target_file_size_mb=1
     )
-    sink.prepare()
-    sink.open()
-    for part, batch in enumerate(batches):
-        sink.write(0, part, batch)
-    sink.finish_chunk(0)
-    sink.commit(40, sink.written())
+    load_chunks(sink, [batches])
     sizes = [f["bytes"] for f in sink.written()]
     # a file closes once it reaches 1 MiB: after the batch (5 rows of 100 kB) that crosses it
     assert [f["rows"] for f in sink.written()] == [15, 15, 10]
@@ -384,15 +392,7 @@ def test_a_templated_prefix_places_the_table_folder(s3_place: S3Place) -> None:
 def test_a_failed_attempt_and_its_retry_leave_exactly_one_set_of_objects(s3_place: S3Place) -> None:
     source = source_rows(0, 900)
     settings = {"max_rows_per_file": 200}
-    hook = DtaasS3Hook(aws_conn_id=s3_place.conn_id)
-    first = snapshot_sink(
-        target(s3_place, **settings),
-        hook=hook,
-        source_table="dbo.orders",
-        run_id="r1",
-        columns=COLUMNS,
-        run_date=RUN_DATE,
-    )
+    first = sink_for(s3_place, **settings)
     first.prepare()
     first.open()
     first.write(0, 0, batch_of(source[:450]))
@@ -426,16 +426,8 @@ def test_cleanup_on_retry_off_keeps_a_failed_attempts_objects_out_of_the_manifes
 
 def test_a_discarded_chunk_is_read_again_into_the_same_names(s3_place: S3Place) -> None:
     source = source_rows(0, 10)
-    hook = DtaasS3Hook(aws_conn_id=s3_place.conn_id)
     rules = (PartitionRule(name="m", column="order_date", granularity="month"),)
-    sink = snapshot_sink(
-        target(s3_place, partition_by=rules),
-        hook=hook,
-        source_table="dbo.orders",
-        run_id="r1",
-        columns=COLUMNS,
-        run_date=RUN_DATE,
-    )
+    sink = sink_for(s3_place, partition_by=rules)
     sink.prepare()
     sink.open()
     sink.write(0, 0, batch_of(source[:4]))
@@ -453,14 +445,7 @@ def test_a_discarded_chunk_is_read_again_into_the_same_names(s3_place: S3Place) 
 
 
 def test_a_row_count_mismatch_writes_no_manifest(s3_place: S3Place) -> None:
-    sink = snapshot_sink(
-        target(s3_place),
-        hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
-        source_table="dbo.orders",
-        run_id="r1",
-        columns=COLUMNS,
-        run_date=RUN_DATE,
-    )
+    sink = sink_for(s3_place)
     sink.prepare()
     sink.open()
     sink.write(0, 0, batch_of(source_rows(0, 5)))
@@ -492,21 +477,11 @@ def test_a_rerun_of_a_committed_run_never_touches_the_snapshot_readers_are_on(s3
     table = f"{s3_place.prefix}dbo/orders/"
     _sink, first = full_load(s3_place, [[batch_of(source_rows(0, 5))]], run_id="r1", keep_snapshots=1)
     committed = {k: read_bytes(s3_place, k) for k in keys_under(s3_place, f"{table}run=r1/")}
-    retry = snapshot_sink(
-        target(s3_place, keep_snapshots=1),
-        hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
-        source_table="dbo.orders",
-        run_id="r1",
-        columns=COLUMNS,
-        run_date=RUN_DATE,
-    )
+    retry = sink_for(s3_place, keep_snapshots=1)
     retry.prepare()
     assert retry.folder == f"{table}run=r1.2/"
     assert {k: read_bytes(s3_place, k) for k in keys_under(s3_place, f"{table}run=r1/")} == committed
-    retry.open()
-    retry.write(0, 0, batch_of(source_rows(0, 7)))
-    retry.finish_chunk(0)
-    retry.commit(7, retry.written())
+    load_chunks(retry, [[batch_of(source_rows(0, 7))]], prepare=False)
     pointer = read_json(s3_place, f"{table}_latest.json")
     assert pointer["manifest"] == f"{table}run=r1.2/_manifest.json"
     assert read_json(s3_place, pointer["manifest"])["rows"] == 7
@@ -584,19 +559,15 @@ def test_a_file_over_100_mb_is_uploaded_in_parts(s3_place: S3Place) -> None:
     batch = pa.RecordBatch.from_pydict(
         {"id": pa.array(range(105), pa.int64()), "blob": [os.urandom(1024 * 1024) for _ in range(105)]}
     )
-    sink = snapshot_sink(
-        target(s3_place, compression="none", multipart_part_size_mb=16, multipart_concurrency=4),
-        hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
+    sink = sink_for(
+        s3_place,
         source_table="dbo.blobs",
-        run_id="r1",
         columns=columns,
-        run_date=RUN_DATE,
+        compression="none",
+        multipart_part_size_mb=16,
+        multipart_concurrency=4,
     )
-    sink.prepare()
-    sink.open()
-    sink.write(0, 0, batch)
-    sink.finish_chunk(0)
-    sink.commit(105, sink.written())
+    load_chunks(sink, [[batch]])
     (entry,) = sink.written()
     assert entry["bytes"] > 105 * 1024 * 1024
     head = client(s3_place).head_object(Bucket=s3_place.bucket, Key=entry["key"])
@@ -607,6 +578,29 @@ def test_a_file_over_100_mb_is_uploaded_in_parts(s3_place: S3Place) -> None:
 
 
 # -- CDC windows ------------------------------------------------------------------------------------
+
+
+def window_sink(
+    place: S3Place,
+    columns: list[MappedColumn],
+    from_lsn: str,
+    to_lsn: str,
+    changes: pa.RecordBatch,
+    synced: datetime,
+) -> S3Sink:
+    """Write and commit one CDC window of ``changes`` (with their metadata columns)."""
+    sink = change_window_sink(
+        target(place),
+        hook=DtaasS3Hook(aws_conn_id=place.conn_id),
+        source_table="dbo.orders",
+        run_id="r1",
+        columns=columns,
+        run_date=RUN_DATE,
+        from_lsn=from_lsn,
+        to_lsn=to_lsn,
+    )
+    load_chunks(sink, [[with_change_metadata(changes, synced_at=synced)]])
+    return sink
 
 
 def test_a_cdc_window_lands_in_its_own_folder_with_metadata_columns(s3_place: S3Place) -> None:
@@ -623,21 +617,7 @@ def test_a_cdc_window_lands_in_its_own_folder_with_metadata_columns(s3_place: S3
     )
     columns = map_columns([SourceColumn("id", "bigint", nullable=False), SourceColumn("name", "nvarchar")])
     synced = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
-    sink = change_window_sink(
-        target(s3_place),
-        hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
-        source_table="dbo.orders",
-        run_id="r9",
-        columns=columns,
-        run_date=RUN_DATE,
-        from_lsn="0x0000002A000001F00003",
-        to_lsn="0x0000000000000000002B",
-    )
-    sink.prepare()
-    sink.open()
-    sink.write(0, 0, with_change_metadata(changes, synced_at=synced))
-    sink.finish_chunk(0)
-    sink.commit(4, sink.written())
+    window_sink(s3_place, columns, "0x0000002A000001F00003", "0x0000000000000000002B", changes, synced)
     folder = f"{s3_place.prefix}dbo/orders/changes/lsn=0000002a000001f00003-0000000000000000002b/"
     manifest = read_json(s3_place, f"{folder}_manifest.json")
     assert manifest["kind"] == "changes"
@@ -675,22 +655,8 @@ def test_a_replayed_cdc_window_leaves_the_committed_files_as_they_are(s3_place: 
     )
 
     def window(synced: datetime) -> S3Sink:
-        sink = change_window_sink(
-            target(s3_place),
-            hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
-            source_table="dbo.orders",
-            run_id="r1",
-            columns=columns,
-            run_date=RUN_DATE,
-            from_lsn="0x0000002A000001F00003",
-            to_lsn="0x0000002A000001F00003",
-        )
-        sink.prepare()
-        sink.open()
-        sink.write(0, 0, with_change_metadata(changes, synced_at=synced))
-        sink.finish_chunk(0)
-        sink.commit(1, sink.written())
-        return sink
+        lsn = "0x0000002A000001F00003"
+        return window_sink(s3_place, columns, lsn, lsn, changes, synced)
 
     first = window(datetime(2026, 11, 27, 7, 0, tzinfo=UTC))
     objects = {k: read_bytes(s3_place, k) for k in keys_under(s3_place, first.folder)}
@@ -703,14 +669,7 @@ def test_a_replayed_cdc_window_leaves_the_committed_files_as_they_are(s3_place: 
 
 
 def test_a_missing_bucket_names_the_bucket_and_the_spec_field(s3_place: S3Place) -> None:
-    sink = snapshot_sink(
-        target(s3_place, bucket="dtaas-no-such-bucket-3f9a"),
-        hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
-        source_table="dbo.orders",
-        run_id="r1",
-        columns=COLUMNS,
-        run_date=RUN_DATE,
-    )
+    sink = sink_for(s3_place, bucket="dtaas-no-such-bucket-3f9a")
     with pytest.raises(
         DestinationBucketError, match=r"bucket 'dtaas-no-such-bucket-3f9a' .*fix destinations.s3.bucket"
     ):
@@ -730,14 +689,7 @@ def test_access_denied_names_bucket_key_and_fix_before_anything_is_read(moto_pla
         ],
     }
     client(moto_place).put_bucket_policy(Bucket=moto_place.bucket, Policy=json.dumps(policy))
-    sink = snapshot_sink(
-        target(moto_place),
-        hook=DtaasS3Hook(aws_conn_id=moto_place.conn_id),
-        source_table="dbo.orders",
-        run_id="r1",
-        columns=COLUMNS,
-        run_date=RUN_DATE,
-    )
+    sink = sink_for(moto_place)
     with pytest.raises(DestinationAccessError) as caught:
         sink.prepare()
     message = str(caught.value)
@@ -752,14 +704,7 @@ def test_access_denied_names_bucket_key_and_fix_before_anything_is_read(moto_pla
 
 def test_an_unknown_kms_key_names_the_key_and_the_spec_field(moto_place: S3Place) -> None:
     key = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
-    sink = snapshot_sink(
-        target(moto_place, encryption="sse-kms", kms_key_id=key),
-        hook=DtaasS3Hook(aws_conn_id=moto_place.conn_id),
-        source_table="dbo.orders",
-        run_id="r1",
-        columns=COLUMNS,
-        run_date=RUN_DATE,
-    )
+    sink = sink_for(moto_place, encryption="sse-kms", kms_key_id=key)
     with pytest.raises(DestinationEncryptionError, match=r"KMS key '.*00000000' does not exist .*kms_key_id"):
         sink.prepare()
     assert keys_under(moto_place, moto_place.prefix) == []
@@ -772,11 +717,4 @@ def test_a_partition_column_the_table_lacks_is_named(s3_place: S3Place) -> None:
     with pytest.raises(
         PartitionColumnError, match=r"partition_by names region, which the table does not have"
     ):
-        snapshot_sink(
-            target(s3_place, partition_by=rules),
-            hook=DtaasS3Hook(aws_conn_id=s3_place.conn_id),
-            source_table="dbo.orders",
-            run_id="r1",
-            columns=COLUMNS,
-            run_date=RUN_DATE,
-        )
+        sink_for(s3_place, partition_by=rules)
