@@ -20,7 +20,7 @@ from airflow_provider_dtaas.core.plan import (
     load_checked,
     plan_tables,
 )
-from airflow_provider_dtaas.core.run_params import PARAM_DOCS, TABLES_PARAM
+from airflow_provider_dtaas.core.run_params import PARAM_DOCS, RESNAPSHOT_PARAM, TABLES_PARAM
 from airflow_provider_dtaas.core.spec import TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, find_spec_files
 
@@ -35,6 +35,7 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
     from airflow.sdk import DAG, Param, TaskGroup
 
     from airflow_provider_dtaas.operators.run_state import BeginRunOperator, EndRunOperator
+    from airflow_provider_dtaas.transfers.cdc_operator import SqlServerApplyChangesOperator
     from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
 
     if plans is None:
@@ -57,9 +58,8 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
         tags=_tags(spec),
         doc_md=_doc(spec, spec_file),
         params={
-            TABLES_PARAM: Param(
-                [], type="array", items={"type": "string"}, description=PARAM_DOCS[TABLES_PARAM]
-            )
+            name: Param([], type="array", items={"type": "string"}, description=PARAM_DOCS[name])
+            for name in ([TABLES_PARAM, RESNAPSHOT_PARAM] if spec.uses_cdc else [TABLES_PARAM])
         },
     ) as dag:
         begin = BeginRunOperator(
@@ -88,16 +88,23 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
                     "source_database": spec.source.database,
                     "state_conn_id": spec.state_conn_id,
                 }
+                load_id = "snapshot" if plan.cdc is not None else "full_load"
                 if plan.parallel_chunks == 1:
-                    SqlServerFullLoadOperator(task_id="full_load", **common)
+                    last = SqlServerFullLoadOperator(task_id=load_id, **common)
                 else:
-                    _add_chunked_load(plan, common)
+                    last = _add_chunked_load(plan, common)
+                if plan.cdc is not None:
+                    # a skipped snapshot (the table's changes continue) lets its changes apply
+                    last >> SqlServerApplyChangesOperator(
+                        task_id="apply_changes", trigger_rule="none_failed", **common
+                    )
             begin >> group >> end
     return dag
 
 
-def _add_chunked_load(plan: TablePlan, common: dict[str, Any]) -> None:
-    """plan_chunks >> load_chunk (mapped over the chunks, parallel_chunks at once) >> commit."""
+def _add_chunked_load(plan: TablePlan, common: dict[str, Any]) -> Any:
+    """plan_chunks >> load_chunk (mapped over the chunks, parallel_chunks at once) >> commit; returns
+    the commit task."""
     from airflow_provider_dtaas.transfers.full_load import (
         SqlServerCommitLoadOperator,
         SqlServerLoadChunkOperator,
@@ -117,6 +124,7 @@ def _add_chunked_load(plan: TablePlan, common: dict[str, Any]) -> None:
         task_id="commit", plan_task_id=plan_id, chunk_task_id=f"{plan.group_id}.load_chunk", **common
     )
     plan_task >> chunks >> commit
+    return commit
 
 
 def _add_discovery(spec: TaskSpec, begin: Any, end: Any) -> None:

@@ -84,6 +84,23 @@ class SnowflakeTarget:
     external_stage: str | None = None
     external_stage_prefix: str = ""
     storage_integration: str | None = None
+    cdc_columns: bool = False  # _DTAAS_LSN, _DTAAS_SEQVAL, _DTAAS_DELETED: the target receives changes
+
+
+@dataclass(frozen=True)
+class CdcPlan:
+    """How a table's changes are read and applied (modes cdc and full_load_and_cdc)."""
+
+    mode: str  # cdc | full_load_and_cdc
+    capture_instance: str | None = None  # None: found from cdc.change_tables at run time
+    gap_policy: str = "fail"  # fail | resnapshot
+    before_images: bool = False
+    soft_delete: bool = False
+    start_from: str = "earliest"  # earliest | now
+
+    @property
+    def snapshots_first(self) -> bool:
+        return self.mode == "full_load_and_cdc"
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,7 @@ class TablePlan:
     parallel_chunks: int = 1
     primary_key: tuple[str, ...] | None = None  # the spec's key, when the catalog declares none
     hash_columns: tuple[str, ...] = ()
+    cdc: CdcPlan | None = None
 
     @property
     def source_name(self) -> str:
@@ -114,6 +132,8 @@ class TablePlan:
             data["s3"] = self.s3.to_dict()
         if self.snowflake is not None:
             data["snowflake"] = {f.name: getattr(self.snowflake, f.name) for f in fields(self.snowflake)}
+        if self.cdc is not None:
+            data["cdc"] = {f.name: getattr(self.cdc, f.name) for f in fields(self.cdc)}
         for key in ("include_columns", "exclude_columns", "primary_key", "hash_columns"):
             if data[key] is not None:
                 data[key] = list(data[key])
@@ -138,6 +158,7 @@ class TablePlan:
             parallel_chunks=int(data.get("parallel_chunks") or 1),
             primary_key=tuple(data["primary_key"]) if data.get("primary_key") else None,
             hash_columns=tuple(data.get("hash_columns") or ()),
+            cdc=CdcPlan(**data["cdc"]) if data.get("cdc") else None,
         )
 
 
@@ -219,6 +240,7 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
             external_stage=dest_sf.external_stage,
             external_stage_prefix=dest_sf.external_stage_prefix,
             storage_integration=dest_sf.storage_integration,
+            cdc_columns=spec.uses_cdc,
         )
     return TablePlan(
         source_schema=schema,
@@ -235,19 +257,85 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
         exclude_columns=tuple(table.columns.exclude or ()) if table.columns else (),
         hash_columns=tuple(table.columns.hash or ()) if table.columns else (),
         row_filter=table.row_filter,
+        cdc=_cdc_plan(spec, table),
+    )
+
+
+def _cdc_plan(spec: TaskSpec, table: TableSpec) -> CdcPlan | None:
+    if not spec.uses_cdc:
+        return None
+    options, own = spec.cdc, table.cdc
+
+    def chosen(name: str) -> Any:
+        value = getattr(own, name) if own is not None else None
+        return getattr(options, name) if value is None else value
+
+    return CdcPlan(
+        mode=spec.mode,
+        capture_instance=own.capture_instance if own is not None else None,
+        gap_policy=chosen("gap_policy"),
+        before_images=chosen("before_images"),
+        soft_delete=chosen("delete_mode") == "soft",
+        start_from=options.start_from,
     )
 
 
 def plan_tables(spec: TaskSpec, *, spec_file: str = "") -> list[TablePlan]:
-    """One plan per listed table; refuses two tables that would land on the same target or group."""
+    """One plan per listed table; refuses two tables that would land on the same target or group,
+    and settings the spec's mode cannot honour."""
     plans = [plan_table(spec, table) for table in spec.tables]
-    problems = [
+    problems = [SpecProblem(spec_file, None, key, message) for key, message in mode_problems(spec)]
+    problems += [
         SpecProblem(spec_file, None, f"tables[{position}]", message)
         for position, message in collisions(plans)
     ]
     if problems:
         raise SpecError(problems)
     return plans
+
+
+def mode_problems(spec: TaskSpec) -> list[tuple[str, str]]:
+    """(key, message) for settings that do not fit the spec's mode."""
+    modes = "modes cdc and full_load_and_cdc"
+    if not spec.uses_cdc:
+        found = (
+            [("cdc", f"cdc options apply to {modes}, not {spec.mode}")]
+            if "cdc" in spec.model_fields_set
+            else []
+        )
+        found += [
+            (f"tables[{position}].cdc", f"cdc options apply to {modes}, not {spec.mode}")
+            for position, table in enumerate(spec.tables)
+            if table.cdc is not None
+        ]
+        return found
+    found = [
+        (
+            f"tables[{position}].row_filter",
+            f"{spec.mode} does not filter changes (an update could move a row out of the filter and leave "
+            "it stale in the destinations); remove row_filter or use mode full_load",
+        )
+        for position, table in enumerate(spec.tables)
+        if table.row_filter is not None
+    ]
+    if spec.table_patterns is not None:
+        found.append(
+            (
+                "table_patterns",
+                f"{modes} need the tables listed by name (each keeps its own CDC position); "
+                "list them under tables",
+            )
+        )
+    snowflake = spec.destinations.snowflake
+    if snowflake is not None and snowflake.load_from == "s3":
+        found.append(
+            (
+                "destinations.snowflake.load_from",
+                "load_from: s3 loads snapshots only; CDC windows are PUT to the internal stage, so use "
+                f"load_from: stage with {modes}",
+            )
+        )
+    return found
 
 
 def collisions(plans: list[TablePlan]) -> list[tuple[int, str]]:

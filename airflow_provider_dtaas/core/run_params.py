@@ -6,8 +6,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 TABLES_PARAM = "tables"
+RESNAPSHOT_PARAM = "resnapshot"
 PARAM_DOCS = {
     TABLES_PARAM: "load only these tables (schema.table); empty = every table of the spec",
+    RESNAPSHOT_PARAM: "CDC modes: load these tables (schema.table) in full again first; their changes "
+    "resume after the new snapshot",
 }
 
 
@@ -15,13 +18,13 @@ class RunParamError(ValueError):
     """A run was triggered with parameters the spec cannot honour."""
 
 
-def requested_tables(params: Mapping[str, Any] | None) -> set[str] | None:
-    """The lower-cased table names a run asks for, or None for all of them."""
-    value = (params or {}).get(TABLES_PARAM) or []
+def requested_tables(params: Mapping[str, Any] | None, name: str = TABLES_PARAM) -> set[str] | None:
+    """The lower-cased table names a run's parameter ``name`` lists, or None when it lists none."""
+    value = (params or {}).get(name) or []
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RunParamError(f"run parameter '{TABLES_PARAM}' must be a list of 'schema.table' names")
+        raise RunParamError(f"run parameter '{name}' must be a list of 'schema.table' names")
     return {v.strip().lower() for v in value} or None
 
 

@@ -12,17 +12,20 @@ set ``_DTAAS_DELETED`` and keep the row (and its LSN, which keeps guarding it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from airflow_provider_dtaas.core.identifiers import quote_snowflake, quote_snowflake_path
 
-OP, LSN, SEQVAL, DELETED, SYNCED_AT = (
+OP, LSN, SEQVAL, DELETED, SYNCED_AT, RUN_ID = (
     "_DTAAS_OP",
     "_DTAAS_LSN",
     "_DTAAS_SEQVAL",
     "_DTAAS_DELETED",
     "_DTAAS_SYNCED_AT",
+    "_DTAAS_RUN_ID",
 )
 CDC_TARGET_COLUMNS = ((LSN, "VARCHAR(22)"), (SEQVAL, "VARCHAR(22)"), (DELETED, "BOOLEAN"))
+CHANGE_STAGING_COLUMNS = ((OP, "VARCHAR(1)"), (LSN, "VARCHAR(22)"), (SEQVAL, "VARCHAR(22)"))
 
 
 def merge_window_sql(
@@ -34,8 +37,11 @@ def merge_window_sql(
     key: Sequence[str],
     columns: Sequence[str],
     soft_delete: bool,
-) -> str:
-    """One MERGE of the staging table's changes into the target (``columns`` include ``key``)."""
+    synced_at: bool = True,
+    run_id: str | None = None,
+) -> tuple[str, tuple[Any, ...]]:
+    """One MERGE of the staging table's changes into the target (``columns`` include ``key``), and
+    its bound values; the metadata columns get the time of the MERGE and the run id when asked."""
     if not key:
         raise ValueError(f"table {target}: CDC needs a key to merge on")
     missing = [k for k in key if k not in columns]
@@ -53,13 +59,20 @@ def merge_window_sql(
         f"(t.{q(LSN)} IS NULL OR s.{q(LSN)} > t.{q(LSN)}"
         f" OR (s.{q(LSN)} = t.{q(LSN)} AND s.{q(SEQVAL)} > t.{q(SEQVAL)}))"
     )
-    position = f"{q(LSN)} = s.{q(LSN)}, {q(SEQVAL)} = s.{q(SEQVAL)}, {q(SYNCED_AT)} = CURRENT_TIMESTAMP()"
+    stamps: list[tuple[str, str]] = [(q(SYNCED_AT), "CURRENT_TIMESTAMP()")] if synced_at else []
+    if run_id is not None:
+        stamps.append((q(RUN_ID), "%s"))
+    position = ", ".join(
+        [f"{q(LSN)} = s.{q(LSN)}", f"{q(SEQVAL)} = s.{q(SEQVAL)}"] + [f"{c} = {v}" for c, v in stamps]
+    )
     on_delete = f"UPDATE SET {q(DELETED)} = TRUE, {position}" if soft_delete else "DELETE"
     updates = ", ".join(f"{c} = s.{c}" for c in data if c not in {q(k) for k in key})
     set_clause = f"{updates}, " if updates else ""
-    inserted = [*data, q(LSN), q(SEQVAL), q(DELETED), q(SYNCED_AT)]
-    values = [f"s.{c}" for c in data] + [f"s.{q(LSN)}", f"s.{q(SEQVAL)}", "FALSE", "CURRENT_TIMESTAMP()"]
-    return (
+    inserted = [*data, q(LSN), q(SEQVAL), q(DELETED)] + [c for c, _v in stamps]
+    values = [f"s.{c}" for c in data] + [f"s.{q(LSN)}", f"s.{q(SEQVAL)}", "FALSE"] + [v for _c, v in stamps]
+    # run_id is bound in each branch that sets the position (a hard delete sets none) and the insert
+    bound = (run_id,) * (3 if soft_delete else 2) if run_id is not None else ()
+    sql = (
         f"MERGE INTO {quote_snowflake_path(database, schema, target)} t USING ({reduced}) s ON {on}"
         f" WHEN MATCHED AND s.{q(OP)} = 'D' AND {newer} THEN {on_delete}"
         f" WHEN MATCHED AND s.{q(OP)} <> 'D' AND {newer}"
@@ -67,3 +80,4 @@ def merge_window_sql(
         f" WHEN NOT MATCHED AND s.{q(OP)} <> 'D'"
         f" THEN INSERT ({', '.join(inserted)}) VALUES ({', '.join(values)})"
     )
+    return sql, bound

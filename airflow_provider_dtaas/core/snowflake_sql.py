@@ -95,12 +95,18 @@ def replace_rows_sql(
     *,
     synced_at: bool = False,
     run_id: str | None = None,
+    not_deleted: bool = False,
 ) -> list[tuple[str, tuple[Any, ...]]]:
     """(statement, bound values) that make the target hold exactly the staging table's rows, in one
-    transaction; the metadata columns get the load's time and run id (bound, never pasted)."""
+    transaction; the metadata columns get the load's time and run id (bound, never pasted), and a
+    target that receives changes gets ``_DTAAS_DELETED`` false (its LSN columns stay NULL: any
+    change applies over a snapshot row)."""
     names = [quote_snowflake(c) for c in columns]
     values = list(names)
     bound: tuple[Any, ...] = ()
+    if not_deleted:
+        names.append(quote_snowflake("_DTAAS_DELETED"))
+        values.append("FALSE")
     if synced_at:
         names.append(quote_snowflake(SYNCED_AT))
         values.append("CURRENT_TIMESTAMP()")

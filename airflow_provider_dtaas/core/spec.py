@@ -291,6 +291,56 @@ class ColumnSelection(_Model):
         return self
 
 
+_GAP_POLICY_DOC = (
+    "a saved position older than the oldest change SQL Server still holds (CDC cleanup ran): "
+    "fail: stop the table with what to do; resnapshot: load the table in full again, then resume"
+)
+
+
+class CdcOptions(_Model):
+    """How the modes cdc and full_load_and_cdc read and apply changes; tables may override some."""
+
+    start_from: Literal["earliest", "now"] = Field(
+        default="earliest",
+        description="mode cdc, a table with no saved position: earliest = every change SQL Server still "
+        "holds; now = only changes after the first run",
+    )
+    gap_policy: Literal["fail", "resnapshot"] = Field(default="fail", description=_GAP_POLICY_DOC)
+    before_images: bool = Field(
+        default=False, description="S3 change files also get each update's before-image (_dtaas_op B)"
+    )
+    delete_mode: Literal["hard", "soft"] = Field(
+        default="hard",
+        description="hard: a deleted source row is deleted in Snowflake; soft: it stays, with "
+        "_DTAAS_DELETED = TRUE",
+    )
+    poll_interval_seconds: int = Field(
+        default=30, ge=1, le=3_600, description="how often the wait_for_changes sensor asks SQL Server"
+    )
+    wait_timeout_seconds: int = Field(
+        default=3_600,
+        ge=10,
+        le=7 * 86_400,
+        description="the sensor gives up (the run is skipped, not failed) after this long without changes",
+    )
+
+
+class TableCdcSpec(_Model):
+    capture_instance: str | None = Field(
+        default=None,
+        description="the capture instance to read (default: the table's only one; with two, the older "
+        "until the position reaches the newer one's start)",
+    )
+    gap_policy: Literal["fail", "resnapshot"] | None = Field(default=None, description=_GAP_POLICY_DOC)
+    before_images: bool | None = None
+    delete_mode: Literal["hard", "soft"] | None = None
+
+    @field_validator("capture_instance")
+    @classmethod
+    def _valid_instance(cls, value: str | None) -> str | None:
+        return None if value is None else _check_identifier(value)
+
+
 class TableSpec(_Model):
     name: str = Field(description="schema.table in the source database")
     batch_rows: int | None = Field(default=None, ge=1, le=5_000_000)
@@ -307,6 +357,7 @@ class TableSpec(_Model):
     target: str | None = Field(default=None, description="Snowflake table name (default: the table's name)")
     columns: ColumnSelection | None = None
     row_filter: str | None = Field(default=None, description="one boolean T-SQL expression")
+    cdc: TableCdcSpec | None = Field(default=None, description="this table's CDC options")
 
     @field_validator("row_filter")
     @classmethod
@@ -356,7 +407,12 @@ class TablePatterns(_Model):
 class TaskSpec(_Model):
     name: str = Field(description="unique name; the DAG id is dtaas_<name>")
     description: str = ""
-    mode: Literal["full_load"] = "full_load"
+    mode: Literal["full_load", "cdc", "full_load_and_cdc"] = Field(
+        default="full_load",
+        description="full_load: copy the tables whole on every run; cdc: apply the changes since the "
+        "saved position; full_load_and_cdc: load each table once, then apply its changes",
+    )
+    cdc: CdcOptions = Field(default_factory=CdcOptions, description="CDC options (modes with cdc)")
     schedule: ScheduleSpec | None = Field(
         default=None,
         description="none or 'manual' = runs only when triggered; a cron string or preset; 'continuous'; "
@@ -447,6 +503,10 @@ class TaskSpec(_Model):
                 )
             seen[key] = position
         return tables
+
+    @property
+    def uses_cdc(self) -> bool:
+        return self.mode in ("cdc", "full_load_and_cdc")
 
     @property
     def dag_id(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from airflow_provider_dtaas.core.capture_instances import CaptureInstance, CaptureInstanceError, enable_hint
 from airflow_provider_dtaas.core.identifiers import quote_mssql
 from airflow_provider_dtaas.core.lsn import Lsn, Window
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_column
@@ -40,9 +41,45 @@ def changes_query(capture_instance: str, columns: list[MappedColumn], *, before_
     )
 
 
+CAPTURE_INSTANCES_SQL = (
+    "SELECT ct.capture_instance, ct.start_lsn, cc.column_name"
+    " FROM cdc.change_tables ct JOIN cdc.captured_columns cc ON cc.object_id = ct.object_id"
+    " WHERE ct.source_object_id = OBJECT_ID(%s) ORDER BY ct.start_lsn, ct.capture_instance, cc.column_ordinal"
+)
+
+
 class CdcReaderMixin:
     """For a hook with ``KeysetReaderMixin``'s connection handling (``_borrowed``, ``_read_cursor``,
-    ``read_error``) and ``get_first``."""
+    ``read_error``) and ``get_first`` / ``get_records``."""
+
+    def capture_instances(self, schema: str, table: str) -> list[CaptureInstance]:
+        """The table's capture instances with their start LSN and captured columns."""
+        name = f"{schema}.{table}"
+        row = self.get_first(  # type: ignore[attr-defined]
+            "SELECT is_cdc_enabled FROM sys.databases WHERE name = DB_NAME()"
+        )
+        if row is None or not row[0]:
+            raise CaptureInstanceError(
+                f"table {name}: change data capture is not enabled for the source database. "
+                f"Enable it: EXEC sys.sp_cdc_enable_db, then {enable_hint(name)}"
+            )
+        rows = self.get_records(  # type: ignore[attr-defined]
+            CAPTURE_INSTANCES_SQL, parameters=(f"{quote_mssql(schema)}.{quote_mssql(table)}",)
+        )
+        found: dict[str, tuple[Lsn, list[str]]] = {}
+        for instance, start_lsn, column in rows:
+            found.setdefault(str(instance), (Lsn.from_bytes(start_lsn or bytes(10)), []))[1].append(
+                str(column)
+            )
+        return [CaptureInstance(n, start, tuple(cols)) for n, (start, cols) in found.items()]
+
+    def server_time(self, lsn: Lsn) -> tuple[Any, Any]:
+        """(commit time of ``lsn``'s transaction by ``sys.fn_cdc_map_lsn_to_time``, the server's
+        current time): both in the server's clock, for lag."""
+        row = self.get_first(  # type: ignore[attr-defined]
+            "SELECT sys.fn_cdc_map_lsn_to_time(%s), SYSDATETIME()", parameters=(lsn.to_parameter(),)
+        )
+        return (row[0], row[1]) if row else (None, None)
 
     def cdc_bounds(self, capture_instance: str) -> tuple[Lsn, Lsn]:
         """(min LSN of the capture instance, max LSN of the database); min is 0x00… when the

@@ -6,12 +6,11 @@ import json
 from contextlib import closing
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-if TYPE_CHECKING:
-    from airflow_provider_dtaas.core.lsn import Position
+from airflow_provider_dtaas.hooks.cdc_state import CdcStateMixin
 
 STATE_SCHEMA = "dtaas"
 # Any constant works as long as every writer uses the same one: migrations run under this lock.
@@ -36,7 +35,7 @@ def bundled_migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-class DtaasStateHook(PostgresHook):
+class DtaasStateHook(CdcStateMixin, PostgresHook):
     """Reads and writes the ``dtaas`` schema through an Airflow connection of type postgres.
 
     :param state_conn_id: connection to the PostgreSQL database that holds DTaaS state.
@@ -98,13 +97,15 @@ class DtaasStateHook(PostgresHook):
         row = self._one("SELECT id FROM dtaas.executions WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))
         return int(row[0])
 
-    def begin_table(self, *, execution_id: int, source_table: str, attempt: int) -> None:
+    def begin_table(self, *, execution_id: int, source_table: str, attempt: int, keep: bool = False) -> None:
+        """``keep``: a later step of the same table in this run (changes after a snapshot) keeps the
+        rows and bytes recorded so far."""
+        reset = "" if keep else ", started_at = now(), rows_processed = 0, bytes_written = 0"
         self._run(
             "INSERT INTO dtaas.table_executions (execution_id, source_table, status, attempt)"
             " VALUES (%s, %s, 'running', %s)"
             " ON CONFLICT (execution_id, source_table) DO UPDATE SET status = 'running',"
-            " attempt = EXCLUDED.attempt, started_at = now(), completed_at = NULL, error = NULL,"
-            " rows_processed = 0, bytes_written = 0",
+            f" attempt = EXCLUDED.attempt, completed_at = NULL, error = NULL{reset}",
             (execution_id, source_table, attempt),
         )
 
@@ -119,10 +120,19 @@ class DtaasStateHook(PostgresHook):
         seconds: float,
         destinations: dict[str, Any],
         error: str | None = None,
+        accumulate: bool = False,
     ) -> None:
+        """``accumulate``: add rows, bytes and seconds to what an earlier step of the table in this
+        run recorded, and merge the destinations (``begin_table(keep=True)``)."""
+        if accumulate:
+            values = (
+                "rows_processed = rows_processed + %s, bytes_written = bytes_written + %s,"
+                " seconds = coalesce(seconds, 0) + %s, destinations = destinations || %s::jsonb"
+            )
+        else:
+            values = "rows_processed = %s, bytes_written = %s, seconds = %s, destinations = %s::jsonb"
         self._run(
-            "UPDATE dtaas.table_executions SET status = %s, rows_processed = %s, bytes_written = %s,"
-            " seconds = %s, destinations = %s::jsonb, error = %s, completed_at = now()"
+            f"UPDATE dtaas.table_executions SET status = %s, {values}, error = %s, completed_at = now()"
             " WHERE execution_id = %s AND source_table = %s",
             (
                 status,
@@ -161,45 +171,6 @@ class DtaasStateHook(PostgresHook):
                     change.get("new_type"),
                 ),
             )
-
-    def position(self, *, dag_id: str, source_table: str) -> Position | None:
-        """The table's saved CDC position, or None before its first window."""
-        from airflow_provider_dtaas.core.lsn import Lsn, Position
-
-        row = self.get_first(
-            "SELECT capture_instance, lsn, seqval FROM dtaas.cdc_positions"
-            " WHERE dag_id = %s AND source_table = %s",
-            parameters=(dag_id, source_table),
-        )
-        if row is None:
-            return None
-        return Position(row[0], Lsn.from_bytes(bytes(row[1])), Lsn.from_bytes(bytes(row[2])))
-
-    def advance_position(self, *, dag_id: str, source_table: str, position: Position, run_id: str) -> bool:
-        """Save ``position`` if it is ahead of the saved one (or a new capture instance's); return
-        whether it moved. A stale attempt that finishes late can never move a position back."""
-        with closing(self.get_conn()) as conn, conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO dtaas.cdc_positions AS p"
-                " (dag_id, source_table, capture_instance, lsn, seqval, run_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (dag_id, source_table) DO UPDATE"
-                " SET capture_instance = EXCLUDED.capture_instance,"
-                " lsn = EXCLUDED.lsn, seqval = EXCLUDED.seqval, run_id = EXCLUDED.run_id, updated_at = now()"
-                " WHERE (EXCLUDED.lsn, EXCLUDED.seqval) > (p.lsn, p.seqval)"
-                " OR EXCLUDED.capture_instance <> p.capture_instance",
-                (
-                    dag_id,
-                    source_table,
-                    position.capture_instance,
-                    position.lsn.to_bytes(),
-                    position.seqval.to_bytes(),
-                    run_id,
-                ),
-            )
-            moved = cur.rowcount == 1
-            conn.commit()
-        return bool(moved)
 
     def finish_execution(self, execution_id: int, expected_tables: list[str]) -> dict[str, Any]:
         """Close a run from its tables' outcomes; a table that never started counts as failed."""

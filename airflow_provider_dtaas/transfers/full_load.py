@@ -15,11 +15,13 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_dtaas.core.batches import ValueConversionError
 from airflow_provider_dtaas.core.batching import MB, rows_for_estimate
+from airflow_provider_dtaas.core.capture_instances import CaptureInstanceError
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.keyset import KeyChunk
+from airflow_provider_dtaas.core.lsn import Position, RetentionGapError
 from airflow_provider_dtaas.core.plan import S3Target, TablePlan
 from airflow_provider_dtaas.core.row_filter import transpile_row_filter
-from airflow_provider_dtaas.core.run_params import requested_tables, wanted
+from airflow_provider_dtaas.core.run_params import RESNAPSHOT_PARAM, requested_tables, wanted
 from airflow_provider_dtaas.core.s3_layout import PartitionColumnError
 from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
 from airflow_provider_dtaas.core.source_table import KeyChoiceError
@@ -47,6 +49,7 @@ from airflow_provider_dtaas.hooks.s3 import (
 )
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook, SnowflakeDestinationError
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
+from airflow_provider_dtaas.transfers.cdc import CdcKeyError, CdcSourceError, cdc_source, snapshot_start
 from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
 from airflow_provider_dtaas.transfers.sinks import Sink, SnowflakeExternalStageSink, SnowflakeStageSink
 
@@ -80,6 +83,10 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     SchemaDriftError,
     SnowflakeDestinationError,
     VariableError,
+    RetentionGapError,
+    CaptureInstanceError,
+    CdcKeyError,
+    CdcSourceError,
 )
 
 
@@ -334,6 +341,7 @@ class TableLoad:
                     columns=columns,
                     run_date=_run_date(self.context),
                     folder=(prepared or {}).get("s3_folder"),
+                    cdc_resume_after=((prepared or {}).get("cdc_start") or {}).get("position"),
                 )
             )
         if plan.snowflake is not None:
@@ -394,6 +402,52 @@ class _TableTask(BaseOperator):
         self.source_database = source_database
         self.state_conn_id = state_conn_id
 
+    def _snapshot_start(
+        self, plan: TablePlan, load: TableLoad, state: DtaasStateHook, context: Any
+    ) -> dict[str, Any] | None:
+        """CDC modes: where changes resume after this snapshot (recorded before anything is read),
+        or a skip when the table needs none (its changes continue from the saved position)."""
+        if plan.cdc is None:
+            return None
+        source = cdc_source(load.source, plan.source_name)
+        forced = wanted(plan.source_name, requested_tables(context.get("params"), RESNAPSHOT_PARAM) or set())
+        start = snapshot_start(plan, source=source, state=state, dag_id=self.dag_id, force=forced)
+        if start is None:
+            raise AirflowSkipException(
+                f"table {plan.source_name}: no snapshot needed; its changes continue from the saved "
+                "CDC position (trigger with resnapshot to load it in full again)"
+            )
+        self.log.info(
+            "table %s: %s; changes resume after %s on %s",
+            plan.source_name,
+            start.reason,
+            start.position.lsn,
+            start.position.capture_instance,
+        )
+        return {"kind": start.kind, "position": start.position.to_json(), "reason": start.reason}
+
+    def _snapshot_done(
+        self, plan: TablePlan, state: DtaasStateHook, prepared: dict[str, Any], rows: int, run_id: str
+    ) -> None:
+        """A CDC snapshot committed: its position replaces the table's (even a newer one: the target
+        was replaced by data read after this position)."""
+        started = prepared.get("cdc_start")
+        if not started:
+            return
+        position = Position.from_json(started["position"])
+        state.reset_position(
+            dag_id=self.dag_id, source_table=plan.source_name, position=position, run_id=run_id
+        )
+        state.record_cdc_event(
+            dag_id=self.dag_id,
+            source_table=plan.source_name,
+            kind=started["kind"],
+            position=position,
+            run_id=run_id,
+            detail=started["reason"],
+            rows=rows,
+        )
+
     def _start(self, context: Any) -> tuple[TablePlan, TableLoad, DtaasStateHook, int]:
         plan = TablePlan.from_dict(self.table_plan)
         context["dtaas_table"] = plan.source_name  # shown as the map index of discovered tables
@@ -450,6 +504,8 @@ class _TableTask(BaseOperator):
         rows: int,
         destinations: dict[str, Any],
         seconds: float,
+        *,
+        accumulate: bool = False,
     ) -> dict[str, Any]:
         state.finish_table(
             execution_id=execution_id,
@@ -459,6 +515,7 @@ class _TableTask(BaseOperator):
             bytes_written=sum(d["bytes"] for d in destinations.values()),
             seconds=seconds,
             destinations=destinations,
+            accumulate=accumulate,
         )
         self.log.info(
             "table %s: loaded %d rows in %.1f s (%.0f rows/s)",
@@ -490,11 +547,16 @@ class SqlServerFullLoadOperator(_TableTask):
         )
         started = time.monotonic()
         try:
+            cdc_start = self._snapshot_start(plan, load, state, context)
             prepared = load.prepare()
+            prepared["cdc_start"] = cdc_start
             self._record_schema_changes(plan, state, execution_id, prepared)
             chunks = [KeyChunk.from_json(c) for c in prepared["chunks"]]
             results = load.copy_chunks(prepared, chunks, clear_first=False)
             rows, destinations = load.commit(prepared, results)
+            self._snapshot_done(plan, state, prepared, rows, context["run_id"])
+        except AirflowSkipException:
+            raise
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
         return self._finished(plan, state, execution_id, rows, destinations, time.monotonic() - started)
@@ -513,8 +575,12 @@ class SqlServerPlanChunksOperator(_TableTask):
             execution_id=execution_id, source_table=plan.source_name, attempt=int(context["ti"].try_number)
         )
         try:
+            cdc_start = self._snapshot_start(plan, load, state, context)
             prepared = load.prepare()
+            prepared["cdc_start"] = cdc_start
             self._record_schema_changes(plan, state, execution_id, prepared)
+        except AirflowSkipException:
+            raise
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
         context["ti"].xcom_push(key=PREPARED_KEY, value=prepared)
@@ -566,6 +632,7 @@ class SqlServerCommitLoadOperator(_TableTask):
         results = [r for r in (ti.xcom_pull(task_ids=self.chunk_task_id) or []) if r is not None]
         try:
             rows, destinations = load.commit(prepared, results)
+            self._snapshot_done(plan, state, prepared, rows, context["run_id"])
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
         seconds = time.time() - float(prepared["started_at"])  # the table's whole load, all its tasks

@@ -100,6 +100,8 @@ class S3Sink:
         self.files: list[dict[str, Any]] = []
         self.manifest: dict[str, Any] | None = None  # what commit wrote
         self.replayed: dict[str, Any] | None = None  # the manifest of a CDC window committed before
+        # a CDC snapshot: the position its changes resume after (change windows up to it are older)
+        self.cdc_resume_after: dict[str, str] | None = None
         self._open: dict[tuple[int, str], _OpenFile] = {}
         self._parts: dict[tuple[int, str], int] = {}
         self._stack = ExitStack()
@@ -331,6 +333,7 @@ class S3Sink:
             "lsn_range": None
             if self.lsn_range is None
             else {"from": self.lsn_range[0], "to": self.lsn_range[1]},
+            "cdc_resume_after": self.cdc_resume_after,
             "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         manifest_key = f"{self.folder}{layout.MANIFEST}"
@@ -384,10 +387,12 @@ def snapshot_sink(
     columns: list[MappedColumn],
     run_date: datetime,
     folder: str | None = None,
+    cdc_resume_after: dict[str, str] | None = None,
 ) -> S3Sink:
     """The sink of a full load: the run's own folder under the table's folder (``folder``: the one
-    the load's ``prepare`` chose, for the steps after it)."""
-    return S3Sink(
+    the load's ``prepare`` chose, for the steps after it). A CDC snapshot's manifest records
+    ``cdc_resume_after`` (capture instance, LSN): replay change windows after it onto the snapshot."""
+    sink = S3Sink(
         target,
         hook=hook,
         folder=folder or layout.run_folder(target.table_prefix, run_id),
@@ -396,6 +401,8 @@ def snapshot_sink(
         columns=columns,
         run_date=run_date,
     )
+    sink.cdc_resume_after = cdc_resume_after
+    return sink
 
 
 CHANGE_COLUMN_TYPES = (

@@ -24,6 +24,7 @@ from airflow_provider_dtaas.core import snowflake_external as external
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
 from airflow_provider_dtaas.core.schema_drift import plan_drift
+from airflow_provider_dtaas.core.snowflake_merge import CDC_TARGET_COLUMNS, DELETED
 from airflow_provider_dtaas.core.typemap import MappedColumn
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ class SnowflakeStageSink:
     def _metadata(self) -> list[tuple[str, str]]:
         t = self.target
         wanted = [(sql.SYNCED_AT, t.synced_at_column), (sql.RUN_ID, t.run_id_column)]
-        return [(name, sql.METADATA_TYPES[name]) for name, on in wanted if on]
+        found = [(name, sql.METADATA_TYPES[name]) for name, on in wanted if on]
+        return found + list(CDC_TARGET_COLUMNS) if t.cdc_columns else found
 
     def prepare(self) -> None:
         """Create what is missing, bring an existing target in line with ``handle_schema_drift``,
@@ -165,15 +167,19 @@ class SnowflakeStageSink:
                 existing,
                 wanted,
                 policy=t.handle_schema_drift,
-                reserved=list(sql.METADATA_TYPES),
+                reserved=[*sql.METADATA_TYPES, *(name for name, _kind in CDC_TARGET_COLUMNS)],
             )
             present = {name.upper() for name, _kind in existing}
+            missing = [m for m in self._metadata() if m[0] not in present]
+            if t.handle_schema_drift != "evolve":
+                # the CDC bookkeeping columns guard every MERGE: added under any drift policy
+                missing = [m for m in missing if m in CDC_TARGET_COLUMNS]
+            notes = self._comments()
+            for name, kind in (plan.add if t.handle_schema_drift == "evolve" else ()) + tuple(missing):
+                session.execute(
+                    sql.add_column_sql(t.database, t.schema, t.table, name, kind, comment=notes.get(name))
+                )
             if t.handle_schema_drift == "evolve":
-                notes = self._comments()
-                for name, kind in plan.add + tuple(m for m in self._metadata() if m[0] not in present):
-                    session.execute(
-                        sql.add_column_sql(t.database, t.schema, t.table, name, kind, comment=notes.get(name))
-                    )
                 for name, kind in plan.alter:
                     session.execute(sql.alter_column_type_sql(t.database, t.schema, t.table, name, kind))
         self.schema_changes = [asdict(change) for change in plan.changes]
@@ -209,7 +215,10 @@ class SnowflakeStageSink:
         return f"{self.location}chunk-{chunk:05d}/"
 
     def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> None:
-        renamed = batch.rename_columns(self.target_columns)
+        self._put(chunk, part, batch.rename_columns(self.target_columns))
+
+    def _put(self, chunk: int, part: int, renamed: pa.RecordBatch) -> None:
+        """PUT one batch, its columns named as in Snowflake, as a Parquet file in the chunk's folder."""
         name = part_name(chunk, part)
         path = os.path.join(self._tmpdir, name)
         data = parquet_bytes(renamed, "zstd")
@@ -219,7 +228,7 @@ class SnowflakeStageSink:
             self._session.execute(sql.put_sql(path, self._chunk_location(chunk)))
         finally:
             os.remove(path)
-        self._staged.append({"name": name, "chunk": chunk, "rows": batch.num_rows, "bytes": len(data)})
+        self._staged.append({"name": name, "chunk": chunk, "rows": renamed.num_rows, "bytes": len(data)})
 
     def finish_chunk(self, chunk: int) -> None:
         """Nothing to finish: every batch is PUT as it is written."""
@@ -261,6 +270,7 @@ class SnowflakeStageSink:
                 [c for c in self.target_columns if c in present],
                 synced_at=t.synced_at_column and sql.SYNCED_AT in present,
                 run_id=self.run_id if t.run_id_column and sql.RUN_ID in present else None,
+                not_deleted=t.cdc_columns and DELETED in present,
             )
         )
         self._cleanup()

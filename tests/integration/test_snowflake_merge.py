@@ -35,10 +35,10 @@ def apply(
         )
         for change in changes:
             session.execute(f'INSERT INTO ITDB.CDC."{table}_STG" VALUES (%s, %s, %s, %s, %s)', change)
-        sql = merge_window_sql(
+        sql, bound = merge_window_sql(
             "ITDB", "CDC", table, f"{table}_STG", key=["ID"], columns=["ID", "NAME"], soft_delete=soft_delete
         )
-        return tuple(session.execute(sql)[0])
+        return tuple(session.execute(sql, bound)[0])
 
 
 def target(conn_id: str, table: str) -> list[tuple[Any, ...]]:
@@ -90,7 +90,10 @@ def test_soft_deletes_keep_the_row_marked_and_guarded(snowflake_conn: str) -> No
 
 def test_the_merge_parses_as_snowflake_and_needs_a_key() -> None:
     for soft in (False, True):
-        sql = merge_window_sql("DB", "S", 'T"x', "STG", key=["ID"], columns=["ID", "NAME"], soft_delete=soft)
-        assert len(sqlglot.parse(sql, read="snowflake")) == 1
+        sql, bound = merge_window_sql(
+            "DB", "S", 'T"x', "STG", key=["ID"], columns=["ID", "NAME"], soft_delete=soft, run_id="r1"
+        )
+        assert sql.count("%s") == len(bound) == (3 if soft else 2)
+        assert len(sqlglot.parse(sql.replace("%s", "'r1'"), read="snowflake")) == 1
     with pytest.raises(ValueError, match="table T: CDC needs a key to merge on"):
         merge_window_sql("DB", "S", "T", "STG", key=[], columns=["ID"], soft_delete=False)

@@ -1,0 +1,417 @@
+"""Change data capture of one SQL Server table: where it starts, and the windows that follow.
+
+Each run applies, per table, the changes committed since the table's saved position up to the
+database's max LSN when the run looked (its horizon), window by window:
+
+1. choose the capture instance (:func:`~airflow_provider_dtaas.core.capture_instances.choose_instance`)
+   and the window ``(position, max]``; a position older than the instance's minimum LSN is a
+   retention gap (:class:`~airflow_provider_dtaas.core.lsn.RetentionGapError`);
+2. record the window's bounds before reading (a retry reads the same window again);
+3. read its changes in (LSN, seqval, operation) order in bounded batches, add the metadata columns,
+   write them to every destination: S3 change files with a manifest, Snowflake staged files that
+   one guarded MERGE applies;
+4. only when every destination committed, record the counts and lag and advance the position.
+
+A replayed window (the run died between 3 and 4) finds its S3 manifest and leaves it, and its MERGE
+changes nothing. The snapshot that starts a table (``full_load_and_cdc``) or replaces it after a
+gap (``gap_policy: resnapshot``) is a full load; :func:`snapshot_start` decides whether one is due
+and where the changes resume after it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow_provider_dtaas.core.capture_instances import (
+    WHOLE_TRANSACTION,
+    CaptureInstance,
+    CaptureInstanceError,
+    Reading,
+    choose_instance,
+    snapshot_position,
+)
+from airflow_provider_dtaas.core.change_metadata import with_change_metadata
+from airflow_provider_dtaas.core.lsn import Lsn, Position, RetentionGapError, Window, next_window
+from airflow_provider_dtaas.core.plan import CdcPlan, TablePlan
+from airflow_provider_dtaas.core.typemap import MappedColumn, map_selected, select_columns
+from airflow_provider_dtaas.hooks.cdc_state import WindowCounts
+from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
+from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
+from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+from airflow_provider_dtaas.hooks.state import DtaasStateHook
+from airflow_provider_dtaas.transfers.change_sinks import SnowflakeChangeSink
+from airflow_provider_dtaas.transfers.s3_sink import change_window_sink
+from airflow_provider_dtaas.transfers.sinks import Sink
+
+
+class CdcKeyError(ValueError):
+    """The table has no key the changes can be merged on, or its capture instance does not capture it."""
+
+
+class CdcSourceError(ValueError):
+    """The source is not SQL Server: only SQL Server CDC is read."""
+
+
+@dataclass(frozen=True)
+class SnapshotStart:
+    """A snapshot is due: ``kind`` snapshot (first) or resnapshot (after a gap); changes resume
+    after ``position``, recorded before the snapshot reads anything."""
+
+    kind: str
+    position: Position
+    reason: str
+
+
+def cdc_source(source: Any, table: str) -> DtaasMsSqlHook:
+    if not isinstance(source, DtaasMsSqlHook):
+        raise CdcSourceError(
+            f"table {table}: change data capture is read from SQL Server only; this source connection is "
+            "not of type mssql (use mode full_load for it)"
+        )
+    return source
+
+
+def snapshot_start(
+    plan: TablePlan, *, source: DtaasMsSqlHook, state: DtaasStateHook, dag_id: str, force: bool = False
+) -> SnapshotStart | None:
+    """Whether the table needs a snapshot before its changes, and where they resume after it.
+
+    Due when ``full_load_and_cdc`` has no saved position yet, when ``force`` (a run asked for it), or
+    with ``gap_policy: resnapshot`` when the saved position fell behind what CDC still holds (or
+    its capture instance was dropped). A gap under ``gap_policy: fail`` raises here, before anything
+    is read.
+    """
+    cdc = _cdc(plan)
+    table = plan.source_name
+    saved = state.position(dag_id=dag_id, source_table=table)
+    instances = source.capture_instances(plan.source_schema, plan.source_table)
+    if force:
+        kind, reason = ("resnapshot" if saved else "snapshot"), "this run asked for a snapshot (resnapshot)"
+    elif saved is None:
+        if not cdc.snapshots_first:
+            return None
+        kind, reason = "snapshot", "no CDC position is saved for the table yet"
+    else:
+        try:
+            reading = choose_instance(instances, table=table, saved=saved, named=cdc.capture_instance)
+            min_lsn, max_lsn = source.cdc_bounds(reading.instance.name)
+            next_window(
+                saved.lsn,
+                min_lsn=min_lsn,
+                max_lsn=max_lsn,
+                capture_instance=reading.instance.name,
+                table=table,
+            )
+            return None
+        except (RetentionGapError, CaptureInstanceError) as gap:
+            if cdc.gap_policy != "resnapshot" or not instances:
+                raise
+            kind, reason = "resnapshot", str(gap)
+    instance = _newest(instances, table=table, named=cdc.capture_instance)
+    _min_lsn, max_lsn = source.cdc_bounds(instance.name)
+    return SnapshotStart(kind, snapshot_position(instance, max_lsn=max_lsn), reason)
+
+
+def _newest(instances: list[CaptureInstance], *, table: str, named: str | None) -> CaptureInstance:
+    """A snapshot resumes on the named instance, or on the newest (it captures the current columns)."""
+    reading = choose_instance(instances, table=table, saved=None, named=named)
+    if named is not None:
+        return reading.instance
+    return max(instances, key=lambda i: i.start_lsn)
+
+
+def _cdc(plan: TablePlan) -> CdcPlan:
+    if plan.cdc is None:
+        raise ValueError(f"table {plan.source_name}: the plan has no CDC settings (mode full_load)")
+    return plan.cdc
+
+
+class TableChanges:
+    """Apply one table's changes up to the current max LSN; see the module docstring."""
+
+    def __init__(
+        self,
+        plan: TablePlan,
+        *,
+        dag_id: str,
+        run_id: str,
+        source: DtaasMsSqlHook,
+        state: DtaasStateHook,
+        log: Any,
+        run_date: datetime | None = None,
+        s3_target: Any = None,
+    ) -> None:
+        self.plan = plan
+        self.cdc = _cdc(plan)
+        self.dag_id = dag_id
+        self.run_id = run_id
+        self.source = source
+        self.state = state
+        self.log = log
+        self.run_date = run_date or datetime.now(UTC)
+        self.s3_target = s3_target if s3_target is not None else plan.s3
+        self.table = plan.source_name
+
+    def apply(self) -> dict[str, Any]:
+        """Apply every window up to the horizon; return the totals (changes, counts, windows, lag)."""
+        totals: dict[str, Any] = {"changes": 0, "inserted": 0, "updated": 0, "deleted": 0, "windows": 0}
+        totals.update({"bytes": 0, "lag_seconds": 0.0, "position": None, "destinations": {}})
+        horizon: Lsn | None = None
+        while True:
+            saved = self._saved_or_start()
+            instances = self.source.capture_instances(self.plan.source_schema, self.plan.source_table)
+            reading = choose_instance(
+                instances, table=self.table, saved=saved, named=self.cdc.capture_instance
+            )
+            if reading.switched_from is not None and saved is not None:
+                saved = self._switch(reading, saved)
+            min_lsn, max_lsn = self.source.cdc_bounds(reading.instance.name)
+            horizon = max_lsn if horizon is None else horizon
+            window = self._window(reading, saved, min_lsn=min_lsn, horizon=horizon)
+            if window is None:
+                break
+            self._apply_window(reading.instance, window, totals)
+        position = self.state.position(dag_id=self.dag_id, source_table=self.table)
+        totals["position"] = None if position is None else position.to_json()
+        if totals["windows"] == 0:
+            self.log.info("table %s: no changes after %s; caught up", self.table, totals["position"])
+        return totals
+
+    def _saved_or_start(self) -> Position | None:
+        saved = self.state.position(dag_id=self.dag_id, source_table=self.table)
+        if saved is not None or self.cdc.start_from != "now":
+            return saved
+        # start_from: now: the first run only marks where changes begin
+        instances = self.source.capture_instances(self.plan.source_schema, self.plan.source_table)
+        instance = _newest(instances, table=self.table, named=self.cdc.capture_instance)
+        _min_lsn, max_lsn = self.source.cdc_bounds(instance.name)
+        start = snapshot_position(instance, max_lsn=max_lsn)
+        self.state.reset_position(
+            dag_id=self.dag_id, source_table=self.table, position=start, run_id=self.run_id
+        )
+        self.state.record_cdc_event(
+            dag_id=self.dag_id,
+            source_table=self.table,
+            kind="start",
+            position=start,
+            run_id=self.run_id,
+            detail="start_from: now: changes after this LSN are applied; earlier ones are not",
+        )
+        self.log.info("table %s: CDC starts from now, after %s on %s", self.table, start.lsn, instance.name)
+        return start
+
+    def _switch(self, reading: Reading, saved: Position) -> Position:
+        moved = Position(reading.instance.name, saved.lsn, saved.seqval)
+        self.state.advance_position(
+            dag_id=self.dag_id, source_table=self.table, position=moved, run_id=self.run_id
+        )
+        detail = (
+            f"switched from capture instance {reading.switched_from} to {reading.instance.name} "
+            f"at {saved.lsn}; "
+            f"captured columns now {', '.join(reading.instance.columns)}"
+        )
+        self.state.record_cdc_event(
+            dag_id=self.dag_id,
+            source_table=self.table,
+            kind="switch",
+            position=moved,
+            run_id=self.run_id,
+            detail=detail,
+        )
+        self.log.warning("table %s: %s", self.table, detail)
+        return moved
+
+    def _window(
+        self, reading: Reading, saved: Position | None, *, min_lsn: Lsn, horizon: Lsn
+    ) -> Window | None:
+        instance = reading.instance
+        upper = horizon if reading.upper is None else min(horizon, reading.upper)
+        window = next_window(
+            None if saved is None else saved.lsn,
+            min_lsn=min_lsn,
+            max_lsn=upper,
+            capture_instance=instance.name,
+            table=self.table,
+        )
+        if window is None:
+            return None
+        pending = self.state.pending_window(
+            dag_id=self.dag_id,
+            source_table=self.table,
+            capture_instance=instance.name,
+            from_lsn=window.from_lsn,
+        )
+        if pending is not None and window.from_lsn <= pending <= upper:
+            # an earlier attempt began this window: read exactly it again (same S3 folder)
+            return Window(window.from_lsn, pending)
+        return window
+
+    def _apply_window(self, instance: CaptureInstance, window: Window, totals: dict[str, Any]) -> None:
+        started = time.monotonic()
+        columns, key = self._columns(instance)
+        window_id = self.state.begin_window(
+            dag_id=self.dag_id,
+            source_table=self.table,
+            capture_instance=instance.name,
+            window=window,
+            run_id=self.run_id,
+        )
+        sinks = self._sinks(columns, key, window)
+        for sink in sinks:
+            sink.prepare()
+        changes = 0
+        last: tuple[Any, Any] = (None, None)
+        synced_at = datetime.now(UTC)
+        try:
+            for sink in sinks:
+                sink.open()
+            batches = self.source.iter_changes(
+                instance.name,
+                window,
+                columns,
+                batch_rows=self.plan.batch_rows or 50_000,
+                before_images=self.cdc.before_images,
+            )
+            for part, batch in enumerate(batches):
+                landed = with_change_metadata(batch, synced_at=synced_at)
+                for sink in sinks:
+                    sink.write(0, part, landed)
+                changes += batch.num_rows
+                last = (batch.column("__$start_lsn")[-1].as_py(), batch.column("__$commit_ts")[-1].as_py())
+            for sink in sinks:
+                sink.finish_chunk(0)
+            destinations: dict[str, dict[str, Any]] = {}
+            for sink in sinks:
+                result = sink.commit(changes, sink.written())
+                destinations[sink.name] = {
+                    "location": result.location,
+                    "files": result.files,
+                    "bytes": result.bytes_written,
+                }
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
+        merged = next((s.counts for s in sinks if isinstance(s, SnowflakeChangeSink)), None)
+        counts = self._counts(changes, merged, last)
+        self.state.commit_window(window_id, counts)
+        position = Position(instance.name, window.to_lsn, WHOLE_TRANSACTION)
+        self.state.advance_position(
+            dag_id=self.dag_id, source_table=self.table, position=position, run_id=self.run_id
+        )
+        totals["windows"] += 1
+        totals["changes"] += changes
+        for name in ("inserted", "updated", "deleted"):
+            totals[name] += getattr(counts, name)
+        totals["bytes"] += sum(int(d["bytes"]) for d in destinations.values())
+        totals["lag_seconds"] = counts.lag_seconds
+        totals["destinations"] = destinations
+        self.log.info(
+            "table %s: window %s..%s of %s: %d changes (%d inserted, %d updated, %d deleted) in %.1f s; "
+            "lag %s s",
+            self.table,
+            window.from_lsn,
+            window.to_lsn,
+            instance.name,
+            changes,
+            counts.inserted,
+            counts.updated,
+            counts.deleted,
+            time.monotonic() - started,
+            "?" if counts.lag_seconds is None else f"{counts.lag_seconds:.1f}",
+        )
+
+    def _counts(self, changes: int, merged: dict[str, int] | None, last: tuple[Any, Any]) -> WindowCounts:
+        """Counts from the MERGE (or, with S3 only, from the operations read) and the lag: the
+        server's time now minus the commit time of the last change applied."""
+        last_lsn, last_commit = last
+        lag = None
+        if last_lsn is not None:
+            commit_time, now = self.source.server_time(Lsn.from_bytes(last_lsn))
+            last_commit = commit_time or last_commit
+            if last_commit is not None and now is not None:  # both in the server's local time
+                lag = max(0.0, (now.replace(tzinfo=None) - last_commit.replace(tzinfo=None)).total_seconds())
+        merged = merged or {"inserted": 0, "updated": 0, "deleted": 0}
+        return WindowCounts(
+            changes=changes,
+            inserted=merged["inserted"],
+            updated=merged["updated"],
+            deleted=merged["deleted"],
+            last_commit_time=last_commit,
+            lag_seconds=lag,
+        )
+
+    def _columns(self, instance: CaptureInstance) -> tuple[list[MappedColumn], list[str]]:
+        """The columns to read (selected by the spec and captured by ``instance``) and the key."""
+        plan = self.plan
+        described = self.source.describe_table(plan.source_schema, plan.source_table)
+        chosen = select_columns(
+            described.columns,
+            include=plan.include_columns,
+            exclude=plan.exclude_columns,
+            hashed=plan.hash_columns,
+            table=self.table,
+        )
+        captured = {name.lower() for name in instance.columns}
+        uncaptured = [c.name for c in chosen if c.name.lower() not in captured]
+        if uncaptured:
+            self.log.warning(
+                "table %s: capture instance %s does not capture %s; those columns arrive once a capture "
+                "instance that captures them is created and DTaaS switches to it",
+                self.table,
+                instance.name,
+                ", ".join(uncaptured),
+            )
+        read = [c for c in chosen if c.name.lower() in captured]
+        key = described.read_key(plan.primary_key)
+        if not key:
+            raise CdcKeyError(
+                f"table {self.table}: changes are merged by key, and the table has no primary key or NOT "
+                "NULL unique index; name its key with primary_key in the spec"
+            )
+        missing = [k for k in key if k.lower() not in {c.name.lower() for c in read}]
+        if missing:
+            raise CdcKeyError(
+                f"table {self.table}: key column(s) {', '.join(missing)} are not read (not captured by "
+                f"{instance.name}, or left out by columns): changes cannot be matched to rows without them"
+            )
+        mapped = map_selected(
+            read, hashed=plan.hash_columns, table=self.table, mapper=self.source.source_dialect.map_column
+        )
+        return mapped, key
+
+    def _sinks(self, columns: list[MappedColumn], key: list[str], window: Window) -> list[Sink]:
+        plan = self.plan
+        sinks: list[Sink] = []
+        if self.s3_target is not None:
+            sinks.append(
+                change_window_sink(
+                    self.s3_target,
+                    hook=DtaasS3Hook(aws_conn_id=self.s3_target.conn_id),
+                    source_table=self.table,
+                    run_id=self.run_id,
+                    columns=columns,
+                    run_date=self.run_date,
+                    from_lsn=window.from_lsn.hex(),
+                    to_lsn=window.to_lsn.hex(),
+                )
+            )
+        if plan.snowflake is not None:
+            sinks.append(
+                SnowflakeChangeSink(
+                    plan.snowflake,
+                    hook=DtaasSnowflakeHook(snowflake_conn_id=plan.snowflake.conn_id),
+                    from_lsn=window.from_lsn.hex()[2:],
+                    to_lsn=window.to_lsn.hex()[2:],
+                    key=key,
+                    soft_delete=self.cdc.soft_delete,
+                    columns=columns,
+                    run_id=self.run_id,
+                    dag_id=self.dag_id,
+                    source_table=self.table,
+                )
+            )
+        return sinks

@@ -1,0 +1,61 @@
+"""The operator that applies one table's changes (modes cdc and full_load_and_cdc)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow_provider_dtaas.transfers.cdc import TableChanges, cdc_source
+from airflow_provider_dtaas.transfers.full_load import _rendered_prefix, _run_date, _TableTask
+
+
+class SqlServerApplyChangesOperator(_TableTask):
+    """Apply the changes committed since the table's saved CDC position, window by window, to its
+    S3 and Snowflake destinations, then advance the position (see
+    :mod:`airflow_provider_dtaas.transfers.cdc`). Runs after the table's snapshot task, which
+    either loaded the table or was skipped because its changes continue.
+
+    Takes the parameters of the table-load operators (spec, table plan, connections).
+    """
+
+    ui_color = "#d4efdf"
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        plan, load, state, execution_id = self._start(context)
+        # a snapshot earlier in this run recorded its rows: the changes add to them
+        state.begin_table(
+            execution_id=execution_id,
+            source_table=plan.source_name,
+            attempt=int(context["ti"].try_number),
+            keep=True,
+        )
+        started = time.monotonic()
+        run_id = context["run_id"]
+        try:
+            changes = TableChanges(
+                plan,
+                dag_id=self.dag_id,
+                run_id=run_id,
+                source=cdc_source(load.source, plan.source_name),
+                state=state,
+                log=self.log,
+                run_date=_run_date(context),
+                s3_target=_rendered_prefix(plan, run_id, context) if plan.s3 is not None else None,
+            )
+            totals = changes.apply()
+        except Exception as err:
+            raise self._failed(err, plan, state, execution_id) from err
+        destinations = {f"{name} changes": d for name, d in totals["destinations"].items()}
+        result = self._finished(
+            plan,
+            state,
+            execution_id,
+            int(totals["changes"]),
+            destinations,
+            time.monotonic() - started,
+            accumulate=True,
+        )
+        result.update(
+            {k: totals[k] for k in ("windows", "inserted", "updated", "deleted", "lag_seconds", "position")}
+        )
+        return result
