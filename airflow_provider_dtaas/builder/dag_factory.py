@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow_provider_dtaas.core.plan import (
     AssetSchedule,
+    ChangesSchedule,
     TablePlan,
     airflow_schedule,
     load_checked,
@@ -48,7 +49,7 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
     with DAG(
         dag_id=spec.dag_id,
         description=spec.description or f"DTaaS {spec.mode} from {spec.source.conn_id} ({spec_file})",
-        schedule=_schedule(spec),
+        schedule=_schedule(spec, plans),
         start_date=_START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -79,6 +80,9 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
         )
         if spec.table_patterns is not None:
             _add_discovery(spec, begin, end)
+        timed = spec.schedule is not None and not (spec.schedule.assets or spec.schedule.on_changes)
+        if spec.uses_cdc and timed:
+            _add_wait_for_changes(spec, plans, begin)
         for plan in plans:
             with TaskGroup(group_id=plan.group_id, tooltip=f"{plan.source_name}") as group:
                 common: dict[str, Any] = {
@@ -152,13 +156,45 @@ def _add_discovery(spec: TaskSpec, begin: Any, end: Any) -> None:
     begin >> discover >> group >> end
 
 
-def _schedule(spec: TaskSpec) -> Any:
+def _schedule(spec: TaskSpec, plans: list[TablePlan]) -> Any:
     value = airflow_schedule(spec)
     if isinstance(value, AssetSchedule):
         from airflow.sdk import Asset
 
         return [Asset(uri) for uri in value.uris]
+    if isinstance(value, ChangesSchedule):
+        from airflow.sdk import Asset, AssetWatcher
+
+        from airflow_provider_dtaas.triggers.cdc import MsSqlCdcChangesTrigger
+
+        trigger = MsSqlCdcChangesTrigger(
+            mssql_conn_id=spec.source.conn_id,
+            source_database=spec.source.database,
+            state_conn_id=spec.state_conn_id,
+            dag_id=spec.dag_id,
+            tables=[p.source_name for p in plans],
+            poll_interval=value.poll_interval_seconds,
+        )
+        name = f"{spec.dag_id}__changes"
+        watcher = AssetWatcher(name=name, trigger=trigger)
+        return [Asset(name=name, uri=f"dtaas-cdc://{spec.name}", watchers=[watcher])]
     return value
+
+
+def _add_wait_for_changes(spec: TaskSpec, plans: list[TablePlan], begin: Any) -> None:
+    """CDC on a timer: wait_for_changes (deferrable) >> begin_run; a run without changes is skipped."""
+    from airflow_provider_dtaas.sensors.cdc import MsSqlCdcSensor
+
+    wait = MsSqlCdcSensor(
+        task_id="wait_for_changes",
+        mssql_conn_id=spec.source.conn_id,
+        source_database=spec.source.database,
+        state_conn_id=spec.state_conn_id,
+        tables=[p.source_name for p in plans],
+        poll_interval=spec.cdc.poll_interval_seconds,
+        wait_timeout=spec.cdc.wait_timeout_seconds,
+    )
+    wait >> begin
 
 
 def build_invalid_spec_dag(spec_file: str, error: SpecError) -> Any:

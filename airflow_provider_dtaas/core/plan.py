@@ -174,8 +174,16 @@ class AssetSchedule:
     uris: tuple[str, ...]
 
 
-def airflow_schedule(spec: TaskSpec) -> str | timedelta | AssetSchedule | None:
-    """What DAG(schedule=...) gets: None, a cron string, a timedelta, '@continuous' or assets."""
+@dataclass(frozen=True)
+class ChangesSchedule:
+    """Runs triggered when the spec's tables have CDC changes (an asset with a watcher)."""
+
+    poll_interval_seconds: int
+
+
+def airflow_schedule(spec: TaskSpec) -> str | timedelta | AssetSchedule | ChangesSchedule | None:
+    """What DAG(schedule=...) gets: None, a cron string, a timedelta, '@continuous', assets, or an
+    asset that a CDC watcher updates."""
     schedule = spec.schedule
     if schedule is None:
         return None
@@ -185,6 +193,8 @@ def airflow_schedule(spec: TaskSpec) -> str | timedelta | AssetSchedule | None:
         return timedelta(seconds=schedule.interval_seconds)
     if schedule.continuous:
         return "@continuous"
+    if schedule.on_changes:
+        return ChangesSchedule(spec.cdc.poll_interval_seconds)
     return AssetSchedule(tuple(schedule.assets or ()))
 
 
@@ -303,6 +313,8 @@ def mode_problems(spec: TaskSpec) -> list[tuple[str, str]]:
             if "cdc" in spec.model_fields_set
             else []
         )
+        if spec.schedule is not None and spec.schedule.on_changes:
+            found.append(("schedule", f"on_changes waits for CDC changes: it needs one of {modes}"))
         found += [
             (f"tables[{position}].cdc", f"cdc options apply to {modes}, not {spec.mode}")
             for position, table in enumerate(spec.tables)

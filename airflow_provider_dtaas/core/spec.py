@@ -215,12 +215,18 @@ _PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "
 
 
 class ScheduleSpec(_Model):
-    """Exactly one of: a cron expression, an interval in seconds, continuous, or assets."""
+    """Exactly one of: a cron expression, an interval in seconds, continuous, assets, or (CDC modes)
+    on_changes."""
 
     cron: str | None = None
     interval_seconds: int | None = Field(default=None, ge=1, le=31 * 86_400)
     continuous: bool = False
     assets: list[str] | None = Field(default=None, min_length=1, description="asset URIs that trigger a run")
+    on_changes: bool = Field(
+        default=False,
+        description="CDC modes: a run starts when SQL Server holds changes the spec has not applied (an "
+        "AssetWatcher polls in the triggerer every cdc.poll_interval_seconds)",
+    )
 
     @field_validator("cron")
     @classmethod
@@ -240,9 +246,12 @@ class ScheduleSpec(_Model):
             self.interval_seconds is not None,
             self.continuous,
             bool(self.assets),
+            self.on_changes,
         ]
         if sum(chosen) != 1:
-            raise ValueError("give exactly one of cron, interval_seconds, continuous: true, assets")
+            raise ValueError(
+                "give exactly one of cron, interval_seconds, continuous: true, assets, on_changes: true"
+            )
         return self
 
 
@@ -416,7 +425,8 @@ class TaskSpec(_Model):
     schedule: ScheduleSpec | None = Field(
         default=None,
         description="none or 'manual' = runs only when triggered; a cron string or preset; 'continuous'; "
-        "or a mapping with one of cron, interval_seconds, continuous, assets",
+        "'on_changes' (CDC modes); or a mapping with one of cron, interval_seconds, continuous, assets, "
+        "on_changes",
     )
     batch_rows: int | None = Field(
         default=None,
@@ -477,6 +487,8 @@ class TaskSpec(_Model):
             return None
         if value == "continuous":
             return {"continuous": True}
+        if value == "on_changes":
+            return {"on_changes": True}
         if isinstance(value, str):
             return {"cron": value}
         return value

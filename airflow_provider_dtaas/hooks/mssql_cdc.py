@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from airflow_provider_dtaas.core.capture_instances import CaptureInstance, CaptureInstanceError, enable_hint
 from airflow_provider_dtaas.core.identifiers import quote_mssql
-from airflow_provider_dtaas.core.lsn import Lsn, Window
+from airflow_provider_dtaas.core.lsn import Lsn, Position, Window
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_column
 
 CHANGE_COLUMNS = [
@@ -72,6 +72,33 @@ class CdcReaderMixin:
                 str(column)
             )
         return [CaptureInstance(n, start, tuple(cols)) for n, (start, cols) in found.items()]
+
+    def tables_with_changes(self, positions: dict[str, Position | None]) -> list[str]:
+        """The tables (of ``positions``: table -> saved position) with changes after their position.
+
+        A table with no position, or whose capture instance cannot be read (dropped), counts as
+        having changes: the run that follows starts it, or reports what is wrong.
+        """
+        row = self.get_first("SELECT sys.fn_cdc_get_max_lsn()")  # type: ignore[attr-defined]
+        max_lsn = Lsn.from_bytes(row[0]) if row and row[0] is not None else None
+        pending = []
+        for table, position in positions.items():
+            if position is None:
+                pending.append(table)
+                continue
+            if max_lsn is None or max_lsn <= position.lsn:
+                continue
+            change_table = f"cdc.{quote_mssql(position.capture_instance + '_CT')}"
+            try:
+                found = self.get_first(  # type: ignore[attr-defined]
+                    f"SELECT TOP 1 1 FROM {change_table} WHERE [__$start_lsn] > %s",
+                    parameters=(position.lsn.to_parameter(),),
+                )
+            except Exception:
+                found = (1,)
+            if found:
+                pending.append(table)
+        return pending
 
     def server_time(self, lsn: Lsn) -> tuple[Any, Any]:
         """(commit time of ``lsn``'s transaction by ``sys.fn_cdc_map_lsn_to_time``, the server's

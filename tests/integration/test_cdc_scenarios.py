@@ -207,3 +207,146 @@ def test_snapshot_then_every_kind_of_change_arrives_exactly_once(case: CdcCase) 
     window = history(case, table)[1]
     assert window["committed_at"] is not None and window["changes"] == 8
     assert window["lag_seconds"] is not None and window["lag_seconds"] >= 0
+
+
+def test_changes_made_during_the_snapshot_are_replayed_idempotently(
+    case: CdcCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_dtaas.transfers import full_load
+
+    table = case.create()
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2), (3, N'plum', 3)")
+    copy_chunks = full_load.TableLoad.copy_chunks
+
+    def copy_after_changes(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # the snapshot's start LSN is recorded; these changes land before it reads a row
+        case.mssql.run(f"UPDATE dbo.{table} SET qty = 20 WHERE id = 2")
+        case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 3")
+        case.mssql.run(f"INSERT INTO dbo.{table} VALUES (4, N'fig', 4)")
+        monkeypatch.setattr(full_load.TableLoad, "copy_chunks", copy_chunks)
+        return copy_chunks(self, *args, **kwargs)
+
+    monkeypatch.setattr(full_load.TableLoad, "copy_chunks", copy_after_changes)
+    result = case.run(case.spec())[f"dbo.{table}"]
+    # the snapshot already holds the changes; the window after its start applies them again
+    assert result["windows"] == 1 and result["rows"] == 3
+    case.assert_in_sync(table)
+
+
+def test_a_transaction_spanning_tables_reaches_both(case: CdcCase) -> None:
+    orders, lines = case.create(), case.create()
+    case.run(case.spec())
+    with case.mssql.get_conn() as conn, conn.cursor() as cursor:
+        cursor.execute(f"INSERT INTO dbo.{orders} VALUES (1, N'order', 1)")
+        cursor.execute(f"INSERT INTO dbo.{lines} VALUES (1, N'line', 5), (2, N'line', 6)")
+        conn.commit()
+    results = case.run(case.spec())
+    assert results[f"dbo.{orders}"]["rows"] == 1 and results[f"dbo.{lines}"]["rows"] == 2
+    case.assert_in_sync(orders)
+    case.assert_in_sync(lines)
+    (order_window,) = [h for h in history(case, orders) if h["kind"] == "changes"]
+    (line_window,) = [h for h in history(case, lines) if h["kind"] == "changes"]
+    assert order_window["to_lsn"] == line_window["to_lsn"]  # one transaction, one LSN
+
+
+def test_a_replayed_window_changes_nothing(case: CdcCase) -> None:
+    table = case.create()
+    case.run(case.spec())
+    before = case.state.position(dag_id=DAG_ID, source_table=f"dbo.{table}")
+    assert before is not None
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2)")
+    case.mssql.run(f"UPDATE dbo.{table} SET qty = 9 WHERE id = 1")
+    case.run(case.spec())
+    applied = case.snowflake(table, include_deleted=True)
+    # the run died after the destinations committed and before the position moved: it is read again
+    case.state.reset_position(dag_id=DAG_ID, source_table=f"dbo.{table}", position=before, run_id="rewind")
+    replay = case.run(case.spec())[f"dbo.{table}"]
+    assert replay["windows"] == 1 and replay["rows"] == 3
+    assert (replay["inserted"], replay["updated"], replay["deleted"]) == (0, 0, 0)
+    assert case.snowflake(table, include_deleted=True) == applied
+    case.assert_in_sync(table)  # the S3 window folder was found committed and left as it was
+    windows = [h for h in history(case, table) if h["kind"] == "changes"]
+    assert len({(w["from_lsn"], w["to_lsn"]) for w in windows}) == 1
+
+
+def _clean_up_changes(case: CdcCase, table: str) -> None:
+    """Advance the capture instance's minimum LSN past changes DTaaS has not read (the CDC cleanup job)."""
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (100, N'lost', 1)")
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (101, N'kept', 1)")
+    (mark,) = case.mssql.get_first("SELECT sys.fn_cdc_get_max_lsn()")
+    case.mssql.run(
+        f"EXEC sys.sp_cdc_cleanup_change_table @capture_instance = N'dbo_{table}', "
+        f"@low_water_mark = 0x{bytes(mark).hex()}"
+    )
+
+
+def test_a_retention_gap_fails_the_table_and_says_what_to_do(case: CdcCase) -> None:
+    table = case.create()
+    case.run(case.spec())
+    saved = case.state.position(dag_id=DAG_ID, source_table=f"dbo.{table}")
+    assert saved is not None
+    _clean_up_changes(case, table)
+    with pytest.raises(AirflowFailException) as failure:
+        case.run(case.spec())
+    message = str(failure.value)
+    assert f"table dbo.{table}: the saved CDC position {saved.lsn} is older than" in message
+    assert f"capture instance dbo_{table} still holds" in message
+    assert "Resnapshot the table (gap_policy: resnapshot" in message
+    # nothing moved: the position still waits, and it is detected again on the next run
+    assert case.state.position(dag_id=DAG_ID, source_table=f"dbo.{table}") == saved
+    with pytest.raises(AirflowFailException, match="older than the oldest change"):
+        case.run(case.spec())
+
+
+def test_a_retention_gap_with_resnapshot_loads_the_table_again_then_resumes(case: CdcCase) -> None:
+    table = case.create()
+    spec = case.spec(cdc="cdc: {gap_policy: resnapshot}\n")
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
+    case.run(spec)
+    _clean_up_changes(case, table)
+    case.run(spec)
+    case.assert_in_sync(table)
+    assert [h["kind"] for h in history(case, table)] == ["snapshot", "resnapshot"]
+    case.mssql.run(f"UPDATE dbo.{table} SET qty = 2 WHERE id = 101")
+    assert case.run(spec)[f"dbo.{table}"]["rows"] == 1
+    case.assert_in_sync(table)
+
+
+def test_a_run_can_ask_for_a_resnapshot(case: CdcCase) -> None:
+    table = case.create()
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
+    case.run(case.spec())
+    case.run(case.spec(), resnapshot=[f"dbo.{table}"])
+    assert [h["kind"] for h in history(case, table)] == ["snapshot", "resnapshot"]
+    case.assert_in_sync(table)
+
+
+def test_mode_cdc_from_now_skips_older_changes_and_soft_deletes(case: CdcCase) -> None:
+    table = case.create()
+    spec = case.spec(mode="cdc", cdc="cdc: {start_from: now, delete_mode: soft}\n")
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'old', 1)")
+    first = case.run(spec)[f"dbo.{table}"]
+    assert first["windows"] == 0
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (2, N'new', 2), (3, N'gone', 3)")
+    case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 3")
+    case.run(spec)
+    assert case.snowflake(table) == [(2, "new", 2)]  # row 1 predates the start
+    assert case.snowflake(table, include_deleted=True) == [(2, "new", 2)]  # 3: inserted and deleted
+    case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 2")
+    case.run(spec)
+    assert case.snowflake(table) == []
+    assert case.snowflake(table, include_deleted=True) == [(2, "new", 2)]  # kept, marked deleted
+    assert [h["kind"] for h in history(case, table)][0] == "start"
+
+
+def test_a_table_without_cdc_gets_the_commands_that_enable_it(case: CdcCase) -> None:
+    name = f"plain_{uuid.uuid4().hex[:8]}"
+    case.mssql.run(f"CREATE TABLE dbo.{name} (id int NOT NULL PRIMARY KEY, item nvarchar(20) NOT NULL, qty int)")
+    try:
+        with pytest.raises(AirflowFailException) as failure:
+            case.run(case.spec(tables=[name]))
+    finally:
+        case.mssql.run(f"DROP TABLE dbo.{name}")
+    message = str(failure.value)
+    assert f"table dbo.{name}: change data capture is not enabled for it" in message
+    assert f"EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'{name}'" in message
