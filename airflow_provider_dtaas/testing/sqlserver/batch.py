@@ -25,7 +25,7 @@ def _word(token: Token) -> str:
     return token.text.upper()
 
 
-def _continues(first: str, words: list[str], word: str, body_taken: bool) -> bool:
+def _continues(first: str, words: list[str], word: str, body_taken: bool, following: str = "") -> bool:
     """Whether ``word`` (a statement keyword) belongs to the statement that began with ``first``."""
     previous = words[-1] if words else ""
     if previous in _SET_OPERATORS:
@@ -44,6 +44,8 @@ def _continues(first: str, words: list[str], word: str, body_taken: bool) -> boo
         return first in ("WITH", "MERGE")
     if word == "DROP":
         return first == "ALTER"
+    if word == "ALTER":
+        return first == "ALTER" and following == "COLUMN"  # ALTER TABLE t ALTER COLUMN c ...
     return False
 
 
@@ -67,13 +69,14 @@ def split_statements(sql: str) -> list[str]:
             statements.append(sql[start : end + 1].strip())
         start, first, words, body_taken = None, "", [], False
 
-    for token in tokens:
+    for position, token in enumerate(tokens):
         if token.token_type == TokenType.SEMICOLON and depth == 0:
             close()
             continue
         word = _word(token)
         if depth == 0 and start is not None and word in STARTERS:
-            if not _continues(first, words, word, body_taken):
+            following = _word(tokens[position + 1]) if position + 1 < len(tokens) else ""
+            if not _continues(first, words, word, body_taken, following):
                 close()
             elif first == "IF" and not body_taken and words[-1:] != ["("]:
                 body_taken = True

@@ -23,6 +23,7 @@ from airflow_provider_dtaas.testing.sqlserver.sysviews import (
     INTERNAL_SCHEMAS,
     SYS,
     TABLES,
+    change_tracking_table,
     render,
 )
 from airflow_provider_dtaas.testing.sqlserver.typemap import type_from_parts
@@ -42,6 +43,7 @@ class DeclaredColumn:
     definition: str | None = None  # T-SQL expression of a computed column, as sys.computed_columns shows it
     computed_sql: str | None = None  # its DuckDB expression; used when the table is created
     persisted: bool = False
+    column_id: int | None = None  # sys.columns.column_id once registered; never reused after a DROP COLUMN
 
     @property
     def is_computed(self) -> bool:
@@ -93,6 +95,13 @@ class TableDefinition:
 
     def column(self, name: str) -> DeclaredColumn | None:
         return next((c for c in self.columns if c.name.lower() == name.lower()), None)
+
+    def column_ids(self) -> dict[str, int]:
+        """Lower-case column name -> column id (the position for a table not registered yet)."""
+        return {
+            c.name.lower(): c.column_id if c.column_id is not None else position
+            for position, c in enumerate(self.columns, start=1)
+        }
 
 
 def installed_version(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -170,17 +179,35 @@ def _heap(con: duckdb.DuckDBPyConnection, object_id: int) -> None:
     )
 
 
+def _insert_columns(con: duckdb.DuckDBPyConnection, object_id: int, table: TableDefinition) -> None:
+    ids = table.column_ids()
+    rows = [_column_row(object_id, table, ids[c.name.lower()], c) for c in table.columns]
+    con.executemany(f"INSERT INTO {CATALOG}.columns VALUES ({', '.join('?' * 20)})", rows)
+
+
+def replace_columns(con: duckdb.DuckDBPyConnection, table: TableDefinition) -> None:
+    """Record a registered table's columns after ALTER TABLE (each keeps its column id; indexes refer to
+    them by id)."""
+    assert table.object_id is not None
+    con.execute(f"DELETE FROM {CATALOG}.columns WHERE object_id = ?", [table.object_id])
+    _insert_columns(con, table.object_id, table)
+    con.execute(
+        f"UPDATE {CATALOG}.objects SET max_column_id_used = greatest(max_column_id_used, ?) "
+        "WHERE object_id = ?",
+        [max(table.column_ids().values()), table.object_id],
+    )
+
+
 def register(con: duckdb.DuckDBPyConnection, table: TableDefinition) -> int:
     """Record a table's declaration (the DuckDB table itself is created by the caller); its object id."""
     (created,) = con.execute(
-        f"INSERT INTO {CATALOG}.objects (object_id, schema_name, table_name) "
-        f"SELECT nextval('{CATALOG}.object_ids'), ?, ? RETURNING object_id",
-        [table.schema, table.name],
+        f"INSERT INTO {CATALOG}.objects (object_id, schema_name, table_name, max_column_id_used) "
+        f"SELECT nextval('{CATALOG}.object_ids'), ?, ?, ? RETURNING object_id",
+        [table.schema, table.name, len(table.columns)],
     ).fetchall()[0]
     object_id = int(created)
-    rows = [_column_row(object_id, table, i, c) for i, c in enumerate(table.columns, start=1)]
-    con.executemany(f"INSERT INTO {CATALOG}.columns VALUES ({', '.join('?' * 20)})", rows)
-    column_ids = {c.name.lower(): i for i, c in enumerate(table.columns, start=1)}
+    _insert_columns(con, object_id, table)
+    column_ids = table.column_ids()
     next_id = 2
     for index in table.indexes:
         index_id = 1 if index.clustered else next_id
@@ -214,8 +241,7 @@ def add_index(con: duckdb.DuckDBPyConnection, table: TableDefinition, index: Ind
     index_id = 1 if index.clustered else max(2, int(highest) + 1)
     if index.clustered:
         con.execute(f"DELETE FROM {CATALOG}.indexes WHERE object_id = ? AND index_id = 0", [table.object_id])
-    column_ids = {c.name.lower(): i for i, c in enumerate(table.columns, start=1)}
-    _insert_index(con, table.object_id, index_id, index, column_ids)
+    _insert_index(con, table.object_id, index_id, index, table.column_ids())
 
 
 def object_id(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> int | None:
@@ -233,6 +259,7 @@ def unregister(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
         return
     for table in ("objects", "columns", "indexes", "index_columns", "change_tracking_tables"):
         con.execute(f"DELETE FROM {CATALOG}.{table} WHERE object_id = ?", [found])
+    con.execute(f"DROP TABLE IF EXISTS {change_tracking_table(found)}")
     for instance, change_table_id in con.execute(
         f"SELECT capture_instance, object_id FROM {CDC}.change_tables WHERE source_object_id = ?", [found]
     ).fetchall():
@@ -247,7 +274,7 @@ def lookup(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> TableDefin
     rows = con.execute(
         f"""SELECT object_id, schema_name, table_name, name, is_nullable, data_type, max_characters,
                    numeric_precision, numeric_scale, datetime_precision, collation_name, is_identity,
-                   definition, is_persisted
+                   definition, is_persisted, column_id
             FROM {CATALOG}.columns
             WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)
             ORDER BY column_id""",
@@ -264,6 +291,7 @@ def lookup(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> TableDefin
             collation=row[10],
             definition=row[12],
             persisted=bool(row[13]),
+            column_id=int(row[14]),
         )
         for row in rows
     )

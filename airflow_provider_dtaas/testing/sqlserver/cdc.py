@@ -1,14 +1,12 @@
-"""Change data capture: change tables, the capture of INSERT / UPDATE / DELETE on tracked tables, LSNs and
-the ``cdc.fn_cdc_get_all_changes_<capture_instance>`` function.
+"""Change data capture: change tables, LSNs, retention cleanup, disabling a capture instance and the
+``cdc.fn_cdc_get_all_changes_<capture_instance>`` function.
 
 ``sys.sp_cdc_enable_table`` (``procedures``) creates ``cdc.<capture_instance>_CT`` through
-``create_change_table``. A writing statement on a tracked table runs between ``Capture.before`` and
-``Capture.after``: the table is copied before the statement and compared with itself after it (by primary
-key, or by DuckDB's rowid for heaps), and the differences become change rows: 1 delete, 2 insert, 3 and 4
-the before and after images of an update (sharing one ``__$seqval``). A changed key is a delete and an
-insert. Rows of an open transaction have no ``__$start_lsn`` yet; ``Capture.commit`` gives them one new LSN
-just before the DuckDB COMMIT and records the commit time in ``cdc.lsn_time_mapping``. A rollback
-discards them with the rest of the transaction. There is no capture job: changes are visible at commit.
+``create_change_table``; ``capture`` fills it as the table changes. Rows of an open transaction have no
+``__$start_lsn`` yet; at commit they get one new LSN and the commit time goes to
+``cdc.lsn_time_mapping``. There is no capture job: changes are visible at commit. ``disable`` is
+``sys.sp_cdc_disable_table``: the instance's metadata rows and change table go, so its functions answer
+as for an instance that never existed. Not emulated: ``cdc.ddl_history`` and ``cdc.index_columns``.
 
 LSNs are binary(10) and compare as big-endian bytes (DuckDB compares BLOBs bytewise).
 """
@@ -36,18 +34,7 @@ LSN_SIZE = 10
 ZERO_LSN = bytes(LSN_SIZE)
 ALL_CHANGES = "fn_cdc_get_all_changes_"
 ROW_FILTERS = ("all", "all update old")
-_BEFORE = "__dtaas_cdc_before"
-_CHANGES = "__dtaas_cdc_changes"
-_META = ('"__$start_lsn"', '"__$end_lsn"', '"__$seqval"', '"__$operation"', '"__$update_mask"')
-
-
-def _changed(column_id: int) -> str:
-    """The flag column of the compared changes: whether an update changed the column."""
-    return quote(f"__$changed_{column_id}")
-
-
-def _join(keys: list[str], left: str, right: str) -> str:
-    return " AND ".join(f"{left}.{k} = {right}.{k}" for k in keys)
+META = ('"__$start_lsn"', '"__$end_lsn"', '"__$seqval"', '"__$operation"', '"__$update_mask"')
 
 
 def change_table(instance: str) -> str:
@@ -87,7 +74,8 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
 
 def captured_columns(table: catalog.TableDefinition, column_list: object) -> list[tuple[int, str]]:
     """(column id, name) of the captured columns: all when ``@captured_column_list`` is NULL."""
-    positions = [(i + 1, c.name) for i, c in enumerate(table.columns)]
+    ids = table.column_ids()
+    positions = [(ids[c.name.lower()], c.name) for c in table.columns]
     if column_list is None or not str(column_list).strip():
         return positions
     chosen = []
@@ -110,9 +98,9 @@ def create_change_table(
 ) -> None:  # fmt: skip
     """``cdc.<instance>_CT`` with the source's storage types, and its ``cdc.captured_columns`` rows."""
     con.execute(
-        f"CREATE TABLE {change_table(instance)} AS SELECT CAST(NULL AS BLOB) AS {_META[0]}, "
-        f"CAST(NULL AS BLOB) AS {_META[1]}, CAST(NULL AS BLOB) AS {_META[2]}, "
-        f"CAST(NULL AS INTEGER) AS {_META[3]}, CAST(NULL AS BLOB) AS {_META[4]}, "
+        f"CREATE TABLE {change_table(instance)} AS SELECT CAST(NULL AS BLOB) AS {META[0]}, "
+        f"CAST(NULL AS BLOB) AS {META[1]}, CAST(NULL AS BLOB) AS {META[2]}, "
+        f"CAST(NULL AS INTEGER) AS {META[3]}, CAST(NULL AS BLOB) AS {META[4]}, "
         + "".join(f"{quote(name)}, " for _, name in columns)
         + f'CAST(NULL AS INTEGER) AS "__$command_id" FROM {quote(table.schema)}.{quote(table.name)} LIMIT 0'
     )
@@ -138,15 +126,19 @@ def instance_columns(con: duckdb.DuckDBPyConnection, instance: str) -> tuple[str
     return rows[0][0], bytes(rows[0][1]), [row[2] for row in rows]
 
 
+def unknown_instance(instance: str) -> SqlServerError:
+    return SqlServerError(
+        22963,
+        f"Parameter '@capture_instance' cannot be '{instance}'. The capture instance does not exist in "
+        "the current database. Specify a valid capture instance name.",
+    )
+
+
 def cleanup(con: duckdb.DuckDBPyConnection, instance: str, low_water_mark: bytes) -> None:
     """``sys.sp_cdc_cleanup_change_table``: change rows below the mark go, the instance's min LSN rises."""
     found = instance_columns(con, instance)
     if found is None:
-        raise SqlServerError(
-            22963,
-            f"Parameter '@capture_instance' cannot be '{instance}'. The capture instance does not exist in "
-            "the current database. Specify a valid capture instance name.",
-        )
+        raise unknown_instance(instance)
     name, start_lsn, _ = found
     con.execute(f'DELETE FROM {change_table(name)} WHERE "__$start_lsn" < ?', [low_water_mark])
     con.execute(
@@ -155,141 +147,28 @@ def cleanup(con: duckdb.DuckDBPyConnection, instance: str, low_water_mark: bytes
     )
 
 
-# -- capture -------------------------------------------------------------------------------------
-
-
-class Capture:
-    """One session's capture: the before image of the statement running and the change tables its open
-    transaction wrote to (whose new rows get the transaction's LSN at commit)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-        self._pending: set[str] = set()
-        self._seqval = 0  # change rows of the open transaction so far
-
-    def instances(self, table: catalog.TableDefinition | None) -> list[tuple[str, list[tuple[int, str]]]]:
-        """The capture instances of a table with their captured (column id, name)s."""
-        if table is None or table.object_id is None:
-            return []
-        rows = self._con.execute(
-            f"SELECT t.capture_instance, c.column_id, c.column_name FROM {CDC}.change_tables t "
-            f"JOIN {CDC}.captured_columns c USING (object_id) WHERE t.source_object_id = ? "
-            "ORDER BY t.capture_instance, c.column_ordinal",
-            [table.object_id],
-        ).fetchall()
-        found: dict[str, list[tuple[int, str]]] = {}
-        for instance, column_id, name in rows:
-            found.setdefault(instance, []).append((column_id, name))
-        return list(found.items())
-
-    def before(self, table: catalog.TableDefinition) -> None:
-        key = self._key(table)
-        self._con.execute(f"DROP TABLE IF EXISTS temp.{_BEFORE}")
-        self._con.execute(f"CREATE TEMP TABLE {_BEFORE} AS SELECT {key}, * FROM {self._source(table)}")
-
-    def after(
-        self, table: catalog.TableDefinition, instances: list[tuple[str, list[tuple[int, str]]]]
-    ) -> None:
-        """Turn the differences since ``before`` into change rows of every capture instance."""
-        key = self._key(table)
-        keys = self._key_names(table)
-        on = _join(keys, "b", "a")
-        columns = [quote(c.name) for c in table.columns]
-        ids = range(1, len(columns) + 1)
-        flags = ", ".join(
-            f"b.{c} IS DISTINCT FROM a.{c} AS {_changed(i)}" for i, c in enumerate(columns, start=1)
-        )
-        no_flags = ", ".join(f"false AS {_changed(i)}" for i in ids)
-        order = ", ".join(keys)
-        b_cols = ", ".join(f"b.{c}" for c in columns)
-        a_cols = ", ".join(f"a.{c}" for c in columns)
-        after = f"(SELECT {key}, * FROM {self._source(table)})"
-        self._con.execute(f"DROP TABLE IF EXISTS temp.{_CHANGES}")
-        self._con.execute(
-            f"""CREATE TEMP TABLE {_CHANGES} AS
-            WITH updated AS (SELECT b.*, {flags} FROM {_BEFORE} b JOIN {after} a ON {on}
-                             WHERE ({b_cols}) IS DISTINCT FROM ({a_cols})),
-            updated_after AS (SELECT a.*, {", ".join(f"u.{_changed(i)}" for i in ids)}
-                              FROM updated u JOIN {after} a ON {_join(keys, "u", "a")}),
-            changes AS (
-                SELECT 1 AS op, 0 AS grp, b.*, {no_flags} FROM {_BEFORE} b ANTI JOIN {after} a ON {on}
-                UNION ALL BY NAME SELECT 3 AS op, 1 AS grp, * FROM updated
-                UNION ALL BY NAME SELECT 4 AS op, 1 AS grp, * FROM updated_after
-                UNION ALL BY NAME SELECT 2 AS op, 2 AS grp, a.*, {no_flags} FROM {after} a
-                    ANTI JOIN {_BEFORE} b ON {on})
-            SELECT *, dense_rank() OVER (ORDER BY grp, {order}) AS "__$n" FROM changes"""
-        )
-        (count,) = self._con.execute(f'SELECT coalesce(max("__$n"), 0) FROM {_CHANGES}').fetchall()[0]
-        if count:
-            for instance, captured in instances:
-                self._write(instance, captured)
-                self._pending.add(instance)
-            self._seqval += int(count)
-        self._con.execute(f"DROP TABLE IF EXISTS temp.{_CHANGES}")
-        self._con.execute(f"DROP TABLE IF EXISTS temp.{_BEFORE}")
-
-    def _write(self, instance: str, captured: list[tuple[int, str]]) -> None:
-        size = (max(column_id for column_id, _ in captured) + 7) // 8
-        every = sum(1 << (column_id - 1) for column_id, _ in captured).to_bytes(size, "big").hex()
-        parts = []
-        for byte in reversed(range(size)):
-            bits = [
-                f"CASE WHEN {_changed(column_id)} THEN {1 << (column_id - 1 - 8 * byte)} ELSE 0 END"
-                for column_id, _ in captured
-                if 8 * byte < column_id <= 8 * byte + 8
-            ]
-            parts.append(f"unhex(lpad(to_hex(CAST({' + '.join(bits) or '0'} AS BIGINT)), 2, '0'))")
-        mask = f"CASE WHEN op IN (1, 2) THEN unhex('{every}') ELSE {' || '.join(parts)} END"
-        seqval = f"unhex('{LSN_VLF:08x}' || lpad(to_hex(CAST({self._seqval} + \"__$n\" AS BIGINT)), 12, '0'))"
-        names = ", ".join(quote(name) for _, name in captured)
-        self._con.execute(
-            f'INSERT INTO {change_table(instance)} ({", ".join(_META)}, {names}, "__$command_id") '
-            f'SELECT NULL, NULL, {seqval}, op, {mask}, {names}, 1 FROM {_CHANGES} ORDER BY "__$n", op'
-        )
-
-    def commit(self) -> None:
-        """Give the open transaction's change rows their LSN (before the DuckDB COMMIT)."""
-        if self._pending:
-            lsn = next_lsn(self._con)
-            for instance in sorted(self._pending):
-                self._con.execute(
-                    f'UPDATE {change_table(instance)} SET "__$start_lsn" = ? WHERE "__$start_lsn" IS NULL',
-                    [lsn],
-                )
-            record_commit(self._con, lsn)
-        self.end()
-
-    def end(self) -> None:
-        """After COMMIT or ROLLBACK: nothing pending."""
-        self._pending.clear()
-        self._seqval = 0
-
-    @staticmethod
-    def _source(table: catalog.TableDefinition) -> str:
-        return f"{quote(table.schema)}.{quote(table.name)}"
-
-    @staticmethod
-    def _key_names(table: catalog.TableDefinition) -> list[str]:
-        primary = table.primary_key()
-        if primary is None:
-            return ['"__$rid"']
-        return [quote("__$key_" + str(i)) for i in range(len(primary.columns))]
-
-    def _key(self, table: catalog.TableDefinition) -> str:
-        primary = table.primary_key()
-        if primary is None:
-            return 'rowid AS "__$rid"'
-        return ", ".join(
-            f"{quote(name)} AS {quote('__$key_' + str(i))}" for i, name in enumerate(primary.column_names)
-        )
-
-
 def record_commit(con: duckdb.DuckDBPyConnection, lsn: bytes) -> None:
     con.execute(
         f"INSERT INTO {CDC}.lsn_time_mapping VALUES (?, current_localtimestamp(), current_localtimestamp(), "
         "?, ?)",
         [lsn, lsn, lsn],
     )
+
+
+def disable(con: duckdb.DuckDBPyConnection, table: catalog.TableDefinition, instance: str) -> None:
+    """``sys.sp_cdc_disable_table``: one capture instance of the table, or all of them for ``'all'``;
+    22963 (as for cleanup) when the table has no such instance."""
+    rows = con.execute(
+        f"SELECT capture_instance, object_id FROM {CDC}.change_tables WHERE source_object_id = ? "
+        "AND (lower(capture_instance) = lower(?) OR lower(?) = 'all')",
+        [table.object_id, instance, instance],
+    ).fetchall()
+    if not rows:
+        raise unknown_instance(instance)
+    for name, change_table_id in rows:
+        con.execute(f"DROP TABLE IF EXISTS {change_table(name)}")
+        con.execute(f"DELETE FROM {CDC}.captured_columns WHERE object_id = ?", [change_table_id])
+        con.execute(f"DELETE FROM {CDC}.change_tables WHERE object_id = ?", [change_table_id])
 
 
 # -- cdc.fn_cdc_get_all_changes_<capture_instance> -------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from airflow_provider_dtaas.testing.sqlserver import catalog, cdc, functions
+from airflow_provider_dtaas.testing.sqlserver import catalog, cdc, change_tracking, functions
 from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG_VERSION
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class Database:
         # GROUP BY of expressions without a collation of their own (columns carry theirs).
         self._root.execute("SET default_collation = 'nocase'")
         cdc.install(self._root)  # before the catalog: its macros call these functions
+        change_tracking.install(self._root)
         catalog.install(self._root, name)
         functions.install(self._root)  # DuckDB functions are shared by every cursor of the database
 

@@ -140,7 +140,7 @@ def _clustered_flag(nodes: list[exp.Expr]) -> bool | None:
     return None
 
 
-def _column(
+def column_definition(
     definition: exp.ColumnDef, table: str, translate: Translate
 ) -> tuple[DeclaredColumn, list[tuple[IndexDefinition, bool | None]]]:
     """The declared column and the constraints declared inline with it (with their CLUSTERED flag)."""
@@ -249,7 +249,7 @@ def table_definition(
     keys: list[tuple[IndexDefinition, bool | None]] = []
     for item in schema_node.expressions:
         if isinstance(item, exp.ColumnDef):
-            column, inline = _column(item, table_name, translate)
+            column, inline = column_definition(item, table_name, translate)
             columns.append(column)
             keys += inline
         elif (constraint := _table_constraint(item, table_name)) is not None:

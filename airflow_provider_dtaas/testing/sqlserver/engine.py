@@ -4,7 +4,9 @@
 ``Session.run`` executes one statement and returns an Outcome: a streaming ``ResultSet`` or a
 ``StatementDone`` with a row count and environment events. Statements sqlglot cannot parse are read
 first: SET, USE, transaction control, ALTER DATABASE / ALTER TABLE ... CHANGE_TRACKING (``options``);
-CREATE TABLE / INDEX and DROP TABLE go to ``schema_changes``, EXEC to ``procedures``."""
+``CHANGETABLE(CHANGES ...)`` is lifted out of the text (``change_tracking``). CREATE TABLE / INDEX, DROP
+TABLE and ALTER TABLE go to ``schema_changes``, EXEC to ``procedures``; writes to tables that CDC or
+change tracking follows run inside ``capture``."""
 
 from __future__ import annotations
 
@@ -17,7 +19,16 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from airflow_provider_dtaas.testing.sqlserver import catalog, cdc, ddl, options, procedures, stats
+from airflow_provider_dtaas.testing.sqlserver import (
+    capture,
+    catalog,
+    cdc,
+    change_tracking,
+    ddl,
+    options,
+    procedures,
+    stats,
+)
 from airflow_provider_dtaas.testing.sqlserver.batch import split_statements
 from airflow_provider_dtaas.testing.sqlserver.database import Database
 from airflow_provider_dtaas.testing.sqlserver.dialect import DIALECT
@@ -60,6 +71,8 @@ _COMMIT = re.compile(r"^COMMIT(\s+(TRAN|TRANSACTION|WORK)\b.*)?$", re.I | re.S)
 _ROLLBACK = re.compile(r"^ROLLBACK(\s+(TRAN|TRANSACTION|WORK)\b.*)?$", re.I | re.S)
 _CREATE_TABLE = re.compile(r"^CREATE\s+TABLE\b", re.I)
 _ALTER_DATABASE = re.compile(r"^ALTER\s+DATABASE\b", re.I)
+_ALTER_TABLE = re.compile(r"^ALTER\s+TABLE\b", re.I)
+_WITH_VALUES = re.compile(r"\bWITH\s+VALUES\b", re.I)
 _IF_TRANCOUNT = re.compile(r"^IF\s+@@TRANCOUNT\s*>\s*0\s+(.+)$", re.I | re.S)
 _CUR_CMD = {exp.Insert: CURCMD_INSERT, exp.Update: CURCMD_UPDATE, exp.Delete: CURCMD_DELETE}
 
@@ -111,7 +124,7 @@ class Session:
         self.rowcount = 0
         self._con = database.connect()
         self.transactions = Transactions(self._con, database)
-        self.capture = cdc.Capture(self._con)
+        self.capture = capture.Capture(self._con)
         self.transactions.before_commit = self.capture.commit
         self.transactions.after_end = self.capture.end
         self.schema_changes = SchemaChanges(self._con, self.transactions, self._translate_expression)
@@ -185,23 +198,30 @@ class Session:
             return self._catalog_write(
                 lambda: options.apply_table_change_tracking(self._con, database, tracking)
             )
-        if _CREATE_TABLE.match(text):
+        if _ALTER_TABLE.match(text) and _WITH_VALUES.search(text):
+            raise not_supported("ALTER TABLE ADD ... WITH VALUES")
+        text, changetables = change_tracking.lift(text)
+        if _CREATE_TABLE.match(text) or _ALTER_TABLE.match(text):
             statement = self._parse(ddl.spell_real_as_float24(text), read=ddl.DdlDialect)
         else:
             statement = self._parse(text)
+        if changetables and not isinstance(statement, exp.Query):
+            raise not_supported("CHANGETABLE outside a SELECT")
         if isinstance(statement, exp.Create) and statement.kind == "TABLE":
             return self.schema_changes.create_table(statement)
         if isinstance(statement, exp.Create) and str(statement.kind).upper().endswith("INDEX"):
             return self.schema_changes.create_index(statement)
         if isinstance(statement, exp.Drop) and statement.kind == "TABLE":
             return self.schema_changes.drop_table(statement)
+        if isinstance(statement, exp.Alter) and str(statement.args.get("kind")).upper() == "TABLE":
+            return self.schema_changes.alter_table(statement)
         if isinstance(statement, exp.IfBlock):
             return self._if_block(statement, params)
         if isinstance(statement, exp.Execute):
             call = statement
             return self._catalog_write(lambda: procedures.run(self._con, self.database.name, call))
         if isinstance(statement, exp.Query):
-            return self._query(statement, params)
+            return self._query(statement, params, changetables)
         return self._command(statement, params)
 
     def _if_block(self, statement: exp.IfBlock, params: Mapping[str, Any] | None) -> Outcome:
@@ -336,13 +356,21 @@ class Session:
             if column is not None and column.is_computed:
                 raise computed_column_modified(column.name)
 
-    def _query(self, statement: exp.Query, params: Mapping[str, Any] | None) -> ResultSet:
+    def _query(
+        self,
+        statement: exp.Query,
+        params: Mapping[str, Any] | None,
+        changetables: list[change_tracking.ChangesCall] | None = None,
+    ) -> ResultSet:
         self._check_snapshot(statement)
-        if _user_tables(statement):
+        if _user_tables(statement) or changetables:
             self.transactions.before_read()
         statement = self._all_changes(statement, params)
         views = stats.referenced(statement)
-        sql = self._translate(statement, params, stats.relations(self._con, views) if views else None)
+        relations = stats.relations(self._con, views) if views else {}
+        if changetables:
+            relations |= change_tracking.expand_changes(self._con, changetables, self._evaluator(params))
+        sql = self._translate(statement, params, relations or None)
         projected = project(statement, self.lookup)  # before the reader: it holds the connection
         try:
             relation = _bigint_sums(self._con.sql(sql, params=self._bound(statement, params, sql)))
@@ -369,8 +397,8 @@ class Session:
         encoder = RowEncoder([c.sql_type for c in columns], schema)
         return ResultSet(columns, iter(reader), encoder, reader)
 
-    def _all_changes(self, statement: exp.Query, params: Mapping[str, Any] | None) -> exp.Query:
-        """``cdc.fn_cdc_get_all_changes_<instance>(...)`` in FROM as a query of its change table."""
+    def _evaluator(self, params: Mapping[str, Any] | None) -> Callable[[exp.Select], tuple[Any, ...]]:
+        """Runs ``SELECT <arguments>`` of a table-valued function call before its statement."""
 
         def evaluate(probe: exp.Select) -> tuple[Any, ...]:
             sql = self._translate(probe, params)
@@ -379,7 +407,11 @@ class Session:
             except duckdb.Error as error:
                 raise self._error(error, probe) from error
 
-        return cdc.expand_all_changes(self._con, statement, evaluate)
+        return evaluate
+
+    def _all_changes(self, statement: exp.Query, params: Mapping[str, Any] | None) -> exp.Query:
+        """``cdc.fn_cdc_get_all_changes_<instance>(...)`` in FROM as a query of its change table."""
+        return cdc.expand_all_changes(self._con, statement, self._evaluator(params))
 
     def _command(self, statement: exp.Expr, params: Mapping[str, Any] | None) -> StatementDone:
         self._check_computed(statement)
@@ -388,21 +420,21 @@ class Session:
         target = self._target(statement)
         bound = self._bound(statement, params, sql)
         definition = target[1] if isinstance(statement, exp.Insert | exp.Update | exp.Delete) else None
-        instances = self.capture.instances(definition)
+        targets = self.capture.targets(definition)
 
         def work() -> list[Any]:
-            if definition is not None and instances:
+            if definition is not None and targets:
                 self.capture.before(definition)
             cursor = self._con.execute(sql, bound)
             rows = cursor.fetchall() if cursor.description else []
-            if definition is not None and instances:
-                self.capture.after(definition, instances)
+            if definition is not None and targets:
+                self.capture.after(definition, targets)
                 if self.trancount == 0:
                     self.capture.commit()
             return rows
 
         try:
-            rows = self.transactions.write(work, atomic=bool(instances))
+            rows = self.transactions.write(work, atomic=bool(targets))
         except duckdb.Error as error:
             raise self._error(error, statement, target) from error
         cur_cmd = next((code for kind, code in _CUR_CMD.items() if isinstance(statement, kind)), 0)

@@ -15,12 +15,21 @@ if TYPE_CHECKING:
 class SqlServerError(Exception):
     """An error as SQL Server reports it: number, severity (class), state and message text."""
 
-    def __init__(self, number: int, message: str, *, severity: int = 16, state: int = 1) -> None:
+    def __init__(
+        self,
+        number: int,
+        message: str,
+        *,
+        severity: int = 16,
+        state: int = 1,
+        preceding: tuple[SqlServerError, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.number = number
         self.message = message
         self.severity = severity
         self.state = state
+        self.preceding = preceding  # messages SQL Server sends before this one (5074 before 4922)
 
     def __repr__(self) -> str:
         return f"SqlServerError({self.number}, {self.message!r})"

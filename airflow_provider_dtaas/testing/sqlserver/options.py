@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from airflow_provider_dtaas.testing.sqlserver import catalog
+from airflow_provider_dtaas.testing.sqlserver import catalog, change_tracking
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, invalid_object, syntax_error
 from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG
 from airflow_provider_dtaas.testing.sqlserver.transactions import ISOLATION_LEVELS
@@ -189,7 +189,7 @@ def apply_table_change_tracking(
     if not option.enable:
         if not is_tracked:
             raise SqlServerError(4998, f"Change tracking is not enabled on table '{table.name}'.")
-        con.execute(f"DELETE FROM {CATALOG}.change_tracking_tables WHERE object_id = ?", [table.object_id])
+        change_tracking.disable(con, table.object_id)
         return
     if not _options(con)["change_tracking"]:
         raise SqlServerError(
@@ -205,7 +205,4 @@ def apply_table_change_tracking(
             f"Cannot enable change tracking on table '{table.name}'. Change tracking requires a primary key "
             "on the table. Create a primary key on the table before enabling change tracking.",
         )
-    con.execute(
-        f"INSERT INTO {CATALOG}.change_tracking_tables VALUES (?, ?, 0)",
-        [table.object_id, option.track_columns_updated],
-    )
+    change_tracking.enable(con, table, option.track_columns_updated)

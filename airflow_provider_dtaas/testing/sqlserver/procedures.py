@@ -1,9 +1,12 @@
 """EXEC of the system procedures the double emulates: ``sys.sp_cdc_enable_db``,
-``sys.sp_cdc_enable_table`` and ``sys.sp_cdc_cleanup_change_table``. Enabling sets the catalog flags
-(``sys.databases.is_cdc_enabled``, ``sys.tables.is_tracked_by_cdc``), records the capture instance in
-``cdc.change_tables`` and ``cdc.captured_columns`` and creates its change table ``cdc.<instance>_CT``,
-which ``cdc`` fills as the table changes. Cleanup removes change rows below a low water mark and raises
-the instance's min LSN, as retention would.
+``sys.sp_cdc_enable_table``, ``sys.sp_cdc_disable_table`` and ``sys.sp_cdc_cleanup_change_table``.
+Enabling sets the catalog flags (``sys.databases.is_cdc_enabled``, ``sys.tables.is_tracked_by_cdc``),
+records the capture instance in ``cdc.change_tables`` and ``cdc.captured_columns`` and creates its change
+table ``cdc.<instance>_CT``, which ``capture`` fills as the table changes; disabling removes them again.
+Cleanup removes change rows below a low water mark and raises the instance's min LSN, as retention would.
+
+``sys.sp_dtaas_change_tracking_cleanup`` is the double's own (SQL Server has no such procedure): it
+stands in for change tracking's retention cleanup in tests.
 
 Any other system procedure is refused as not supported; any other name does not exist (2812).
 """
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 import duckdb
 from sqlglot import exp
 
-from airflow_provider_dtaas.testing.sqlserver import catalog, cdc, options
+from airflow_provider_dtaas.testing.sqlserver import catalog, cdc, change_tracking, options
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
 from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG, CDC
 
@@ -25,6 +28,8 @@ ENABLE_TABLE_PARAMETERS = (
     "captured_column_list", "filegroup_name", "allow_partition_switch",
 )  # fmt: skip
 CLEANUP_PARAMETERS = ("capture_instance", "low_water_mark", "threshold")
+DISABLE_TABLE_PARAMETERS = ("source_schema", "source_name", "capture_instance")
+CHANGE_TRACKING_CLEANUP_PARAMETERS = ("table_name", "min_valid_version")
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,9 @@ def _check_capture_instance(
         )
 
 
-def enable_table(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> None:
+def _source_table(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> catalog.TableDefinition:
+    """The table named by @source_schema and @source_name: 22901 when CDC is off for the database, 22931
+    for a table that does not exist."""
     if not options.cdc_enabled(con):
         raise SqlServerError(
             22901,
@@ -142,7 +149,6 @@ def enable_table(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> N
             "Data Capture, query the is_cdc_enabled column in the sys.databases catalog view.",
         )
     schema, name = str(_required(call, "source_schema")), str(_required(call, "source_name"))
-    role = _required(call, "role_name")
     table = catalog.lookup(con, schema, name)
     if table is None or table.object_id is None:
         raise SqlServerError(
@@ -150,6 +156,12 @@ def enable_table(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> N
             f"Source table '{schema}.{name}' does not exist in the current database. Ensure that the correct "
             "database context is set. Specify a valid schema and table name for the database.",
         )
+    return table
+
+
+def enable_table(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> None:
+    table = _source_table(con, database, call)
+    role = _required(call, "role_name")
     instance = str(call.arguments.get("capture_instance") or f"{table.schema}_{table.name}")
     _check_capture_instance(con, instance, table)
     index_name = _net_changes_index(call, table)
@@ -174,10 +186,32 @@ def cleanup_change_table(con: duckdb.DuckDBPyConnection, database: str, call: Ca
     cdc.cleanup(con, instance, mark.rjust(cdc.LSN_SIZE, b"\0"))
 
 
+def disable_table(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> None:
+    table = _source_table(con, database, call)
+    instance = _required(call, "capture_instance")
+    if instance is None:
+        raise cdc.unknown_instance("NULL")
+    cdc.disable(con, table, str(instance))
+
+
+def change_tracking_cleanup(con: duckdb.DuckDBPyConnection, database: str, call: Call) -> None:
+    """``sys.sp_dtaas_change_tracking_cleanup @table_name, @min_valid_version``: NOT a SQL Server
+    procedure. The double's stand-in for change tracking's retention cleanup, so tests can make a
+    reader's last sync version fall below the table's min valid version."""
+    written = str(_required(call, "table_name"))
+    version = _required(call, "min_valid_version")
+    if not isinstance(version, int):
+        raise not_supported("@min_valid_version other than an integer literal")
+    *schema, name = options.split_name(written)
+    change_tracking.cleanup(con, schema[-1] if schema else "dbo", name, version)
+
+
 PROCEDURES: dict[str, tuple[tuple[str, ...], Callable[[duckdb.DuckDBPyConnection, str, Call], None]]] = {
     "sp_cdc_enable_db": ((), enable_db),
     "sp_cdc_enable_table": (ENABLE_TABLE_PARAMETERS, enable_table),
     "sp_cdc_cleanup_change_table": (CLEANUP_PARAMETERS, cleanup_change_table),
+    "sp_cdc_disable_table": (DISABLE_TABLE_PARAMETERS, disable_table),
+    "sp_dtaas_change_tracking_cleanup": (CHANGE_TRACKING_CLEANUP_PARAMETERS, change_tracking_cleanup),
 }
 
 

@@ -1,15 +1,17 @@
-"""Running DDL for a session: CREATE TABLE, DROP TABLE and CREATE INDEX, each with its catalog rows as
-one atomic unit (``ddl`` turns the T-SQL into definitions and DuckDB text; ``catalog`` records them)."""
+"""Running DDL for a session: CREATE TABLE, DROP TABLE, CREATE INDEX and ALTER TABLE's column DDL, each
+with its catalog rows as one atomic unit (``ddl`` turns the T-SQL into definitions and DuckDB text,
+``alter_table`` plans and rebuilds an altered table; ``catalog`` records them)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import duckdb
 from sqlglot import exp
 
-from airflow_provider_dtaas.testing.sqlserver import catalog, ddl
-from airflow_provider_dtaas.testing.sqlserver.catalog import DeclaredColumn, IndexDefinition, TableDefinition
+from airflow_provider_dtaas.testing.sqlserver import alter_table, catalog, ddl
+from airflow_provider_dtaas.testing.sqlserver.catalog import IndexDefinition, TableDefinition
 from airflow_provider_dtaas.testing.sqlserver.errors import (
     SqlServerError,
     cannot_drop,
@@ -72,10 +74,9 @@ class SchemaChanges:
                     sql_type = arrow_fallback(schema.field(column.name).type)
                 except UnsupportedType as error:
                     raise not_supported(f"computed column '{column.name}' of type {error}") from error
-                column = DeclaredColumn(column.name, sql_type, column.nullable, definition=column.definition,
-                                        persisted=column.persisted)  # fmt: skip
+                column = replace(column, sql_type=sql_type, computed_sql=None)
             columns.append(column)
-        return TableDefinition(table.schema, table.name, tuple(columns), table.indexes)
+        return replace(table, columns=tuple(columns))
 
     def create_table(self, statement: exp.Create) -> StatementDone:
         definition = ddl.table_definition(statement, self._translate)
@@ -120,6 +121,19 @@ class SchemaChanges:
             catalog.unregister(self._con, schema, table.name)
 
         self._atomic(work)
+
+    # -- ALTER TABLE ----------------------------------------------------------------------------------
+
+    def alter_table(self, statement: exp.Alter) -> StatementDone:
+        change = alter_table.plan(self._con, statement, self._translate)
+
+        def work() -> None:
+            alter_table.apply(self._con, change)
+            if change.added:
+                catalog.replace_columns(self._con, self._resolve_computed(change.after))
+
+        self._atomic(work)
+        return StatementDone()
 
     # -- CREATE INDEX ---------------------------------------------------------------------------------
 

@@ -231,8 +231,9 @@ class ClientConnection:
                 self._write_outcome(self._session.run(text, params), more, done_token)
         except SqlServerError as error:
             log.info("spid %s: error %s (class %s)", self._spid, error.number, error.severity)
-            self._writer.write(tokens.message(error.number, error.message, severity=error.severity,
-                                              state=error.state, tds72=self._tds72))  # fmt: skip
+            for message in (*error.preceding, error):
+                self._writer.write(tokens.message(message.number, message.message, severity=message.severity,
+                                                  state=message.state, tds72=self._tds72))  # fmt: skip
             status = DoneStatus.ERROR
             token = Token.DONEPROC if in_procedure else Token.DONE
             self._writer.write(self._done(status, token=token))

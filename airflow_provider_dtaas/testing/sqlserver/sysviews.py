@@ -16,7 +16,9 @@ CDC = "__cdc"
 INTERNAL_SCHEMAS = (CATALOG, INFO, SYS, CDC)
 # 3: datetime2(7), datetimeoffset, hierarchyid, spatial and sql_variant values stored as SQL Server does
 # 4: change tables, cdc.captured_columns and cdc.lsn_time_mapping
-CATALOG_VERSION = 4
+# 5: change tracking versions: min valid / cleanup versions per table, committed versions, side tables;
+#    objects.max_column_id_used (column ids are not reused after ALTER TABLE DROP COLUMN)
+CATALOG_VERSION = 5
 DATABASE_ID = 5  # DB_ID() of the one user database; 1-4 are master, tempdb, model, msdb
 
 TABLES = f"""
@@ -30,7 +32,7 @@ CREATE SEQUENCE IF NOT EXISTS {CATALOG}.object_ids START 245575913;
 CREATE SEQUENCE IF NOT EXISTS {CATALOG}.lsns START 1000;
 CREATE TABLE IF NOT EXISTS {CATALOG}.objects (
     object_id INTEGER PRIMARY KEY, schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
-    create_date TIMESTAMP NOT NULL DEFAULT current_localtimestamp());
+    create_date TIMESTAMP NOT NULL DEFAULT current_localtimestamp(), max_column_id_used INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS {CATALOG}.columns (
     object_id INTEGER NOT NULL, schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
     column_id INTEGER NOT NULL, name VARCHAR NOT NULL, data_type VARCHAR NOT NULL,
@@ -52,7 +54,11 @@ CREATE TABLE IF NOT EXISTS {CATALOG}.database_options (
     cdc_enabled BOOLEAN NOT NULL, change_tracking BOOLEAN NOT NULL, change_retention INTEGER NOT NULL,
     change_retention_units UTINYINT NOT NULL, change_auto_cleanup BOOLEAN NOT NULL);
 CREATE TABLE IF NOT EXISTS {CATALOG}.change_tracking_tables (
-    object_id INTEGER PRIMARY KEY, track_columns_updated BOOLEAN NOT NULL, begin_version BIGINT NOT NULL);
+    object_id INTEGER PRIMARY KEY, track_columns_updated BOOLEAN NOT NULL, begin_version BIGINT NOT NULL,
+    min_valid_version BIGINT NOT NULL, cleanup_version BIGINT NOT NULL);
+CREATE SEQUENCE IF NOT EXISTS {CATALOG}.change_tracking_versions START 1;
+CREATE SEQUENCE IF NOT EXISTS {CATALOG}.change_tracking_rows START 1;
+CREATE TABLE IF NOT EXISTS {CATALOG}.change_tracking_commits (version BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS {CDC}.change_tables (
     object_id INTEGER NOT NULL, version INTEGER NOT NULL, source_object_id INTEGER NOT NULL,
     capture_instance VARCHAR NOT NULL, start_lsn BLOB, end_lsn BLOB, supports_net_changes BOOLEAN NOT NULL,
@@ -133,7 +139,7 @@ CREATE OR REPLACE VIEW {SYS}.tables AS
            EXISTS (SELECT 1 FROM {CDC}.change_tables ct WHERE ct.source_object_id = o.object_id)
                AS is_tracked_by_cdc,
            CAST(0 AS UTINYINT) AS temporal_type, 'NON_TEMPORAL_TABLE' AS temporal_type_desc,
-           false AS is_memory_optimized
+           false AS is_memory_optimized, o.max_column_id_used
     FROM {CATALOG}.objects o JOIN {SYS}.schemas s ON s.name = o.schema_name;
 CREATE OR REPLACE VIEW {SYS}.objects AS
     SELECT name, object_id, principal_id, schema_id, parent_object_id, type, type_desc, create_date,
@@ -197,8 +203,14 @@ CREATE OR REPLACE VIEW {SYS}.change_tracking_databases AS
     FROM {CATALOG}.database_options WHERE change_tracking;
 CREATE OR REPLACE VIEW {SYS}.change_tracking_tables AS
     SELECT object_id, track_columns_updated AS is_track_columns_updated_on,
-           begin_version AS min_valid_version, begin_version, CAST(0 AS BIGINT) AS cleanup_version
+           min_valid_version, begin_version, cleanup_version
     FROM {CATALOG}.change_tracking_tables;
+CREATE OR REPLACE MACRO {CATALOG}.change_tracking_current_version() AS (
+    SELECT CASE WHEN o.change_tracking
+                THEN coalesce((SELECT max(version) FROM {CATALOG}.change_tracking_commits), 0) END
+    FROM {CATALOG}.database_options o);
+CREATE OR REPLACE MACRO {CATALOG}.change_tracking_min_valid_version(i) AS (
+    SELECT max(min_valid_version) FROM {CATALOG}.change_tracking_tables WHERE object_id = i);
 CREATE OR REPLACE MACRO {CATALOG}.object_id(n) AS (
     SELECT max(object_id) FROM {CATALOG}.objects
     WHERE lower(schema_name || '.' || table_name) = lower(regexp_replace(regexp_replace(
@@ -224,6 +236,12 @@ CREATE OR REPLACE MACRO {CATALOG}.guid_order(u) AS (
            || substr(h, 9, 2) || substr(h, 7, 2) || substr(h, 5, 2) || substr(h, 3, 2) || substr(h, 1, 2)
     FROM (SELECT replace(CAST(CAST(u AS UUID) AS VARCHAR), '-', '') AS h));
 """
+
+
+def change_tracking_table(object_id: int) -> str:
+    """The side table of a change-tracked table: one row per tracked change of a row (see
+    ``change_tracking``)."""
+    return f'{CATALOG}."change_tracking_{object_id}"'
 
 
 def render(database: str) -> str:

@@ -2,10 +2,10 @@
 
 sqlglot does the dialect work (TOP, OFFSET/FETCH, ISNULL, brackets, table hints); this module adds
 what only a server knows: @@ variables, DB_NAME(), OBJECT_ID(), the emulated INFORMATION_SCHEMA, sys
-and cdc views, SQL Server's uniqueidentifier order, HASHBYTES, and the DuckDB type of computed values of
-every T-SQL type in CAST/CONVERT. The types the double stores in forms of its own (datetime2(7),
-datetimeoffset, sql_variant, xml, hierarchyid, geography, geometry, rowversion) are rewritten first by
-``rewrite``."""
+and cdc views, the CDC and change tracking functions, SQL Server's uniqueidentifier order, HASHBYTES,
+and the DuckDB type of computed values of every T-SQL type in CAST/CONVERT. The types the double stores
+in forms of its own (datetime2(7), datetimeoffset, sql_variant, xml, hierarchyid, geography, geometry,
+rowversion) are rewritten first by ``rewrite``."""
 
 from __future__ import annotations
 
@@ -377,8 +377,13 @@ def to_duckdb(
     return tree.transform(rewrite, copy=False).sql("duckdb")
 
 
+_CHANGE_TRACKING_FUNCTIONS = {"CHANGE_TRACKING_CURRENT_VERSION": 0, "CHANGE_TRACKING_MIN_VALID_VERSION": 1}
+
+
 def _cdc_functions(tree: exp.Expr) -> exp.Expr:
-    """``sys.fn_cdc_*(...)`` calls the catalog's macro of that name (innermost calls first)."""
+    """``sys.fn_cdc_*(...)``, ``CHANGE_TRACKING_CURRENT_VERSION()`` and
+    ``CHANGE_TRACKING_MIN_VALID_VERSION(object_id)`` call the catalog's macro of that name (innermost
+    calls first)."""
     for node in reversed(list(tree.find_all(exp.Dot))):
         if (
             isinstance(node.this, exp.Identifier)
@@ -388,4 +393,14 @@ def _cdc_functions(tree: exp.Expr) -> exp.Expr:
         ):
             call = node.expression
             node.replace(exp.func(f"{CATALOG}.{str(call.this).lower()}", *call.expressions))
+    for call in reversed(list(tree.find_all(exp.Anonymous))):
+        if str(call.this).upper() in _CHANGE_TRACKING_FUNCTIONS:
+            if len(call.expressions) != _CHANGE_TRACKING_FUNCTIONS[str(call.this).upper()]:
+                raise SqlServerError(
+                    174,
+                    f"The {str(call.this).lower()} function requires "
+                    f"{_CHANGE_TRACKING_FUNCTIONS[str(call.this).upper()]} argument(s).",
+                    severity=15,
+                )
+            call.replace(exp.func(f"{CATALOG}.{str(call.this).lower()}", *call.expressions))
     return tree
