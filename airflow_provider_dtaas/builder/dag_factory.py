@@ -81,7 +81,8 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
         if spec.table_patterns is not None:
             _add_discovery(spec, begin, end)
         timed = spec.schedule is not None and not (spec.schedule.assets or spec.schedule.on_changes)
-        if spec.uses_cdc and timed:
+        wait = spec.cdc.wait_for_changes
+        if spec.uses_cdc and (timed if wait is None else wait):
             _add_wait_for_changes(spec, plans, begin)
         for plan in plans:
             with TaskGroup(group_id=plan.group_id, tooltip=f"{plan.source_name}") as group:

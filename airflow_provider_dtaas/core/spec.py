@@ -326,6 +326,11 @@ class CdcOptions(_Model):
     poll_interval_seconds: int = Field(
         default=30, ge=1, le=3_600, description="how often the wait_for_changes sensor asks SQL Server"
     )
+    wait_for_changes: bool | None = Field(
+        default=None,
+        description="start each run with the wait_for_changes sensor (deferred to the triggerer until a "
+        "table has changes); default: on for cron, interval and continuous schedules",
+    )
     wait_timeout_seconds: int = Field(
         default=3_600,
         ge=10,

@@ -8,10 +8,11 @@ The Airflow task context is the one thing mocked (a plain dict with the keys the
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -45,12 +46,15 @@ class CdcCase:
     schema: str  # the Snowflake schema of this case
     tables: list[str] = field(default_factory=list)
 
-    def create(self, definition: str = "id int NOT NULL PRIMARY KEY, item nvarchar(20) NOT NULL, qty int NULL") -> str:
+    def create(
+        self, definition: str = "id int NOT NULL PRIMARY KEY, item nvarchar(20) NOT NULL, qty int NULL"
+    ) -> str:
         name = f"cdc_{uuid.uuid4().hex[:8]}"
         self.mssql.run(f"CREATE TABLE dbo.{name} ({definition})")
         self.mssql.run("EXEC sys.sp_cdc_enable_db")
         self.mssql.run(
-            f"EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'{name}', @role_name = NULL"
+            f"EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'{name}', "
+            "@role_name = NULL"
         )
         self.tables.append(name)
         return name
@@ -76,19 +80,24 @@ class CdcCase:
         self.state.begin_execution(
             spec_name=spec.name, dag_id=DAG_ID, run_id=run_id, mode=spec.mode, tables=len(spec.tables)
         )
-        context = {"run_id": run_id, "ti": SimpleNamespace(try_number=1), "params": params, "logical_date": None}
+        context = {
+            "run_id": run_id,
+            "ti": SimpleNamespace(try_number=1),
+            "params": params,
+            "logical_date": None,
+        }
         results = {}
         for plan in plan_tables(spec):
             snapshot, apply = operators(plan.to_dict())
-            try:
+            with contextlib.suppress(AirflowSkipException):  # its changes continue
                 snapshot.execute(dict(context))
-            except AirflowSkipException:
-                pass
             results[plan.source_name] = apply.execute(dict(context))
         return results
 
     def source(self, table: str) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.mssql.get_records(f"SELECT id, item, qty FROM dbo.{table} ORDER BY id")]
+        return [
+            tuple(r) for r in self.mssql.get_records(f"SELECT id, item, qty FROM dbo.{table} ORDER BY id")
+        ]
 
     def snowflake(self, table: str, *, include_deleted: bool = False) -> list[tuple[Any, ...]]:
         where = "" if include_deleted else ' WHERE NOT COALESCE("_DTAAS_DELETED", FALSE)'
@@ -106,9 +115,7 @@ class CdcCase:
         resume = Lsn.parse(snapshot["cdc_resume_after"]["lsn"])
         state = {r["id"]: (r["id"], r["item"], r["qty"]) for r in self._rows(snapshot)}
         windows = [
-            self._json(key)
-            for key in self._keys(f"{prefix}changes/")
-            if key.endswith("_manifest.json")
+            self._json(key) for key in self._keys(f"{prefix}changes/") if key.endswith("_manifest.json")
         ]
         for window in sorted(windows, key=lambda w: w["lsn_range"]["from"]):
             if Lsn.parse(window["lsn_range"]["to"]) <= resume:
@@ -183,7 +190,8 @@ def test_snapshot_then_every_kind_of_change_arrives_exactly_once(case: CdcCase) 
     table = case.create()
     case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2), (3, N'plum', 3)")
     first = case.run(case.spec())[f"dbo.{table}"]
-    assert first["rows"] == 0 and first["windows"] == 0  # the snapshot loaded them; nothing since
+    assert first["rows"] == 0  # the snapshot loaded them; nothing since
+    assert first["windows"] == 0
     case.assert_in_sync(table)
 
     case.mssql.run(f"INSERT INTO dbo.{table} VALUES (4, N'fig', NULL)")
@@ -193,7 +201,9 @@ def test_snapshot_then_every_kind_of_change_arrives_exactly_once(case: CdcCase) 
     for qty in (5, 6, 7):  # many changes to one key in one window: the last one wins
         case.mssql.run(f"UPDATE dbo.{table} SET qty = {qty} WHERE id = 4")
     second = case.run(case.spec())[f"dbo.{table}"]
-    assert second["rows"] == 8  # change rows: insert, update, delete, key update as delete + insert, 3 updates
+    assert (
+        second["rows"] == 8
+    )  # change rows: insert, update, delete, key update as delete + insert, 3 updates
     # the MERGE applies the last change per key: ids 4 and 30 inserted, 1 updated, 2 and 3 deleted
     assert (second["inserted"], second["updated"], second["deleted"]) == (2, 1, 2)
     case.assert_in_sync(table)
@@ -205,8 +215,10 @@ def test_snapshot_then_every_kind_of_change_arrives_exactly_once(case: CdcCase) 
     kinds = [h["kind"] for h in history(case, table)]
     assert kinds == ["snapshot", "changes"]
     window = history(case, table)[1]
-    assert window["committed_at"] is not None and window["changes"] == 8
-    assert window["lag_seconds"] is not None and window["lag_seconds"] >= 0
+    assert window["committed_at"] is not None
+    assert window["changes"] == 8
+    assert window["lag_seconds"] is not None
+    assert window["lag_seconds"] >= 0
 
 
 def test_changes_made_during_the_snapshot_are_replayed_idempotently(
@@ -229,7 +241,8 @@ def test_changes_made_during_the_snapshot_are_replayed_idempotently(
     monkeypatch.setattr(full_load.TableLoad, "copy_chunks", copy_after_changes)
     result = case.run(case.spec())[f"dbo.{table}"]
     # the snapshot already holds the changes; the window after its start applies them again
-    assert result["windows"] == 1 and result["rows"] == 3
+    assert result["windows"] == 1
+    assert result["rows"] == 3
     case.assert_in_sync(table)
 
 
@@ -241,7 +254,8 @@ def test_a_transaction_spanning_tables_reaches_both(case: CdcCase) -> None:
         cursor.execute(f"INSERT INTO dbo.{lines} VALUES (1, N'line', 5), (2, N'line', 6)")
         conn.commit()
     results = case.run(case.spec())
-    assert results[f"dbo.{orders}"]["rows"] == 1 and results[f"dbo.{lines}"]["rows"] == 2
+    assert results[f"dbo.{orders}"]["rows"] == 1
+    assert results[f"dbo.{lines}"]["rows"] == 2
     case.assert_in_sync(orders)
     case.assert_in_sync(lines)
     (order_window,) = [h for h in history(case, orders) if h["kind"] == "changes"]
@@ -261,7 +275,8 @@ def test_a_replayed_window_changes_nothing(case: CdcCase) -> None:
     # the run died after the destinations committed and before the position moved: it is read again
     case.state.reset_position(dag_id=DAG_ID, source_table=f"dbo.{table}", position=before, run_id="rewind")
     replay = case.run(case.spec())[f"dbo.{table}"]
-    assert replay["windows"] == 1 and replay["rows"] == 3
+    assert replay["windows"] == 1
+    assert replay["rows"] == 3
     assert (replay["inserted"], replay["updated"], replay["deleted"]) == (0, 0, 0)
     assert case.snowflake(table, include_deleted=True) == applied
     case.assert_in_sync(table)  # the S3 window folder was found committed and left as it was
@@ -331,17 +346,20 @@ def test_mode_cdc_from_now_skips_older_changes_and_soft_deletes(case: CdcCase) -
     case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 3")
     case.run(spec)
     assert case.snowflake(table) == [(2, "new", 2)]  # row 1 predates the start
-    assert case.snowflake(table, include_deleted=True) == [(2, "new", 2)]  # 3: inserted and deleted
+    # 3 was inserted and deleted within one window: it never reaches the target
+    assert case.snowflake(table, include_deleted=True) == [(2, "new", 2)]
     case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 2")
     case.run(spec)
     assert case.snowflake(table) == []
     assert case.snowflake(table, include_deleted=True) == [(2, "new", 2)]  # kept, marked deleted
-    assert [h["kind"] for h in history(case, table)][0] == "start"
+    assert history(case, table)[0]["kind"] == "start"
 
 
 def test_a_table_without_cdc_gets_the_commands_that_enable_it(case: CdcCase) -> None:
     name = f"plain_{uuid.uuid4().hex[:8]}"
-    case.mssql.run(f"CREATE TABLE dbo.{name} (id int NOT NULL PRIMARY KEY, item nvarchar(20) NOT NULL, qty int)")
+    case.mssql.run(
+        f"CREATE TABLE dbo.{name} (id int NOT NULL PRIMARY KEY, item nvarchar(20) NOT NULL, qty int)"
+    )
     try:
         with pytest.raises(AirflowFailException) as failure:
             case.run(case.spec(tables=[name]))
@@ -350,3 +368,89 @@ def test_a_table_without_cdc_gets_the_commands_that_enable_it(case: CdcCase) -> 
     message = str(failure.value)
     assert f"table dbo.{name}: change data capture is not enabled for it" in message
     assert f"EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'{name}'" in message
+
+
+def test_a_new_capture_instance_after_ddl_is_followed_and_its_column_evolves_the_target(
+    case: CdcCase,
+) -> None:
+    table = case.create()
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
+    case.run(case.spec())
+    # DDL, then the DBA's second capture instance with the new column; both capture for a while
+    case.mssql.run(f"ALTER TABLE dbo.{table} ADD note nvarchar(30) NULL")
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (2, N'pear', 2, N'before v2')")
+    case.mssql.run(
+        f"EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'{table}', "
+        f"@role_name = NULL, @capture_instance = N'dbo_{table}_v2'"
+    )
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (3, N'plum', 3, N'after v2')")
+    case.mssql.run(f"UPDATE dbo.{table} SET note = N'noted' WHERE id = 1")
+    result = case.run(case.spec())[f"dbo.{table}"]
+    assert result["windows"] == 2  # the old instance up to the new one's start, then the new one
+    case.assert_in_sync(table)
+    notes = DtaasSnowflakeHook(snowflake_conn_id=case.snowflake_conn).get_records(
+        f'SELECT "ID", "NOTE" FROM ITDB.{case.schema}."{table.upper()}" ORDER BY "ID"'
+    )
+    # id 2 changed only while the old instance (without the column) was read
+    assert [tuple(r) for r in notes] == [(1, "noted"), (2, None), (3, "after v2")]
+    events = history(case, table)
+    switch = next(h for h in events if h["kind"] == "switch")
+    assert f"to dbo_{table}_v2" in switch["detail"]
+    assert "note" in switch["detail"]
+    position = case.state.position(dag_id=DAG_ID, source_table=f"dbo.{table}")
+    assert position is not None
+    assert position.capture_instance == f"dbo_{table}_v2"
+    # the old instance can go now: nothing is lost
+    case.mssql.run(
+        f"EXEC sys.sp_cdc_disable_table @source_schema = N'dbo', @source_name = N'{table}', "
+        f"@capture_instance = N'dbo_{table}'"
+    )
+    case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 2")
+    case.run(case.spec())
+    case.assert_in_sync(table)
+
+
+def test_a_dropped_capture_instance_is_a_clear_error(case: CdcCase) -> None:
+    table = case.create()
+    case.run(case.spec())
+    case.mssql.run(
+        f"EXEC sys.sp_cdc_disable_table @source_schema = N'dbo', @source_name = N'{table}', "
+        f"@capture_instance = N'dbo_{table}'"
+    )
+    with pytest.raises(
+        AirflowFailException, match=f"table dbo.{table}: change data capture is not enabled for it"
+    ):
+        case.run(case.spec())
+
+
+def test_the_trigger_fires_only_when_a_table_has_changes_after_its_position(case: CdcCase) -> None:
+    import asyncio
+
+    from airflow_provider_dtaas.triggers.cdc import MsSqlCdcChangesTrigger
+
+    table = case.create()
+    case.run(case.spec())
+    trigger = MsSqlCdcChangesTrigger(
+        mssql_conn_id="it_mssql",
+        source_database=None,
+        state_conn_id="it_state",
+        dag_id=DAG_ID,
+        tables=[f"dbo.{table}"],
+        poll_interval=0.2,
+        timeout=1.0,
+    )
+
+    async def first_event() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger ended without an event")
+
+    assert asyncio.run(first_event()) == {"status": "timeout", "waited_seconds": 1.0}
+    other = case.create()  # changes elsewhere move the max LSN, not this table's changes
+    case.mssql.run(f"INSERT INTO dbo.{other} VALUES (1, N'elsewhere', 1)")
+    assert asyncio.run(first_event())["status"] == "timeout"
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
+    assert asyncio.run(first_event()) == {"status": "changes", "tables": [f"dbo.{table}"]}
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_dtaas.triggers.cdc.MsSqlCdcChangesTrigger"
+    assert MsSqlCdcChangesTrigger(**kwargs).serialize() == (classpath, kwargs)
