@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class CdcCase:
     """Tables under CDC in the double, a spec over them, and the servers it writes to."""
 
     mssql: DtaasMsSqlHook
+    conn_id: str
     s3: DtaasS3Hook
     snowflake_conn: str
     state: DtaasStateHook
@@ -59,11 +61,21 @@ class CdcCase:
         self.tables.append(name)
         return name
 
+    def change(self, statement: str) -> None:
+        """Run a change and wait until CDC captured it: at once in the double; a real SQL Server's
+        capture job reads the log every few seconds."""
+        (before,) = self.mssql.get_first("SELECT sys.fn_cdc_get_max_lsn()")
+        self.mssql.run(statement)
+        deadline = time.monotonic() + 60
+        while self.mssql.get_first("SELECT sys.fn_cdc_get_max_lsn()")[0] == before:
+            assert time.monotonic() < deadline, f"CDC did not capture: {statement}"
+            time.sleep(0.5)
+
     def spec(self, *, mode: str = "full_load_and_cdc", cdc: str = "", tables: list[str] | None = None) -> str:
         listed = "\n".join(f"  - dbo.{t}" for t in tables or self.tables)
         return (
             f"name: it_cdc\nmode: {mode}\n{cdc}"
-            "source: {conn_id: it_mssql}\n"
+            f"source: {{conn_id: {self.conn_id}}}\n"
             "destinations:\n"
             f"  s3: {{conn_id: it_s3, bucket: {BUCKET}, prefix: {self.schema.lower()}/}}\n"
             f"  snowflake: {{conn_id: {self.snowflake_conn}, database: ITDB, schema: {self.schema}}}\n"
@@ -88,7 +100,7 @@ class CdcCase:
         }
         results = {}
         for plan in plan_tables(spec):
-            snapshot, apply = operators(plan.to_dict())
+            snapshot, apply = operators(plan.to_dict(), self.conn_id)
             with contextlib.suppress(AirflowSkipException):  # its changes continue
                 snapshot.execute(dict(context))
             results[plan.source_name] = apply.execute(dict(context))
@@ -147,13 +159,15 @@ class CdcCase:
         assert self.s3_replayed(table) == expected
 
 
-def operators(plan: dict[str, Any]) -> tuple[SqlServerFullLoadOperator, SqlServerApplyChangesOperator]:
+def operators(
+    plan: dict[str, Any], conn_id: str
+) -> tuple[SqlServerFullLoadOperator, SqlServerApplyChangesOperator]:
     from airflow.sdk import DAG
 
     common: dict[str, Any] = {
         "spec_name": "it_cdc",
         "table_plan": plan,
-        "mssql_conn_id": "it_mssql",
+        "mssql_conn_id": conn_id,
         "state_conn_id": "it_state",
     }
     with DAG(DAG_ID, schedule=None):
@@ -164,14 +178,17 @@ def operators(plan: dict[str, Any]) -> tuple[SqlServerFullLoadOperator, SqlServe
 
 
 @pytest.fixture
-def case(mssql_conn: str, s3_conn: str, snowflake_conn: str, state_conn: str) -> Iterator[CdcCase]:
+def case(source_conn: str, s3_conn: str, snowflake_conn: str, state_conn: str) -> Iterator[CdcCase]:
+    """One case per source: the double, and a real SQL Server with Agent when DTAAS_TEST_MSSQL_CONN
+    names one."""
     s3 = DtaasS3Hook(aws_conn_id=s3_conn)
     if not s3.check_for_bucket(BUCKET):
         s3.create_bucket(bucket_name=BUCKET)
     state = DtaasStateHook(state_conn)
     state.migrate()
     found = CdcCase(
-        mssql=DtaasMsSqlHook(mssql_conn_id=mssql_conn),
+        mssql=DtaasMsSqlHook(mssql_conn_id=source_conn),
+        conn_id=source_conn,
         s3=s3,
         snowflake_conn=snowflake_conn,
         state=state,
@@ -188,18 +205,18 @@ def history(case: CdcCase, table: str) -> list[dict[str, Any]]:
 
 def test_snapshot_then_every_kind_of_change_arrives_exactly_once(case: CdcCase) -> None:
     table = case.create()
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2), (3, N'plum', 3)")
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2), (3, N'plum', 3)")
     first = case.run(case.spec())[f"dbo.{table}"]
     assert first["rows"] == 0  # the snapshot loaded them; nothing since
     assert first["windows"] == 0
     case.assert_in_sync(table)
 
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (4, N'fig', NULL)")
-    case.mssql.run(f"UPDATE dbo.{table} SET qty = 10 WHERE id = 1")
-    case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 2")
-    case.mssql.run(f"UPDATE dbo.{table} SET id = 30 WHERE id = 3")  # a primary-key update
+    case.change(f"INSERT INTO dbo.{table} VALUES (4, N'fig', NULL)")
+    case.change(f"UPDATE dbo.{table} SET qty = 10 WHERE id = 1")
+    case.change(f"DELETE FROM dbo.{table} WHERE id = 2")
+    case.change(f"UPDATE dbo.{table} SET id = 30 WHERE id = 3")  # a primary-key update
     for qty in (5, 6, 7):  # many changes to one key in one window: the last one wins
-        case.mssql.run(f"UPDATE dbo.{table} SET qty = {qty} WHERE id = 4")
+        case.change(f"UPDATE dbo.{table} SET qty = {qty} WHERE id = 4")
     second = case.run(case.spec())[f"dbo.{table}"]
     assert (
         second["rows"] == 8
@@ -227,14 +244,14 @@ def test_changes_made_during_the_snapshot_are_replayed_idempotently(
     from airflow_provider_dtaas.transfers import full_load
 
     table = case.create()
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2), (3, N'plum', 3)")
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2), (3, N'plum', 3)")
     copy_chunks = full_load.TableLoad.copy_chunks
 
     def copy_after_changes(self: Any, *args: Any, **kwargs: Any) -> Any:
         # the snapshot's start LSN is recorded; these changes land before it reads a row
-        case.mssql.run(f"UPDATE dbo.{table} SET qty = 20 WHERE id = 2")
-        case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 3")
-        case.mssql.run(f"INSERT INTO dbo.{table} VALUES (4, N'fig', 4)")
+        case.change(f"UPDATE dbo.{table} SET qty = 20 WHERE id = 2")
+        case.change(f"DELETE FROM dbo.{table} WHERE id = 3")
+        case.change(f"INSERT INTO dbo.{table} VALUES (4, N'fig', 4)")
         monkeypatch.setattr(full_load.TableLoad, "copy_chunks", copy_chunks)
         return copy_chunks(self, *args, **kwargs)
 
@@ -249,10 +266,10 @@ def test_changes_made_during_the_snapshot_are_replayed_idempotently(
 def test_a_transaction_spanning_tables_reaches_both(case: CdcCase) -> None:
     orders, lines = case.create(), case.create()
     case.run(case.spec())
-    with case.mssql.get_conn() as conn, conn.cursor() as cursor:
-        cursor.execute(f"INSERT INTO dbo.{orders} VALUES (1, N'order', 1)")
-        cursor.execute(f"INSERT INTO dbo.{lines} VALUES (1, N'line', 5), (2, N'line', 6)")
-        conn.commit()
+    case.change(
+        f"BEGIN TRANSACTION; INSERT INTO dbo.{orders} VALUES (1, N'order', 1); "
+        f"INSERT INTO dbo.{lines} VALUES (1, N'line', 5), (2, N'line', 6); COMMIT TRANSACTION"
+    )
     results = case.run(case.spec())
     assert results[f"dbo.{orders}"]["rows"] == 1
     assert results[f"dbo.{lines}"]["rows"] == 2
@@ -268,8 +285,8 @@ def test_a_replayed_window_changes_nothing(case: CdcCase) -> None:
     case.run(case.spec())
     before = case.state.position(dag_id=DAG_ID, source_table=f"dbo.{table}")
     assert before is not None
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2)")
-    case.mssql.run(f"UPDATE dbo.{table} SET qty = 9 WHERE id = 1")
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2)")
+    case.change(f"UPDATE dbo.{table} SET qty = 9 WHERE id = 1")
     case.run(case.spec())
     applied = case.snowflake(table, include_deleted=True)
     # the run died after the destinations committed and before the position moved: it is read again
@@ -286,8 +303,8 @@ def test_a_replayed_window_changes_nothing(case: CdcCase) -> None:
 
 def _clean_up_changes(case: CdcCase, table: str) -> None:
     """Advance the capture instance's minimum LSN past changes DTaaS has not read (the CDC cleanup job)."""
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (100, N'lost', 1)")
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (101, N'kept', 1)")
+    case.change(f"INSERT INTO dbo.{table} VALUES (100, N'lost', 1)")
+    case.change(f"INSERT INTO dbo.{table} VALUES (101, N'kept', 1)")
     (mark,) = case.mssql.get_first("SELECT sys.fn_cdc_get_max_lsn()")
     case.mssql.run(
         f"EXEC sys.sp_cdc_cleanup_change_table @capture_instance = N'dbo_{table}', "
@@ -316,20 +333,20 @@ def test_a_retention_gap_fails_the_table_and_says_what_to_do(case: CdcCase) -> N
 def test_a_retention_gap_with_resnapshot_loads_the_table_again_then_resumes(case: CdcCase) -> None:
     table = case.create()
     spec = case.spec(cdc="cdc: {gap_policy: resnapshot}\n")
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
     case.run(spec)
     _clean_up_changes(case, table)
     case.run(spec)
     case.assert_in_sync(table)
     assert [h["kind"] for h in history(case, table)] == ["snapshot", "resnapshot"]
-    case.mssql.run(f"UPDATE dbo.{table} SET qty = 2 WHERE id = 101")
+    case.change(f"UPDATE dbo.{table} SET qty = 2 WHERE id = 101")
     assert case.run(spec)[f"dbo.{table}"]["rows"] == 1
     case.assert_in_sync(table)
 
 
 def test_a_run_can_ask_for_a_resnapshot(case: CdcCase) -> None:
     table = case.create()
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
     case.run(case.spec())
     case.run(case.spec(), resnapshot=[f"dbo.{table}"])
     assert [h["kind"] for h in history(case, table)] == ["snapshot", "resnapshot"]
@@ -339,16 +356,16 @@ def test_a_run_can_ask_for_a_resnapshot(case: CdcCase) -> None:
 def test_mode_cdc_from_now_skips_older_changes_and_soft_deletes(case: CdcCase) -> None:
     table = case.create()
     spec = case.spec(mode="cdc", cdc="cdc: {start_from: now, delete_mode: soft}\n")
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'old', 1)")
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'old', 1)")
     first = case.run(spec)[f"dbo.{table}"]
     assert first["windows"] == 0
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (2, N'new', 2), (3, N'gone', 3)")
-    case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 3")
+    case.change(f"INSERT INTO dbo.{table} VALUES (2, N'new', 2), (3, N'gone', 3)")
+    case.change(f"DELETE FROM dbo.{table} WHERE id = 3")
     case.run(spec)
     assert case.snowflake(table) == [(2, "new", 2)]  # row 1 predates the start
     # 3 was inserted and deleted within one window: it never reaches the target
     assert case.snowflake(table, include_deleted=True) == [(2, "new", 2)]
-    case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 2")
+    case.change(f"DELETE FROM dbo.{table} WHERE id = 2")
     case.run(spec)
     assert case.snowflake(table) == []
     assert case.snowflake(table, include_deleted=True) == [(2, "new", 2)]  # kept, marked deleted
@@ -374,17 +391,17 @@ def test_a_new_capture_instance_after_ddl_is_followed_and_its_column_evolves_the
     case: CdcCase,
 ) -> None:
     table = case.create()
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
     case.run(case.spec())
     # DDL, then the DBA's second capture instance with the new column; both capture for a while
     case.mssql.run(f"ALTER TABLE dbo.{table} ADD note nvarchar(30) NULL")
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (2, N'pear', 2, N'before v2')")
+    case.change(f"INSERT INTO dbo.{table} VALUES (2, N'pear', 2, N'before v2')")
     case.mssql.run(
         f"EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'{table}', "
         f"@role_name = NULL, @capture_instance = N'dbo_{table}_v2'"
     )
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (3, N'plum', 3, N'after v2')")
-    case.mssql.run(f"UPDATE dbo.{table} SET note = N'noted' WHERE id = 1")
+    case.change(f"INSERT INTO dbo.{table} VALUES (3, N'plum', 3, N'after v2')")
+    case.change(f"UPDATE dbo.{table} SET note = N'noted' WHERE id = 1")
     result = case.run(case.spec())[f"dbo.{table}"]
     assert result["windows"] == 2  # the old instance up to the new one's start, then the new one
     case.assert_in_sync(table)
@@ -405,7 +422,7 @@ def test_a_new_capture_instance_after_ddl_is_followed_and_its_column_evolves_the
         f"EXEC sys.sp_cdc_disable_table @source_schema = N'dbo', @source_name = N'{table}', "
         f"@capture_instance = N'dbo_{table}'"
     )
-    case.mssql.run(f"DELETE FROM dbo.{table} WHERE id = 2")
+    case.change(f"DELETE FROM dbo.{table} WHERE id = 2")
     case.run(case.spec())
     case.assert_in_sync(table)
 
@@ -431,7 +448,7 @@ def test_the_trigger_fires_only_when_a_table_has_changes_after_its_position(case
     table = case.create()
     case.run(case.spec())
     trigger = MsSqlCdcChangesTrigger(
-        mssql_conn_id="it_mssql",
+        mssql_conn_id=case.conn_id,
         source_database=None,
         state_conn_id="it_state",
         dag_id=DAG_ID,
@@ -447,9 +464,9 @@ def test_the_trigger_fires_only_when_a_table_has_changes_after_its_position(case
 
     assert asyncio.run(first_event()) == {"status": "timeout", "waited_seconds": 1.0}
     other = case.create()  # changes elsewhere move the max LSN, not this table's changes
-    case.mssql.run(f"INSERT INTO dbo.{other} VALUES (1, N'elsewhere', 1)")
+    case.change(f"INSERT INTO dbo.{other} VALUES (1, N'elsewhere', 1)")
     assert asyncio.run(first_event())["status"] == "timeout"
-    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
     assert asyncio.run(first_event()) == {"status": "changes", "tables": [f"dbo.{table}"]}
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_dtaas.triggers.cdc.MsSqlCdcChangesTrigger"

@@ -125,3 +125,52 @@ def test_a_table_with_parallel_chunks_is_planned_copied_by_mapped_tasks_and_comm
     assert dag.get_task("dbo-orders.commit").upstream_task_ids == {"dbo-orders.load_chunk"}
     assert dag.get_task("end_run").upstream_task_ids == {"dbo-orders.commit", "dbo-customers.full_load"}
     assert TablePlan.from_dict(dag.get_task("dbo-orders.commit").table_plan).chunk_rows == 25_000
+
+
+CDC_SPEC = """\
+name: orders_cdc
+mode: full_load_and_cdc
+schedule: {schedule}
+cdc: {{poll_interval_seconds: 5}}
+source: {{conn_id: mssql_prod}}
+destinations:
+  snowflake: {{database: RAW, schema: SALES}}
+tables:
+  - dbo.orders
+  - name: dbo.lines
+    parallel_chunks: 2
+"""
+
+
+def test_a_timed_cdc_dag_waits_for_changes_then_snapshots_and_applies_per_table(no_network: None) -> None:
+    from airflow_provider_dtaas.sensors.cdc import MsSqlCdcSensor
+
+    dag = build_dag(
+        parse_spec(CDC_SPEC.format(schedule="{interval_seconds: 300}"), display_name="c.yaml"),
+        spec_file="c.yaml",
+    )
+    wait = dag.get_task("wait_for_changes")
+    assert isinstance(wait, MsSqlCdcSensor)
+    assert wait.tables == ["dbo.orders", "dbo.lines"]
+    assert wait.poll_interval == 5
+    assert dag.get_task("begin_run").upstream_task_ids == {"wait_for_changes"}
+    assert dag.get_task("dbo-orders.apply_changes").upstream_task_ids == {"dbo-orders.snapshot"}
+    assert dag.get_task("dbo-lines.apply_changes").upstream_task_ids == {"dbo-lines.commit"}
+    for table in ("dbo-orders", "dbo-lines"):
+        assert dag.get_task(f"{table}.apply_changes").trigger_rule == "none_failed"
+    assert set(dag.params.keys()) == {"tables", "resnapshot"}
+    assert dag.max_active_runs == 1
+
+
+def test_a_cdc_dag_on_changes_is_scheduled_by_an_asset_watcher(no_network: None) -> None:
+    from airflow_provider_dtaas.triggers.cdc import MsSqlCdcChangesTrigger
+
+    dag = build_dag(
+        parse_spec(CDC_SPEC.format(schedule="on_changes"), display_name="c.yaml"), spec_file="c.yaml"
+    )
+    assert "wait_for_changes" not in dag.task_dict  # the watcher already waited
+    (asset,) = dag.timetable.asset_condition.objects
+    (watcher,) = asset.watchers
+    assert isinstance(watcher.trigger, MsSqlCdcChangesTrigger)
+    assert watcher.trigger.serialize()[1]["tables"] == ["dbo.orders", "dbo.lines"]
+    assert watcher.trigger.serialize()[1]["dag_id"] == "dtaas_orders_cdc"
