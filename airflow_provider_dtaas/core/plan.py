@@ -97,6 +97,7 @@ class CdcPlan:
     before_images: bool = False
     soft_delete: bool = False
     start_from: str = "earliest"  # earliest | now
+    max_window_changes: int = 1_000_000
 
     @property
     def snapshots_first(self) -> bool:
@@ -287,6 +288,7 @@ def _cdc_plan(spec: TaskSpec, table: TableSpec) -> CdcPlan | None:
         before_images=chosen("before_images"),
         soft_delete=chosen("delete_mode") == "soft",
         start_from=options.start_from,
+        max_window_changes=options.max_window_changes,
     )
 
 

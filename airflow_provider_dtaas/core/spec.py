@@ -323,6 +323,13 @@ class CdcOptions(_Model):
         description="hard: a deleted source row is deleted in Snowflake; soft: it stays, with "
         "_DTAAS_DELETED = TRUE",
     )
+    max_window_changes: int = Field(
+        default=1_000_000,
+        ge=1_000,
+        le=100_000_000,
+        description="a backlog is applied in windows of about this many changes (whole transactions: a "
+        "window ends at an LSN), each committed and checkpointed alone",
+    )
     poll_interval_seconds: int = Field(
         default=30, ge=1, le=3_600, description="how often the wait_for_changes sensor asks SQL Server"
     )

@@ -73,6 +73,21 @@ class CdcReaderMixin:
             )
         return [CaptureInstance(n, start, tuple(cols)) for n, (start, cols) in found.items()]
 
+    def window_end(self, capture_instance: str, window: Window, *, max_changes: int) -> Lsn | None:
+        """Where to end ``window`` so it holds about ``max_changes`` changes: the LSN of its
+        ``max_changes``-th change row (a transaction, one LSN, is never split); None when the window
+        holds no change of this capture instance (other tables moved the max LSN)."""
+        change_table = f"cdc.{quote_mssql(capture_instance + '_CT')}"
+        row = self.get_first(  # type: ignore[attr-defined]
+            f"SELECT MAX([__$start_lsn]) FROM (SELECT TOP ({int(max_changes)}) [__$start_lsn]"
+            f" FROM {change_table} WHERE [__$start_lsn] BETWEEN %s AND %s ORDER BY [__$start_lsn])"
+            " AS first_changes",
+            parameters=(window.from_lsn.to_parameter(), window.to_lsn.to_parameter()),
+        )
+        if row is None or row[0] is None:
+            return None
+        return min(window.to_lsn, Lsn.from_bytes(row[0]))
+
     def tables_with_changes(self, positions: dict[str, Position | None]) -> list[str]:
         """The tables (of ``positions``: table -> saved position) with changes after their position.
 

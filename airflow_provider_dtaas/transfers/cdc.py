@@ -173,6 +173,16 @@ class TableChanges:
             window = self._window(reading, saved, min_lsn=min_lsn, horizon=horizon)
             if window is None:
                 break
+            if window.from_lsn > window.to_lsn:  # nothing of this table up to the window's end
+                self.state.advance_position(
+                    dag_id=self.dag_id,
+                    source_table=self.table,
+                    position=Position(reading.instance.name, window.to_lsn, WHOLE_TRANSACTION),
+                    run_id=self.run_id,
+                )
+                if window.to_lsn >= horizon:
+                    break
+                continue
             self._apply_window(reading.instance, window, totals)
         position = self.state.position(dag_id=self.dag_id, source_table=self.table)
         totals["position"] = None if position is None else position.to_json()
@@ -227,6 +237,9 @@ class TableChanges:
     def _window(
         self, reading: Reading, saved: Position | None, *, min_lsn: Lsn, horizon: Lsn
     ) -> Window | None:
+        """The next window to apply: a pending one again, or up to about ``max_window_changes``
+        changes; None when there is nothing new. A window with ``from_lsn > to_lsn`` holds no change
+        of the table up to ``to_lsn`` (other tables moved the max LSN): the position just moves."""
         instance = reading.instance
         upper = horizon if reading.upper is None else min(horizon, reading.upper)
         window = next_window(
@@ -247,7 +260,10 @@ class TableChanges:
         if pending is not None and window.from_lsn <= pending <= upper:
             # an earlier attempt began this window: read exactly it again (same S3 folder)
             return Window(window.from_lsn, pending)
-        return window
+        end = self.source.window_end(instance.name, window, max_changes=self.cdc.max_window_changes)
+        if end is None:
+            return Window(window.to_lsn.increment(), window.to_lsn)
+        return Window(window.from_lsn, end)
 
     def _apply_window(self, instance: CaptureInstance, window: Window, totals: dict[str, Any]) -> None:
         started = time.monotonic()

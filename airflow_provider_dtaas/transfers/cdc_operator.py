@@ -6,10 +6,11 @@ import time
 from typing import Any
 
 from airflow_provider_dtaas.transfers.cdc import TableChanges, cdc_source
-from airflow_provider_dtaas.transfers.full_load import _rendered_prefix, _run_date, _TableTask
+from airflow_provider_dtaas.transfers.full_load import TableTask
+from airflow_provider_dtaas.transfers.table_load import rendered_prefix, run_date
 
 
-class SqlServerApplyChangesOperator(_TableTask):
+class SqlServerApplyChangesOperator(TableTask):
     """Apply the changes committed since the table's saved CDC position, window by window, to its
     S3 and Snowflake destinations, then advance the position (see
     :mod:`airflow_provider_dtaas.transfers.cdc`). Runs after the table's snapshot task, which
@@ -39,8 +40,8 @@ class SqlServerApplyChangesOperator(_TableTask):
                 source=cdc_source(load.source, plan.source_name),
                 state=state,
                 log=self.log,
-                run_date=_run_date(context),
-                s3_target=_rendered_prefix(plan, run_id, context) if plan.s3 is not None else None,
+                run_date=run_date(context),
+                s3_target=rendered_prefix(plan, run_id, context) if plan.s3 is not None else None,
             )
             totals = changes.apply()
         except Exception as err:

@@ -1,67 +1,45 @@
-"""Full load of one SQL Server table into S3 (Parquet) and/or Snowflake, in bounded memory."""
+"""The operators that load a table: in one task, or as plan / mapped chunk copies / commit; and in
+the CDC modes its snapshot (see :mod:`airflow_provider_dtaas.transfers.table_load`)."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
-from dataclasses import asdict, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_provider_dtaas.core.batches import ValueConversionError
-from airflow_provider_dtaas.core.batching import MB, rows_for_estimate
 from airflow_provider_dtaas.core.capture_instances import CaptureInstanceError
-from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.keyset import KeyChunk
 from airflow_provider_dtaas.core.lsn import Position, RetentionGapError
-from airflow_provider_dtaas.core.plan import S3Target, TablePlan
-from airflow_provider_dtaas.core.row_filter import transpile_row_filter
+from airflow_provider_dtaas.core.plan import TablePlan
 from airflow_provider_dtaas.core.run_params import RESNAPSHOT_PARAM, requested_tables, wanted
 from airflow_provider_dtaas.core.s3_layout import PartitionColumnError
 from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
 from airflow_provider_dtaas.core.source_table import KeyChoiceError
 from airflow_provider_dtaas.core.typemap import (
     ColumnSelectionError,
-    MappedColumn,
-    SourceColumn,
     UnsupportedTypeError,
-    map_selected,
-    select_columns,
 )
-from airflow_provider_dtaas.core.variables import VariableError, render
+from airflow_provider_dtaas.core.variables import VariableError
 from airflow_provider_dtaas.hooks.mssql import (
-    DtaasMsSqlHook,
     SourceReadError,
     SourceTableNotFoundError,
-    SourceUnreachableError,
 )
-from airflow_provider_dtaas.hooks.postgres_source import DtaasPostgresSourceHook
 from airflow_provider_dtaas.hooks.s3 import (
     DestinationAccessError,
     DestinationBucketError,
     DestinationEncryptionError,
-    DtaasS3Hook,
 )
-from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook, SnowflakeDestinationError
+from airflow_provider_dtaas.hooks.snowflake import SnowflakeDestinationError
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.transfers.cdc import CdcKeyError, CdcSourceError, cdc_source, snapshot_start
-from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
-from airflow_provider_dtaas.transfers.sinks import Sink, SnowflakeExternalStageSink, SnowflakeStageSink
-
-# A chunk that fails with a transient error (deadlock, lock timeout, dropped connection, failover) is
-# read again on a new connection after 1, 2, 4, 8 s (capped); permanent errors fail the table at once.
-CHUNK_RETRIES = 4
-CHUNK_RETRY_DELAY = 1.0
-CHUNK_RETRY_MAX_DELAY = 30.0
-
-
-class SourceConnectionTypeError(ValueError):
-    """The source connection is of a type DTaaS cannot read."""
+from airflow_provider_dtaas.transfers.table_load import (
+    SourceConnectionTypeError,
+    TableLoad,
+)
 
 
 class TableLoadError(RuntimeError):
@@ -90,284 +68,10 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class TableLoad:
-    """One table's full load in three steps that one task or several tasks can run.
-
-    ``prepare`` describes the table, maps its columns, plans its key chunks and prepares the
-    destinations; ``copy_chunks`` copies chunks into them (each chunk alone: a transient failure
-    re-reads only that chunk after discarding what it wrote); ``commit`` makes the load visible.
-    What ``prepare`` returns is plain JSON, so the steps can run in different Celery workers.
-    """
-
-    def __init__(
-        self,
-        plan: TablePlan,
-        *,
-        run_id: str,
-        context: Any,
-        mssql_conn_id: str,
-        source_database: str | None,
-        log: Any,
-        dag_id: str = "",
-    ) -> None:
-        self.plan = plan
-        self.run_id = run_id
-        self.dag_id = dag_id
-        self.context = context
-        self.source = source_hook(mssql_conn_id, source_database)
-        self.row_filter = (
-            None
-            if plan.row_filter is None
-            else transpile_row_filter(plan.row_filter, self.source.source_dialect.row_filter_dialect)
-        )
-        self.log = log
-
-    def prepare(self) -> dict[str, Any]:
-        plan = self.plan
-        described = self.source.describe_table(plan.source_schema, plan.source_table)
-        chosen = select_columns(
-            described.columns,
-            include=plan.include_columns,
-            exclude=plan.exclude_columns,
-            hashed=plan.hash_columns,
-            table=plan.source_name,
-        )
-        columns = self._map_selected(chosen)
-        key_names = described.read_key(plan.primary_key)
-        by_name = {c.name: c for c in described.columns}
-        key = self.source.map_columns([by_name[name] for name in key_names], table=plan.source_name)
-        if not key:
-            self.log.warning(
-                "table %s has no primary key or NOT NULL unique index: it is read in one streamed pass "
-                "that cannot be split into chunks; name its key with primary_key in the spec to chunk it",
-                plan.source_name,
-            )
-        # destinations are checked (bucket, key, access, schema drift) before the source is read
-        schema_changes: dict[str, Any] = {}
-        s3_folder = None
-        for sink in self._sinks(columns):
-            sink.prepare()
-            if isinstance(sink, SnowflakeStageSink) and sink.schema_changes:
-                schema_changes[sink.name] = {"target": sink.target_name, "changes": sink.schema_changes}
-            if sink.name == "s3":
-                s3_folder = getattr(sink, "folder", None)
-        batch_rows = plan.batch_rows or rows_for_estimate(described.estimated_rows)
-        chunks = self.source.plan_chunks(
-            plan.source_schema, plan.source_table, key, chunk_rows=plan.chunk_rows, row_filter=self.row_filter
-        )
-        self.log.info(
-            "table %s: about %s rows (%s MB); key %s; %d chunk(s) of about %d rows; batches of %d rows "
-            "(at most %d MB)",
-            plan.source_name,
-            described.estimated_rows if described.estimated_rows is not None else "an unknown number of",
-            described.size_mb if described.size_mb is not None else "?",
-            ", ".join(key_names) or "(none)",
-            len(chunks),
-            plan.chunk_rows,
-            batch_rows,
-            plan.batch_size_mb,
-        )
-        return {
-            "schema_changes": schema_changes,
-            "s3_folder": s3_folder,
-            "columns": [asdict(c) for c in chosen],
-            "key": [asdict(c.source) for c in key],
-            "batch_rows": batch_rows,
-            "chunks": [chunk.to_json() for chunk in chunks],
-            "estimated_rows": described.estimated_rows,
-            "started_at": time.time(),
-        }
-
-    def _columns(self, prepared: dict[str, Any]) -> tuple[list[MappedColumn], list[MappedColumn]]:
-        chosen = [SourceColumn(**c) for c in prepared["columns"]]
-        columns = self._map_selected(chosen)
-        key = self.source.map_columns(
-            [SourceColumn(**c) for c in prepared["key"]], table=self.plan.source_name
-        )
-        return columns, key
-
-    def _map_selected(self, chosen: list[SourceColumn]) -> list[MappedColumn]:
-        if self.plan.hash_columns and self.source.source_dialect.row_filter_dialect != "tsql":
-            raise ColumnSelectionError(
-                f"table {self.plan.source_name}: columns.hash is computed by SQL Server (HASHBYTES) and "
-                "is not available for this source; exclude the columns instead"
-            )
-        return map_selected(
-            chosen,
-            hashed=self.plan.hash_columns,
-            table=self.plan.source_name,
-            mapper=self.source.source_dialect.map_column,
-        )
-
-    def copy_chunks(
-        self, prepared: dict[str, Any], chunks: list[KeyChunk], *, clear_first: bool
-    ) -> list[dict[str, Any]]:
-        """Copy the chunks in order on one consistent read connection; the result of each names
-        its rows and, per destination, the files it wrote.
-
-        A transient failure closes the connection, discards what the chunk wrote and reads that chunk
-        again on a new one. ``clear_first`` discards each chunk's output of an earlier attempt before
-        its first read (a chunk task retried by Airflow); after ``prepare`` there is none.
-        """
-        columns, key = self._columns(prepared)
-        sinks = self._sinks(columns, prepared)
-        results: list[dict[str, Any]] = []
-        with ExitStack() as sinks_open, ExitStack() as reading:
-            for sink in sinks:
-                sink.open()
-                sinks_open.callback(sink.close)
-            conn: Any = None
-            for chunk in chunks:
-                if clear_first:
-                    for sink in sinks:
-                        sink.discard_chunk(chunk.index)
-                failures = 0
-                while True:
-                    if conn is None:
-                        conn = reading.enter_context(self.source.consistent_reader())
-                    try:
-                        rows = self._copy_chunk(conn, columns, key, sinks, chunk, prepared["batch_rows"])
-                        break
-                    except (SourceReadError, SourceUnreachableError) as err:
-                        failures += 1
-                        transient = isinstance(err, SourceUnreachableError) or err.transient
-                        if not transient or failures > CHUNK_RETRIES:
-                            raise
-                        reading.close()
-                        conn = None
-                        for sink in sinks:
-                            sink.discard_chunk(chunk.index)
-                        self._wait_before_retry(chunk, err, failures)
-                for sink in sinks:
-                    sink.finish_chunk(chunk.index)
-                files = {
-                    sink.name: [f for f in sink.written() if f["chunk"] == chunk.index] for sink in sinks
-                }
-                results.append({"chunk": chunk.index, "rows": rows, "files": files})
-        return results
-
-    def _wait_before_retry(self, chunk: KeyChunk, err: Exception, failures: int) -> None:
-        delay = min(CHUNK_RETRY_MAX_DELAY, CHUNK_RETRY_DELAY * 2 ** (failures - 1))
-        self.log.warning(
-            "table %s: %s; reading %s again in %.0f s (try %d of %d)",
-            self.plan.source_name,
-            err,
-            chunk.describe(),
-            delay,
-            failures + 1,
-            CHUNK_RETRIES + 1,
-        )
-        time.sleep(delay)
-
-    def _copy_chunk(
-        self,
-        conn: Any,
-        columns: list[MappedColumn],
-        key: list[MappedColumn],
-        sinks: list[Sink],
-        chunk: KeyChunk,
-        batch_rows: int,
-    ) -> int:
-        plan = self.plan
-        rows = 0
-        batches = self.source.iter_record_batches(
-            plan.source_schema,
-            plan.source_table,
-            columns,
-            batch_rows=batch_rows,
-            max_batch_bytes=plan.batch_size_mb * MB,
-            row_filter=self.row_filter,
-            order_by=[c.name for c in key],
-            chunk=chunk,
-            conn=conn,
-        )
-        for part, batch in enumerate(batches):
-            for sink in sinks:
-                sink.write(chunk.index, part, batch)
-            rows += batch.num_rows
-            self.log.info(
-                "table %s: chunk %d part %d: %d rows (chunk total %d)",
-                plan.source_name,
-                chunk.index,
-                part,
-                batch.num_rows,
-                rows,
-            )
-        return rows
-
-    def commit(self, prepared: dict[str, Any], results: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-        """Make the load visible in every destination; the row counts must agree with what was read."""
-        indexes = sorted(r["chunk"] for r in results)
-        expected = [c["index"] for c in prepared["chunks"]]
-        if indexes != expected:
-            raise ChunkSetError(
-                f"table {self.plan.source_name}: chunks {expected} were planned but {indexes} were copied"
-            )
-        rows = sum(int(r["rows"]) for r in results)
-        columns, _key = self._columns(prepared)
-        destinations: dict[str, Any] = {}
-        s3_manifest: dict[str, Any] | None = None
-        for sink in self._sinks(columns, prepared):  # S3 first: an external-stage load reads its manifest
-            files = [f for r in results for f in r["files"].get(sink.name, [])]
-            if isinstance(sink, SnowflakeExternalStageSink):
-                sink.manifest = s3_manifest
-            try:
-                result = sink.commit(rows, files)
-            except BaseException:
-                sink.abort()
-                raise
-            s3_manifest = getattr(sink, "manifest", s3_manifest)
-            destinations[sink.name] = {
-                "location": result.location,
-                "files": result.files,
-                "bytes": result.bytes_written,
-            }
-            changed = prepared.get("schema_changes", {}).get(sink.name)
-            if changed:
-                destinations[sink.name]["schema_changes"] = changed["changes"]
-        return rows, destinations
-
-    def _sinks(self, columns: list[MappedColumn], prepared: dict[str, Any] | None = None) -> list[Sink]:
-        plan = self.plan
-        run_token = f"run={safe_key(self.run_id)}"
-        sinks: list[Sink] = []
-        if plan.s3 is not None:
-            sinks.append(
-                snapshot_sink(
-                    _rendered_prefix(plan, self.run_id, self.context),
-                    hook=DtaasS3Hook(aws_conn_id=plan.s3.conn_id),
-                    source_table=plan.source_name,
-                    run_id=self.run_id,
-                    columns=columns,
-                    run_date=_run_date(self.context),
-                    folder=(prepared or {}).get("s3_folder"),
-                    cdc_resume_after=((prepared or {}).get("cdc_start") or {}).get("position"),
-                )
-            )
-        if plan.snowflake is not None:
-            settings: dict[str, Any] = {
-                "hook": DtaasSnowflakeHook(snowflake_conn_id=plan.snowflake.conn_id),
-                "run_token": run_token,
-                "columns": columns,
-                "run_id": self.run_id,
-                "dag_id": self.dag_id,
-                "source_table": plan.source_name,
-            }
-            if plan.snowflake.load_from == "s3" and plan.s3 is not None:
-                sinks.append(SnowflakeExternalStageSink(plan.snowflake, bucket=plan.s3.bucket, **settings))
-            else:
-                sinks.append(SnowflakeStageSink(plan.snowflake, **settings))
-        return sinks
-
-
 PREPARED_KEY = "prepared"
 
 
-class ChunkSetError(RuntimeError):
-    """The chunks copied are not the chunks planned (a chunk task's result is missing)."""
-
-
-class _TableTask(BaseOperator):
+class TableTask(BaseOperator):
     """Common ground of the table-load operators: the plan, the run bookkeeping, error mapping.
 
     :param spec_name: name of the task spec this load belongs to.
@@ -532,7 +236,7 @@ class _TableTask(BaseOperator):
         }
 
 
-class SqlServerFullLoadOperator(_TableTask):
+class SqlServerFullLoadOperator(TableTask):
     """Load one table in one task: plan its key chunks, copy them in order, commit.
 
     Memory is bounded by one batch: rows are fetched with ``fetchmany``, turned into an Arrow
@@ -562,7 +266,7 @@ class SqlServerFullLoadOperator(_TableTask):
         return self._finished(plan, state, execution_id, rows, destinations, time.monotonic() - started)
 
 
-class SqlServerPlanChunksOperator(_TableTask):
+class SqlServerPlanChunksOperator(TableTask):
     """First step of a table loaded by several tasks: describe, map, plan chunks, prepare destinations.
 
     Returns the chunk list, which the ``load_chunk`` tasks are mapped over, and pushes the prepared
@@ -587,7 +291,7 @@ class SqlServerPlanChunksOperator(_TableTask):
         return list(prepared["chunks"])
 
 
-class SqlServerLoadChunkOperator(_TableTask):
+class SqlServerLoadChunkOperator(TableTask):
     """Copy one key chunk of a table (mapped over the chunks its plan task found).
 
     :param chunk: the chunk, as ``KeyChunk.to_json()``.
@@ -613,7 +317,7 @@ class SqlServerLoadChunkOperator(_TableTask):
         return result
 
 
-class SqlServerCommitLoadOperator(_TableTask):
+class SqlServerCommitLoadOperator(TableTask):
     """Last step of a table loaded by several tasks: commit every chunk's files at once.
 
     :param plan_task_id: the task that prepared the load.
@@ -637,45 +341,3 @@ class SqlServerCommitLoadOperator(_TableTask):
             raise self._failed(err, plan, state, execution_id) from err
         seconds = time.time() - float(prepared["started_at"])  # the table's whole load, all its tasks
         return self._finished(plan, state, execution_id, rows, destinations, seconds)
-
-
-def source_hook(conn_id: str, database: str | None) -> DtaasMsSqlHook | DtaasPostgresSourceHook:
-    """The source hook for an Airflow connection, by its type: SQL Server or PostgreSQL."""
-    from airflow.sdk import BaseHook
-
-    conn_type = BaseHook.get_connection(conn_id).conn_type
-    if conn_type == "mssql":
-        return DtaasMsSqlHook(mssql_conn_id=conn_id, database=database)
-    if conn_type in ("postgres", "postgresql"):
-        return DtaasPostgresSourceHook(postgres_conn_id=conn_id, database=database)
-    raise SourceConnectionTypeError(
-        f"connection {conn_id!r} is of type {conn_type!r}; "
-        "a DTaaS source is 'mssql' (SQL Server) or 'postgres'"
-    )
-
-
-def _rendered_prefix(plan: TablePlan, run_id: str, context: Any) -> S3Target:
-    """The S3 target with its prefix's run-time references (dates, env:, var:, table) resolved."""
-    assert plan.s3 is not None
-    if "${" not in plan.s3.table_prefix:
-        return plan.s3
-    from airflow.sdk import Variable
-
-    when = _run_date(context)
-    prefix = render(
-        plan.s3.table_prefix,
-        schema=plan.source_schema,
-        table=plan.source_table,
-        run_id=run_id,
-        logical_date=when,
-        env=os.environ,
-        airflow_variable=lambda name: Variable.get(name, default=None),
-    )
-    return replace(plan.s3, table_prefix=prefix if prefix.endswith("/") else prefix + "/")
-
-
-def _run_date(context: Any) -> datetime:
-    """The run's logical date (a manual run without one: when it was due to run)."""
-    dag_run = context.get("dag_run")
-    when = context.get("logical_date") or getattr(dag_run, "run_after", None) or datetime.now(UTC)
-    return when if isinstance(when, datetime) else datetime.now(UTC)

@@ -471,3 +471,43 @@ def test_the_trigger_fires_only_when_a_table_has_changes_after_its_position(case
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_dtaas.triggers.cdc.MsSqlCdcChangesTrigger"
     assert MsSqlCdcChangesTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def _rows_sql(table: str, start: int, count: int) -> str:
+    """One INSERT of ``count`` rows (one transaction, one LSN) from ids ``start`` on."""
+    tens = ", ".join(f"({n})" for n in range(10))
+    hundreds = ", ".join(f"({n})" for n in range((count + 9) // 10))
+    return (
+        f"INSERT INTO dbo.{table} (id, item, qty) SELECT {start} + h.n * 10 + t.n, N'bulk', t.n"
+        f" FROM (VALUES {hundreds}) AS h(n) CROSS JOIN (VALUES {tens}) AS t(n) WHERE h.n * 10 + t.n < {count}"
+    )
+
+
+def test_a_backlog_is_applied_in_bounded_windows_that_never_split_a_transaction(case: CdcCase) -> None:
+    table = case.create()
+    spec = case.spec(cdc="cdc: {max_window_changes: 1000}\n")
+    case.run(spec)
+    case.change(_rows_sql(table, 0, 1200))  # one transaction larger than a window: kept whole
+    case.change(_rows_sql(table, 10_000, 500))
+    case.change(_rows_sql(table, 20_000, 700))
+    result = case.run(spec)[f"dbo.{table}"]
+    assert result["rows"] == 2400
+    assert result["windows"] == 2
+    case.assert_in_sync(table)
+    windows = [h for h in history(case, table) if h["kind"] == "changes"]
+    assert [w["changes"] for w in windows] == [1200, 1200]
+    assert windows[0]["to_lsn"] < windows[1]["from_lsn"]
+
+
+def test_before_images_land_in_s3_and_never_in_snowflake(case: CdcCase) -> None:
+    table = case.create()
+    spec = case.spec(cdc="cdc: {before_images: true}\n")
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1)")
+    case.run(spec)
+    case.change(f"UPDATE dbo.{table} SET qty = 2 WHERE id = 1")
+    case.run(spec)
+    prefix = f"{case.schema.lower()}/dbo/{table}/changes/"
+    (manifest_key,) = [k for k in case._keys(prefix) if k.endswith("_manifest.json")]
+    rows = case._rows(case._json(manifest_key))
+    assert [(r["_dtaas_op"], r["qty"]) for r in rows] == [("B", 1), ("U", 2)]
+    case.assert_in_sync(table)  # the replay skips before-images, as the MERGE does

@@ -225,9 +225,9 @@ def test_a_transient_source_failure_rereads_only_its_chunk(
     failure: a real deadlock cannot be provoked on demand); the chunk is read again and the result
     holds every row once."""
     from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook, SourceReadError
-    from airflow_provider_dtaas.transfers import full_load
+    from airflow_provider_dtaas.transfers import table_load
 
-    monkeypatch.setattr(full_load, "CHUNK_RETRY_DELAY", 0.01)
+    monkeypatch.setattr(table_load, "CHUNK_RETRY_DELAY", 0.01)
     real_read = DtaasMsSqlHook.iter_record_batches
     failed: list[int] = []
 

@@ -119,7 +119,7 @@ def test_describe_table_reads_keys_size_and_capture_flags_from_the_catalog(sourc
     assert orders.read_key() == ["order_id"]
     assert {c.name: c.collation for c in orders.columns}["status"] == "SQL_Latin1_General_CP1_CI_AS"
     assert {c.name: c.collation for c in orders.columns}["order_id"] is None
-    assert orders.cdc_enabled is False
+    assert orders.cdc_enabled is True  # both seeds enable CDC on the sample tables
     assert orders.change_tracking_enabled is False
 
 

@@ -121,8 +121,17 @@ BULK = [
 ]
 
 
+# As deploy/mssql/seed.sql does on a real SQL Server: CDC enabled once the rows are in, one capture
+# instance per table named <schema>_<table>, no gating role, net changes.
+CDC = ["EXEC sys.sp_cdc_enable_db"] + [
+    f"EXEC sys.sp_cdc_enable_table @source_schema = N'{schema}', @source_name = N'{table}', "
+    f"@capture_instance = N'{schema}_{table}', @role_name = NULL, @supports_net_changes = 1"
+    for schema, table in (("dbo", "customers"), ("dbo", "products"), ("dbo", "orders"), ("sales", "regions"))
+]
+
+
 def seed(database: Database) -> None:
-    """Create and fill the sample tables (the database must not have them yet)."""
+    """Create and fill the sample tables (the database must not have them yet), then enable CDC."""
     session = Session(database, login="seed", spid=1)
     try:
         session.begin()
@@ -131,6 +140,8 @@ def seed(database: Database) -> None:
         for sql in BULK:
             session.run_duckdb(sql)
         session.commit()
+        for statement in CDC:
+            session.run(statement)
     finally:
         session.close()
     log.info("seeded sample database %s", database.name)
