@@ -110,6 +110,13 @@ def next_window(
             "(sys.fn_cdc_get_min_lsn returned 0x00000000000000000000); check that CDC is enabled for "
             "the table (sys.sp_cdc_enable_table) and that the spec names the right capture_instance"
         )
+    if saved is not None and saved > max(max_lsn, Lsn(min_lsn.value - 1)):
+        raise RetentionGapError(
+            f"table {table}: the saved CDC position {saved} is ahead of the newest change SQL Server "
+            f"holds ({max_lsn}, capture instance {capture_instance} from {min_lsn}): the database was "
+            "restored or recreated since DTaaS saved it, so the changes it stands for are not these. "
+            "Resnapshot the table (gap_policy: resnapshot, or trigger a run with resnapshot)"
+        )
     start = min_lsn if saved is None else saved.increment()
     if start < min_lsn:
         assert saved is not None

@@ -92,6 +92,7 @@ class CdcPlan:
     """How a table's changes are read and applied (modes cdc and full_load_and_cdc)."""
 
     mode: str  # cdc | full_load_and_cdc
+    method: str = "cdc"  # cdc | change_tracking
     capture_instance: str | None = None  # None: found from cdc.change_tables at run time
     gap_policy: str = "fail"  # fail | resnapshot
     before_images: bool = False
@@ -283,6 +284,7 @@ def _cdc_plan(spec: TaskSpec, table: TableSpec) -> CdcPlan | None:
 
     return CdcPlan(
         mode=spec.mode,
+        method=chosen("method"),
         capture_instance=own.capture_instance if own is not None else None,
         gap_policy=chosen("gap_policy"),
         before_images=chosen("before_images"),
@@ -340,6 +342,7 @@ def mode_problems(spec: TaskSpec) -> list[tuple[str, str]]:
                 "list them under tables",
             )
         )
+    found += _tracking_problems(spec)
     snowflake = spec.destinations.snowflake
     if snowflake is not None and snowflake.load_from == "s3":
         found.append(
@@ -350,6 +353,24 @@ def mode_problems(spec: TaskSpec) -> list[tuple[str, str]]:
             )
         )
     return found
+
+
+def _tracking_problems(spec: TaskSpec) -> list[tuple[str, str]]:
+    """Options of method cdc given to tables read by Change Tracking."""
+    found: list[tuple[str, str]] = []
+    no_before = "Change Tracking records no before-images; use method cdc for them"
+    for position, table in enumerate(spec.tables):
+        own = table.cdc
+        if ((own.method if own else None) or spec.cdc.method) != "change_tracking":
+            continue
+        if own is not None and own.capture_instance is not None:
+            message = "capture_instance belongs to method cdc; Change Tracking has none"
+            found.append((f"tables[{position}].cdc.capture_instance", message))
+        if own is not None and own.before_images:
+            found.append((f"tables[{position}].cdc.before_images", no_before))
+        elif (own is None or own.before_images is None) and spec.cdc.before_images:
+            found.append(("cdc.before_images", no_before))
+    return list(dict.fromkeys(found))  # a spec-wide setting is reported once
 
 
 def collisions(plans: list[TablePlan]) -> list[tuple[int, str]]:

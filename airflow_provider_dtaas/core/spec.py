@@ -306,9 +306,16 @@ _GAP_POLICY_DOC = (
 )
 
 
+_METHOD_DOC = (
+    "cdc: SQL Server Change Data Capture (every change, in commit order); change_tracking: SQL Server "
+    "Change Tracking (the last change per row, read with the row's current values)"
+)
+
+
 class CdcOptions(_Model):
     """How the modes cdc and full_load_and_cdc read and apply changes; tables may override some."""
 
+    method: Literal["cdc", "change_tracking"] = Field(default="cdc", description=_METHOD_DOC)
     start_from: Literal["earliest", "now"] = Field(
         default="earliest",
         description="mode cdc, a table with no saved position: earliest = every change SQL Server still "
@@ -347,6 +354,7 @@ class CdcOptions(_Model):
 
 
 class TableCdcSpec(_Model):
+    method: Literal["cdc", "change_tracking"] | None = Field(default=None, description=_METHOD_DOC)
     capture_instance: str | None = Field(
         default=None,
         description="the capture instance to read (default: the table's only one; with two, the older "

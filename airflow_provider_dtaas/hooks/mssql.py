@@ -16,6 +16,7 @@ from airflow_provider_dtaas.hooks.keyset_reader import (
     SourceUnreachableError,
 )
 from airflow_provider_dtaas.hooks.mssql_cdc import CdcReaderMixin
+from airflow_provider_dtaas.hooks.mssql_tracking import ChangeTrackingReaderMixin
 
 __all__ = ["DtaasMsSqlHook", "SourceReadError", "SourceTableNotFoundError", "SourceUnreachableError"]
 
@@ -54,7 +55,7 @@ TRANSIENT_ERROR_NUMBERS = frozenset(
 )  # fmt: skip
 
 
-class DtaasMsSqlHook(CdcReaderMixin, KeysetReaderMixin, MsSqlHook):
+class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixin, MsSqlHook):
     """MsSqlHook that describes tables and streams them as Arrow record batches (through the shared
     :class:`KeysetReaderMixin`: ``consistent_reader``, ``plan_chunks``, ``iter_record_batches``,
     ``max_watermark``).

@@ -19,6 +19,7 @@ from airflow_provider_dtaas.core.capture_instances import CaptureInstance, Captu
 from airflow_provider_dtaas.core.identifiers import quote_mssql
 from airflow_provider_dtaas.core.lsn import Lsn, Position, Window
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_column
+from airflow_provider_dtaas.hooks.mssql_tracking import TRACKING
 
 CHANGE_COLUMNS = [
     map_column(SourceColumn("__$start_lsn", "binary", max_length=10, nullable=False)),
@@ -100,6 +101,14 @@ class CdcReaderMixin:
         for table, position in positions.items():
             if position is None:
                 pending.append(table)
+                continue
+            if position.capture_instance == TRACKING:
+                schema, name = table.split(".", 1)
+                try:
+                    if self.table_has_tracked_changes(schema, name, position.lsn.value):  # type: ignore[attr-defined]
+                        pending.append(table)
+                except Exception:
+                    pending.append(table)  # the run reports it with its context
                 continue
             if max_lsn is None or max_lsn <= position.lsn:
                 continue

@@ -1,4 +1,4 @@
-"""Change data capture of one SQL Server table: where it starts, and the windows that follow.
+"""Changes of one SQL Server table applied to its destinations, window by window.
 
 Each run applies, per table, the changes committed since the table's saved position up to the
 database's max LSN when the run looked (its horizon), window by window:
@@ -14,34 +14,40 @@ database's max LSN when the run looked (its horizon), window by window:
 
 A replayed window (the run died between 3 and 4) finds its S3 manifest and leaves it, and its MERGE
 changes nothing. The snapshot that starts a table (``full_load_and_cdc``) or replaces it after a
-gap (``gap_policy: resnapshot``) is a full load; :func:`snapshot_start` decides whether one is due
-and where the changes resume after it.
+gap (``gap_policy: resnapshot``) is a full load; :mod:`~airflow_provider_dtaas.transfers.cdc_start`
+decides whether one is due and where the changes resume after it.
+
+Tables read by Change Tracking (``cdc.method: change_tracking``) take the same path with versions in
+place of LSNs: one window ``(saved version, current version]`` of net changes per run, read by
+:mod:`~airflow_provider_dtaas.hooks.mssql_tracking`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+
+import pyarrow as pa
 
 from airflow_provider_dtaas.core.capture_instances import (
     WHOLE_TRANSACTION,
     CaptureInstance,
-    CaptureInstanceError,
     Reading,
     choose_instance,
-    snapshot_position,
 )
 from airflow_provider_dtaas.core.change_metadata import with_change_metadata
-from airflow_provider_dtaas.core.lsn import Lsn, Position, RetentionGapError, Window, next_window
-from airflow_provider_dtaas.core.plan import CdcPlan, TablePlan
+from airflow_provider_dtaas.core.lsn import Lsn, Position, Window, next_window
+from airflow_provider_dtaas.core.plan import TablePlan
 from airflow_provider_dtaas.core.typemap import MappedColumn, map_selected, select_columns
 from airflow_provider_dtaas.hooks.cdc_state import WindowCounts
 from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
+from airflow_provider_dtaas.hooks.mssql_tracking import TRACKING, tracking_gap
 from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
+from airflow_provider_dtaas.transfers.cdc_start import cdc_plan, start_position
 from airflow_provider_dtaas.transfers.change_sinks import SnowflakeChangeSink
 from airflow_provider_dtaas.transfers.s3_sink import change_window_sink
 from airflow_provider_dtaas.transfers.sinks import Sink
@@ -49,84 +55,6 @@ from airflow_provider_dtaas.transfers.sinks import Sink
 
 class CdcKeyError(ValueError):
     """The table has no key the changes can be merged on, or its capture instance does not capture it."""
-
-
-class CdcSourceError(ValueError):
-    """The source is not SQL Server: only SQL Server CDC is read."""
-
-
-@dataclass(frozen=True)
-class SnapshotStart:
-    """A snapshot is due: ``kind`` snapshot (first) or resnapshot (after a gap); changes resume
-    after ``position``, recorded before the snapshot reads anything."""
-
-    kind: str
-    position: Position
-    reason: str
-
-
-def cdc_source(source: Any, table: str) -> DtaasMsSqlHook:
-    if not isinstance(source, DtaasMsSqlHook):
-        raise CdcSourceError(
-            f"table {table}: change data capture is read from SQL Server only; this source connection is "
-            "not of type mssql (use mode full_load for it)"
-        )
-    return source
-
-
-def snapshot_start(
-    plan: TablePlan, *, source: DtaasMsSqlHook, state: DtaasStateHook, dag_id: str, force: bool = False
-) -> SnapshotStart | None:
-    """Whether the table needs a snapshot before its changes, and where they resume after it.
-
-    Due when ``full_load_and_cdc`` has no saved position yet, when ``force`` (a run asked for it), or
-    with ``gap_policy: resnapshot`` when the saved position fell behind what CDC still holds (or
-    its capture instance was dropped). A gap under ``gap_policy: fail`` raises here, before anything
-    is read.
-    """
-    cdc = _cdc(plan)
-    table = plan.source_name
-    saved = state.position(dag_id=dag_id, source_table=table)
-    instances = source.capture_instances(plan.source_schema, plan.source_table)
-    if force:
-        kind, reason = ("resnapshot" if saved else "snapshot"), "this run asked for a snapshot (resnapshot)"
-    elif saved is None:
-        if not cdc.snapshots_first:
-            return None
-        kind, reason = "snapshot", "no CDC position is saved for the table yet"
-    else:
-        try:
-            reading = choose_instance(instances, table=table, saved=saved, named=cdc.capture_instance)
-            min_lsn, max_lsn = source.cdc_bounds(reading.instance.name)
-            next_window(
-                saved.lsn,
-                min_lsn=min_lsn,
-                max_lsn=max_lsn,
-                capture_instance=reading.instance.name,
-                table=table,
-            )
-            return None
-        except (RetentionGapError, CaptureInstanceError) as gap:
-            if cdc.gap_policy != "resnapshot" or not instances:
-                raise
-            kind, reason = "resnapshot", str(gap)
-    instance = _newest(instances, table=table, named=cdc.capture_instance)
-    _min_lsn, max_lsn = source.cdc_bounds(instance.name)
-    return SnapshotStart(kind, snapshot_position(instance, max_lsn=max_lsn), reason)
-
-
-def _newest(instances: list[CaptureInstance], *, table: str, named: str | None) -> CaptureInstance:
-    """A snapshot resumes on the named instance, or on the newest (it captures the current columns)."""
-    reading = choose_instance(instances, table=table, saved=None, named=named)
-    if named is not None:
-        return reading.instance
-    return max(instances, key=lambda i: i.start_lsn)
-
-
-def _cdc(plan: TablePlan) -> CdcPlan:
-    if plan.cdc is None:
-        raise ValueError(f"table {plan.source_name}: the plan has no CDC settings (mode full_load)")
-    return plan.cdc
 
 
 class TableChanges:
@@ -145,7 +73,7 @@ class TableChanges:
         s3_target: Any = None,
     ) -> None:
         self.plan = plan
-        self.cdc = _cdc(plan)
+        self.cdc = cdc_plan(plan)
         self.dag_id = dag_id
         self.run_id = run_id
         self.source = source
@@ -159,6 +87,9 @@ class TableChanges:
         """Apply every window up to the horizon; return the totals (changes, counts, windows, lag)."""
         totals: dict[str, Any] = {"changes": 0, "inserted": 0, "updated": 0, "deleted": 0, "windows": 0}
         totals.update({"bytes": 0, "lag_seconds": 0.0, "position": None, "destinations": {}})
+        if self.cdc.method == "change_tracking":
+            self._apply_tracked(totals)
+            return self._finish(totals)
         horizon: Lsn | None = None
         while True:
             saved = self._saved_or_start()
@@ -184,21 +115,50 @@ class TableChanges:
                     break
                 continue
             self._apply_window(reading.instance, window, totals)
+        return self._finish(totals)
+
+    def _finish(self, totals: dict[str, Any]) -> dict[str, Any]:
         position = self.state.position(dag_id=self.dag_id, source_table=self.table)
         totals["position"] = None if position is None else position.to_json()
         if totals["windows"] == 0:
             self.log.info("table %s: no changes after %s; caught up", self.table, totals["position"])
         return totals
 
+    def _apply_tracked(self, totals: dict[str, Any]) -> None:
+        """Change Tracking: one window of versions ``(saved, current]``."""
+        plan = self.plan
+        saved = self._saved_or_start()
+        min_valid, current = self.source.tracking_versions(plan.source_schema, plan.source_table)
+        since = min_valid if saved is None else saved.lsn.value
+        if since < min_valid:
+            raise tracking_gap(self.table, since, min_valid)
+        if current <= since:
+            return
+        if not self.source.table_has_tracked_changes(plan.source_schema, plan.source_table, since):
+            # other tables moved the database's version: nothing to write, the position moves
+            self.state.advance_position(
+                dag_id=self.dag_id,
+                source_table=self.table,
+                position=Position(TRACKING, Lsn(current), WHOLE_TRANSACTION),
+                run_id=self.run_id,
+            )
+            return
+        window = Window(Lsn(since + 1), Lsn(current))
+        pending = self.state.pending_window(
+            dag_id=self.dag_id, source_table=self.table, capture_instance=TRACKING, from_lsn=window.from_lsn
+        )
+        if pending is not None and window.from_lsn <= pending <= window.to_lsn:
+            window = Window(window.from_lsn, pending)
+        described = self.source.describe_table(plan.source_schema, plan.source_table)
+        every = tuple(c.name for c in described.columns)
+        self._apply_window(CaptureInstance(TRACKING, Lsn(min_valid), every), window, totals)
+
     def _saved_or_start(self) -> Position | None:
         saved = self.state.position(dag_id=self.dag_id, source_table=self.table)
         if saved is not None or self.cdc.start_from != "now":
             return saved
         # start_from: now: the first run only marks where changes begin
-        instances = self.source.capture_instances(self.plan.source_schema, self.plan.source_table)
-        instance = _newest(instances, table=self.table, named=self.cdc.capture_instance)
-        _min_lsn, max_lsn = self.source.cdc_bounds(instance.name)
-        start = snapshot_position(instance, max_lsn=max_lsn)
+        start = start_position(self.plan, self.source)
         self.state.reset_position(
             dag_id=self.dag_id, source_table=self.table, position=start, run_id=self.run_id
         )
@@ -210,7 +170,9 @@ class TableChanges:
             run_id=self.run_id,
             detail="start_from: now: changes after this LSN are applied; earlier ones are not",
         )
-        self.log.info("table %s: CDC starts from now, after %s on %s", self.table, start.lsn, instance.name)
+        self.log.info(
+            "table %s: CDC starts from now, after %s on %s", self.table, start.lsn, start.capture_instance
+        )
         return start
 
     def _switch(self, reading: Reading, saved: Position) -> Position:
@@ -284,19 +246,16 @@ class TableChanges:
         try:
             for sink in sinks:
                 sink.open()
-            batches = self.source.iter_changes(
-                instance.name,
-                window,
-                columns,
-                batch_rows=self.plan.batch_rows or 50_000,
-                before_images=self.cdc.before_images,
-            )
-            for part, batch in enumerate(batches):
+            for part, batch in enumerate(self._read(instance, window, columns, key)):
                 landed = with_change_metadata(batch, synced_at=synced_at)
                 for sink in sinks:
                     sink.write(0, part, landed)
                 changes += batch.num_rows
-                last = (batch.column("__$start_lsn")[-1].as_py(), batch.column("__$commit_ts")[-1].as_py())
+                if instance.name != TRACKING:  # Change Tracking keeps no commit times: no lag
+                    last = (
+                        batch.column("__$start_lsn")[-1].as_py(),
+                        batch.column("__$commit_ts")[-1].as_py(),
+                    )
             for sink in sinks:
                 sink.finish_chunk(0)
             destinations: dict[str, dict[str, Any]] = {}
@@ -338,6 +297,19 @@ class TableChanges:
             counts.deleted,
             time.monotonic() - started,
             "?" if counts.lag_seconds is None else f"{counts.lag_seconds:.1f}",
+        )
+
+    def _read(
+        self, instance: CaptureInstance, window: Window, columns: list[MappedColumn], key: list[str]
+    ) -> Iterator[pa.RecordBatch]:
+        plan = self.plan
+        batch_rows = plan.batch_rows or 50_000
+        if instance.name == TRACKING:
+            return self.source.iter_tracked_changes(
+                plan.source_schema, plan.source_table, window, columns, key, batch_rows=batch_rows
+            )
+        return self.source.iter_changes(
+            instance.name, window, columns, batch_rows=batch_rows, before_images=self.cdc.before_images
         )
 
     def _counts(self, changes: int, merged: dict[str, int] | None, last: tuple[Any, Any]) -> WindowCounts:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from airflow_provider_dtaas.transfers.cdc import TableChanges, cdc_source
+from airflow_provider_dtaas.transfers.cdc import TableChanges
+from airflow_provider_dtaas.transfers.cdc_start import cdc_source
 from airflow_provider_dtaas.transfers.full_load import TableTask
 from airflow_provider_dtaas.transfers.table_load import rendered_prefix, run_date
 

@@ -35,7 +35,8 @@ from airflow_provider_dtaas.hooks.s3 import (
 )
 from airflow_provider_dtaas.hooks.snowflake import SnowflakeDestinationError
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
-from airflow_provider_dtaas.transfers.cdc import CdcKeyError, CdcSourceError, cdc_source, snapshot_start
+from airflow_provider_dtaas.transfers.cdc import CdcKeyError
+from airflow_provider_dtaas.transfers.cdc_start import CdcSourceError, cdc_source, snapshot_start
 from airflow_provider_dtaas.transfers.table_load import (
     SourceConnectionTypeError,
     TableLoad,

@@ -49,23 +49,40 @@ class CdcCase:
     tables: list[str] = field(default_factory=list)
 
     def create(
-        self, definition: str = "id int NOT NULL PRIMARY KEY, item nvarchar(20) NOT NULL, qty int NULL"
+        self,
+        definition: str = "id int NOT NULL PRIMARY KEY, item nvarchar(20) NOT NULL, qty int NULL",
+        *,
+        tracking: bool = False,
     ) -> str:
+        """A new table with CDC enabled, or with Change Tracking (``tracking``)."""
         name = f"cdc_{uuid.uuid4().hex[:8]}"
         self.mssql.run(f"CREATE TABLE dbo.{name} ({definition})")
+        self.tables.append(name)
+        if tracking:
+            (enabled,) = self.mssql.get_first(
+                "SELECT COUNT(*) FROM sys.change_tracking_databases WHERE database_id = DB_ID()"
+            )
+            if not enabled:
+                self.mssql.run(
+                    "ALTER DATABASE CURRENT SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS)",
+                    autocommit=True,  # not inside a transaction
+                )
+            self.mssql.run(f"ALTER TABLE dbo.{name} ENABLE CHANGE_TRACKING")
+            return name
         self.mssql.run("EXEC sys.sp_cdc_enable_db")
         self.mssql.run(
             f"EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'{name}', "
             "@role_name = NULL"
         )
-        self.tables.append(name)
         return name
 
-    def change(self, statement: str) -> None:
+    def change(self, statement: str, *, captured: bool = True) -> None:
         """Run a change and wait until CDC captured it: at once in the double; a real SQL Server's
-        capture job reads the log every few seconds."""
+        capture job reads the log every few seconds (Change Tracking, ``captured`` False, is synchronous)."""
         (before,) = self.mssql.get_first("SELECT sys.fn_cdc_get_max_lsn()")
         self.mssql.run(statement)
+        if not captured:
+            return
         deadline = time.monotonic() + 60
         while self.mssql.get_first("SELECT sys.fn_cdc_get_max_lsn()")[0] == before:
             assert time.monotonic() < deadline, f"CDC did not capture: {statement}"
@@ -511,3 +528,73 @@ def test_before_images_land_in_s3_and_never_in_snowflake(case: CdcCase) -> None:
     rows = case._rows(case._json(manifest_key))
     assert [(r["_dtaas_op"], r["qty"]) for r in rows] == [("B", 1), ("U", 2)]
     case.assert_in_sync(table)  # the replay skips before-images, as the MERGE does
+
+
+TRACKING = "cdc: {method: change_tracking}\n"
+
+
+def test_change_tracking_applies_the_last_change_of_every_row_exactly_once(case: CdcCase) -> None:
+    table = case.create(tracking=True)
+    case.change(
+        f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2), (3, N'plum', 3)", captured=False
+    )
+    first = case.run(case.spec(cdc=TRACKING))[f"dbo.{table}"]
+    assert first["windows"] == 0
+    case.assert_in_sync(table)
+    for statement in (
+        f"INSERT INTO dbo.{table} VALUES (4, N'fig', NULL)",
+        f"UPDATE dbo.{table} SET qty = 10 WHERE id = 1",
+        f"DELETE FROM dbo.{table} WHERE id = 2",
+        f"UPDATE dbo.{table} SET id = 30 WHERE id = 3",
+        f"UPDATE dbo.{table} SET qty = 5 WHERE id = 4",
+        f"UPDATE dbo.{table} SET qty = 6 WHERE id = 4",
+    ):
+        case.change(statement, captured=False)
+    second = case.run(case.spec(cdc=TRACKING))[f"dbo.{table}"]
+    assert second["windows"] == 1
+    assert second["rows"] == 5  # net: 1 updated, 2 and 3 deleted, 30 and 4 inserted
+    case.assert_in_sync(table)
+    assert case.run(case.spec(cdc=TRACKING))[f"dbo.{table}"]["windows"] == 0
+    position = case.state.position(dag_id=DAG_ID, source_table=f"dbo.{table}")
+    assert position is not None
+    assert position.capture_instance == "change_tracking"
+    # what wait_for_changes and the watcher ask: nothing now, this table after a change
+    from airflow_provider_dtaas.triggers.cdc import pending_tables
+
+    def pending() -> list[str]:
+        return pending_tables(
+            mssql_conn_id=case.conn_id,
+            source_database=None,
+            state_conn_id="it_state",
+            dag_id=DAG_ID,
+            tables=[f"dbo.{table}"],
+        )
+
+    assert pending() == []
+    case.change(f"UPDATE dbo.{table} SET qty = 7 WHERE id = 4", captured=False)
+    assert pending() == [f"dbo.{table}"]
+
+
+def test_a_change_tracking_gap_fails_or_resnapshots(case: CdcCase) -> None:
+    if case.conn_id != "it_mssql":
+        pytest.skip("the double's cleanup procedure stands in for Change Tracking retention")
+    table = case.create(tracking=True)
+    case.run(case.spec(cdc=TRACKING))
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'lost', 1)", captured=False)
+    case.change(f"INSERT INTO dbo.{table} VALUES (2, N'kept', 2)", captured=False)
+    (current,) = case.mssql.get_first("SELECT CHANGE_TRACKING_CURRENT_VERSION()")
+    case.mssql.run(
+        f"EXEC sys.sp_dtaas_change_tracking_cleanup @table_name = N'dbo.{table}', "
+        f"@min_valid_version = {current}"
+    )
+    with pytest.raises(AirflowFailException, match=r"older than the table's minimum valid version"):
+        case.run(case.spec(cdc=TRACKING))
+    case.run(case.spec(cdc="cdc: {method: change_tracking, gap_policy: resnapshot}\n"))
+    case.assert_in_sync(table)
+    assert [h["kind"] for h in history(case, table)] == ["snapshot", "resnapshot"]
+
+
+def test_a_table_without_change_tracking_gets_the_statement_that_enables_it(case: CdcCase) -> None:
+    table = case.create()  # CDC, not Change Tracking
+    with pytest.raises(AirflowFailException, match=rf"ALTER TABLE dbo.{table} ENABLE CHANGE_TRACKING"):
+        case.run(case.spec(cdc=TRACKING))

@@ -80,3 +80,13 @@ def test_an_lsn_is_bound_as_binary() -> None:
     parameter = Lsn.parse("0x30313233343536373839").to_parameter()  # bytes that read as "0123456789"
     assert isinstance(parameter, bytearray)
     assert bytes(parameter) == b"0123456789"
+
+
+def test_a_position_ahead_of_the_database_is_refused_as_a_restore() -> None:
+    with pytest.raises(RetentionGapError, match=r"is ahead of the newest change SQL Server holds"):
+        next_window(Lsn(500), min_lsn=Lsn(100), max_lsn=Lsn(400), capture_instance="dbo_t", table="dbo.t")
+    # a capture instance that started after the max LSN (no change yet) is not a restore
+    assert (
+        next_window(Lsn(449), min_lsn=Lsn(450), max_lsn=Lsn(400), capture_instance="dbo_t", table="dbo.t")
+        is None
+    )
