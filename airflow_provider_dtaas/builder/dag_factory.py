@@ -175,6 +175,7 @@ def _schedule(spec: TaskSpec, plans: list[TablePlan]) -> Any:
             dag_id=spec.dag_id,
             tables=[p.source_name for p in plans],
             poll_interval=value.poll_interval_seconds,
+            report_errors=False,  # an error event would start a run
         )
         name = f"{spec.dag_id}__changes"
         watcher = AssetWatcher(name=name, trigger=trigger)

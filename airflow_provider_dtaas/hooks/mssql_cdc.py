@@ -89,18 +89,24 @@ class CdcReaderMixin:
             return None
         return min(window.to_lsn, Lsn.from_bytes(row[0]))
 
-    def tables_with_changes(self, positions: dict[str, Position | None]) -> list[str]:
+    def tables_with_changes(
+        self, positions: dict[str, Position | None], *, unreadable_is_pending: bool = True
+    ) -> list[str]:
         """The tables (of ``positions``: table -> saved position) with changes after their position.
 
-        A table with no position, or whose capture instance cannot be read (dropped), counts as
-        having changes: the run that follows starts it, or reports what is wrong.
+        A table with no position counts once it exists with CDC or Change Tracking enabled (the run
+        that follows starts it); one whose capture instance cannot be read (dropped) counts too, so
+        the run reports what is wrong, unless ``unreadable_is_pending`` is off (a watcher in the
+        triggerer must not start failing run after failing run). A table that is missing or not
+        tracked yet never counts.
         """
         row = self.get_first("SELECT sys.fn_cdc_get_max_lsn()")  # type: ignore[attr-defined]
         max_lsn = Lsn.from_bytes(row[0]) if row and row[0] is not None else None
         pending = []
         for table, position in positions.items():
             if position is None:
-                pending.append(table)
+                if self._is_tracked(table):
+                    pending.append(table)
                 continue
             if position.capture_instance == TRACKING:
                 schema, name = table.split(".", 1)
@@ -108,7 +114,8 @@ class CdcReaderMixin:
                     if self.table_has_tracked_changes(schema, name, position.lsn.value):  # type: ignore[attr-defined]
                         pending.append(table)
                 except Exception:
-                    pending.append(table)  # the run reports it with its context
+                    if unreadable_is_pending:
+                        pending.append(table)  # the run reports it with its context
                 continue
             if max_lsn is None or max_lsn <= position.lsn:
                 continue
@@ -119,10 +126,19 @@ class CdcReaderMixin:
                     parameters=(position.lsn.to_parameter(),),
                 )
             except Exception:
-                found = (1,)
+                found = (1,) if unreadable_is_pending else None
             if found:
                 pending.append(table)
         return pending
+
+    def _is_tracked(self, table: str) -> bool:
+        schema, name = table.split(".", 1)
+        row = self.get_first(  # type: ignore[attr-defined]
+            "SELECT COUNT(*) FROM sys.tables WHERE object_id = OBJECT_ID(%s)"
+            " AND (is_tracked_by_cdc = 1 OR CHANGE_TRACKING_MIN_VALID_VERSION(object_id) IS NOT NULL)",
+            parameters=(f"{quote_mssql(schema)}.{quote_mssql(name)}",),
+        )
+        return bool(row and row[0])
 
     def server_time(self, lsn: Lsn) -> tuple[Any, Any]:
         """(commit time of ``lsn``'s transaction by ``sys.fn_cdc_map_lsn_to_time``, the server's

@@ -168,7 +168,7 @@ class TableChanges:
             kind="start",
             position=start,
             run_id=self.run_id,
-            detail="start_from: now: changes after this LSN are applied; earlier ones are not",
+            detail="start_from: now: changes after this position are applied; earlier ones are not",
         )
         self.log.info(
             "table %s: CDC starts from now, after %s on %s", self.table, start.lsn, start.capture_instance
@@ -182,8 +182,7 @@ class TableChanges:
         )
         detail = (
             f"switched from capture instance {reading.switched_from} to {reading.instance.name} "
-            f"at {saved.lsn}; "
-            f"captured columns now {', '.join(reading.instance.columns)}"
+            f"at {saved.lsn}; captured columns now {', '.join(reading.instance.columns)}"
         )
         self.state.record_cdc_event(
             dag_id=self.dag_id,

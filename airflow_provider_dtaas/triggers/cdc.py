@@ -18,16 +18,23 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 
 def pending_tables(
-    *, mssql_conn_id: str, source_database: str | None, state_conn_id: str, dag_id: str, tables: list[str]
+    *,
+    mssql_conn_id: str,
+    source_database: str | None,
+    state_conn_id: str,
+    dag_id: str,
+    tables: list[str],
+    unreadable_is_pending: bool = True,
 ) -> list[str]:
-    """The tables with changes after their saved position (blocking: two client round trips)."""
+    """The tables with changes after their saved position (blocking: a few client round trips).
+    ``unreadable_is_pending``: see ``DtaasMsSqlHook.tables_with_changes``."""
     from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
     from airflow_provider_dtaas.hooks.state import DtaasStateHook
 
     state = DtaasStateHook(state_conn_id)
     positions = {table: state.position(dag_id=dag_id, source_table=table) for table in tables}
     source = DtaasMsSqlHook(mssql_conn_id=mssql_conn_id, database=source_database)
-    return source.tables_with_changes(positions)
+    return source.tables_with_changes(positions, unreadable_is_pending=unreadable_is_pending)
 
 
 class MsSqlCdcChangesTrigger(BaseEventTrigger):
@@ -40,6 +47,8 @@ class MsSqlCdcChangesTrigger(BaseEventTrigger):
     :param tables: ``schema.table`` names of the spec.
     :param poll_interval: seconds between two looks.
     :param timeout: seconds after which the trigger gives up with a ``timeout`` event (None: never).
+    :param report_errors: end with an ``error`` event when a look fails (a sensor's wait fails);
+        off, the failure is logged and polling goes on (a watcher would start a run per failure).
     """
 
     def __init__(
@@ -52,6 +61,7 @@ class MsSqlCdcChangesTrigger(BaseEventTrigger):
         tables: list[str],
         poll_interval: float = 30.0,
         timeout: float | None = None,
+        report_errors: bool = True,
     ) -> None:
         super().__init__()
         self.mssql_conn_id = mssql_conn_id
@@ -61,6 +71,7 @@ class MsSqlCdcChangesTrigger(BaseEventTrigger):
         self.tables = list(tables)
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.report_errors = report_errors
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -73,6 +84,7 @@ class MsSqlCdcChangesTrigger(BaseEventTrigger):
                 "tables": self.tables,
                 "poll_interval": self.poll_interval,
                 "timeout": self.timeout,
+                "report_errors": self.report_errors,
             },
         )
 
@@ -87,10 +99,16 @@ class MsSqlCdcChangesTrigger(BaseEventTrigger):
                     state_conn_id=self.state_conn_id,
                     dag_id=self.dag_id,
                     tables=self.tables,
+                    # the sensor's first look in the worker lets a broken table's run report it;
+                    # polling here must not start failing run after failing run
+                    unreadable_is_pending=False,
                 )
             except Exception as err:
-                yield TriggerEvent({"status": "error", "message": f"{type(err).__name__}: {err}"})
-                return
+                if self.report_errors:
+                    yield TriggerEvent({"status": "error", "message": f"{type(err).__name__}: {err}"})
+                    return
+                self.log.warning("DAG %s: looking for changes failed, trying again: %s", self.dag_id, err)
+                pending = []
             if pending:
                 yield TriggerEvent({"status": "changes", "tables": pending})
                 return

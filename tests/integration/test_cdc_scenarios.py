@@ -457,12 +457,30 @@ def test_a_dropped_capture_instance_is_a_clear_error(case: CdcCase) -> None:
         case.run(case.spec())
 
 
+async def first(trigger: Any) -> dict[str, Any]:
+    async for event in trigger.run():
+        return dict(event.payload)
+    raise AssertionError("the trigger ended without an event")
+
+
 def test_the_trigger_fires_only_when_a_table_has_changes_after_its_position(case: CdcCase) -> None:
     import asyncio
 
     from airflow_provider_dtaas.triggers.cdc import MsSqlCdcChangesTrigger
 
     table = case.create()
+    waiting = MsSqlCdcChangesTrigger(
+        mssql_conn_id=case.conn_id,
+        source_database=None,
+        state_conn_id="it_state",
+        dag_id=DAG_ID,
+        tables=[f"dbo.{table}", "dbo.not_there_yet"],
+        poll_interval=0.2,
+        timeout=1.0,
+    )
+    # a table without a position is due once it is tracked (its first run snapshots it); a missing
+    # or untracked one is not, so a watcher never starts failing runs while it is prepared
+    assert asyncio.run(first(waiting)) == {"status": "changes", "tables": [f"dbo.{table}"]}
     case.run(case.spec())
     trigger = MsSqlCdcChangesTrigger(
         mssql_conn_id=case.conn_id,
@@ -474,12 +492,17 @@ def test_the_trigger_fires_only_when_a_table_has_changes_after_its_position(case
         timeout=1.0,
     )
 
-    async def first_event() -> dict[str, Any]:
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise AssertionError("the trigger ended without an event")
+    def first_event() -> Any:
+        return first(trigger)
 
     assert asyncio.run(first_event()) == {"status": "timeout", "waited_seconds": 1.0}
+    plain = f"plain_{uuid.uuid4().hex[:8]}"  # exists, not tracked: still nothing to wait for
+    case.mssql.run(f"CREATE TABLE dbo.{plain} (id int NOT NULL PRIMARY KEY)")
+    untracked = MsSqlCdcChangesTrigger(**{**trigger.serialize()[1], "tables": [f"dbo.{plain}"]})
+    try:
+        assert asyncio.run(first(untracked))["status"] == "timeout"
+    finally:
+        case.mssql.run(f"DROP TABLE dbo.{plain}")
     other = case.create()  # changes elsewhere move the max LSN, not this table's changes
     case.change(f"INSERT INTO dbo.{other} VALUES (1, N'elsewhere', 1)")
     assert asyncio.run(first_event())["status"] == "timeout"
