@@ -106,9 +106,8 @@ def _print_timeline(client: Any, run_id: str, committed_at: float) -> None:
 
     rows = sorted(client.task_instances(DAG_ID, run_id), key=lambda ti: ti.get("start_date") or "")
     for ti in rows:
-        print(
-            f"  {ti['task_id']:<40} {ti['state']:<8} start {after(ti.get('start_date'))} end {after(ti.get('end_date'))}"
-        )
+        start, end = after(ti.get("start_date")), after(ti.get("end_date"))
+        print(f"  {ti['task_id']:<40} {ti['state']:<8} start {start} end {end}")
 
 
 WATCH_DAG = "dtaas_e2e_cdc_watch"
