@@ -36,8 +36,6 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
     from airflow.sdk import DAG, Param, TaskGroup
 
     from airflow_provider_dtaas.operators.run_state import BeginRunOperator, EndRunOperator
-    from airflow_provider_dtaas.transfers.cdc_operator import SqlServerApplyChangesOperator
-    from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
 
     if plans is None:
         plans = plan_tables(spec, spec_file=spec_file)
@@ -60,7 +58,7 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
         doc_md=_doc(spec, spec_file),
         params={
             name: Param([], type="array", items={"type": "string"}, description=PARAM_DOCS[name])
-            for name in ([TABLES_PARAM, RESNAPSHOT_PARAM] if spec.uses_cdc else [TABLES_PARAM])
+            for name in ([TABLES_PARAM, RESNAPSHOT_PARAM] if spec.applies_changes else [TABLES_PARAM])
         },
     ) as dag:
         begin = BeginRunOperator(
@@ -93,18 +91,28 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
                     "source_database": spec.source.database,
                     "state_conn_id": spec.state_conn_id,
                 }
-                load_id = "snapshot" if plan.cdc is not None else "full_load"
-                if plan.parallel_chunks == 1:
-                    last = SqlServerFullLoadOperator(task_id=load_id, **common)
-                else:
-                    last = _add_chunked_load(plan, common)
-                if plan.cdc is not None:
-                    # a skipped snapshot (the table's changes continue) lets its changes apply
-                    last >> SqlServerApplyChangesOperator(
-                        task_id="apply_changes", trigger_rule="none_failed", **common
-                    )
+                _add_table_tasks(plan, common)
             begin >> group >> end
     return dag
+
+
+def _add_table_tasks(plan: TablePlan, common: dict[str, Any]) -> None:
+    """full_load | snapshot >> apply_changes (CDC modes) | load_increment (mode incremental)."""
+    from airflow_provider_dtaas.transfers.cdc_operator import SqlServerApplyChangesOperator
+    from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
+
+    if plan.cdc is not None and plan.cdc.mode == "incremental":
+        # the first window is the whole table: no snapshot task
+        SqlServerApplyChangesOperator(task_id="load_increment", **common)
+        return
+    load_id = "snapshot" if plan.cdc is not None else "full_load"
+    if plan.parallel_chunks == 1:
+        last = SqlServerFullLoadOperator(task_id=load_id, **common)
+    else:
+        last = _add_chunked_load(plan, common)
+    if plan.cdc is not None:
+        # a skipped snapshot (the table's changes continue) lets its changes apply
+        last >> SqlServerApplyChangesOperator(task_id="apply_changes", trigger_rule="none_failed", **common)
 
 
 def _add_chunked_load(plan: TablePlan, common: dict[str, Any]) -> Any:

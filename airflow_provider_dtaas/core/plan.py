@@ -91,8 +91,9 @@ class SnowflakeTarget:
 class CdcPlan:
     """How a table's changes are read and applied (modes cdc and full_load_and_cdc)."""
 
-    mode: str  # cdc | full_load_and_cdc
-    method: str = "cdc"  # cdc | change_tracking
+    mode: str  # cdc | full_load_and_cdc | incremental
+    method: str = "cdc"  # cdc | change_tracking | watermark (mode incremental)
+    watermark_column: str | None = None
     capture_instance: str | None = None  # None: found from cdc.change_tables at run time
     gap_policy: str = "fail"  # fail | resnapshot
     before_images: bool = False
@@ -252,7 +253,7 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
             external_stage=dest_sf.external_stage,
             external_stage_prefix=dest_sf.external_stage_prefix,
             storage_integration=dest_sf.storage_integration,
-            cdc_columns=spec.uses_cdc,
+            cdc_columns=spec.applies_changes,
         )
     return TablePlan(
         source_schema=schema,
@@ -274,6 +275,12 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
 
 
 def _cdc_plan(spec: TaskSpec, table: TableSpec) -> CdcPlan | None:
+    if spec.mode == "incremental":
+        return CdcPlan(
+            mode="incremental",
+            method="watermark",
+            watermark_column=table.watermark_column or spec.watermark_column,
+        )
     if not spec.uses_cdc:
         return None
     options, own = spec.cdc, table.cdc
@@ -311,12 +318,10 @@ def plan_tables(spec: TaskSpec, *, spec_file: str = "") -> list[TablePlan]:
 def mode_problems(spec: TaskSpec) -> list[tuple[str, str]]:
     """(key, message) for settings that do not fit the spec's mode."""
     modes = "modes cdc and full_load_and_cdc"
+    found = _watermark_problems(spec)
     if not spec.uses_cdc:
-        found = (
-            [("cdc", f"cdc options apply to {modes}, not {spec.mode}")]
-            if "cdc" in spec.model_fields_set
-            else []
-        )
+        if "cdc" in spec.model_fields_set:
+            found.append(("cdc", f"cdc options apply to {modes}, not {spec.mode}"))
         if spec.schedule is not None and spec.schedule.on_changes:
             found.append(("schedule", f"on_changes waits for CDC changes: it needs one of {modes}"))
         found += [
@@ -324,8 +329,9 @@ def mode_problems(spec: TaskSpec) -> list[tuple[str, str]]:
             for position, table in enumerate(spec.tables)
             if table.cdc is not None
         ]
+    if not spec.applies_changes:
         return found
-    found = [
+    found += [
         (
             f"tables[{position}].row_filter",
             f"{spec.mode} does not filter changes (an update could move a row out of the filter and leave "
@@ -338,7 +344,7 @@ def mode_problems(spec: TaskSpec) -> list[tuple[str, str]]:
         found.append(
             (
                 "table_patterns",
-                f"{modes} need the tables listed by name (each keeps its own CDC position); "
+                f"mode {spec.mode} needs the tables listed by name (each keeps its own position); "
                 "list them under tables",
             )
         )
@@ -348,11 +354,35 @@ def mode_problems(spec: TaskSpec) -> list[tuple[str, str]]:
         found.append(
             (
                 "destinations.snowflake.load_from",
-                "load_from: s3 loads snapshots only; CDC windows are PUT to the internal stage, so use "
-                f"load_from: stage with {modes}",
+                f"load_from: s3 loads snapshots only; mode {spec.mode} PUTs its changes to the internal "
+                "stage, so use load_from: stage",
             )
         )
     return found
+
+
+def _watermark_problems(spec: TaskSpec) -> list[tuple[str, str]]:
+    """A watermark column for every table of mode incremental, and none elsewhere."""
+    if spec.mode != "incremental":
+        found = (
+            [("watermark_column", "watermark_column belongs to mode incremental")]
+            if spec.watermark_column
+            else []
+        )
+        return found + [
+            (f"tables[{position}].watermark_column", "watermark_column belongs to mode incremental")
+            for position, table in enumerate(spec.tables)
+            if table.watermark_column
+        ]
+    return [
+        (
+            f"tables[{position}]",
+            f"mode incremental reads {table.name} by a column that grows when a row changes: set "
+            "watermark_column on the table or the spec (e.g. updated_at or a rowversion column)",
+        )
+        for position, table in enumerate(spec.tables)
+        if not (table.watermark_column or spec.watermark_column)
+    ]
 
 
 def _tracking_problems(spec: TaskSpec) -> list[tuple[str, str]]:

@@ -387,6 +387,9 @@ class TableSpec(_Model):
     columns: ColumnSelection | None = None
     row_filter: str | None = Field(default=None, description="one boolean T-SQL expression")
     cdc: TableCdcSpec | None = Field(default=None, description="this table's CDC options")
+    watermark_column: str | None = Field(
+        default=None, description="mode incremental: the column that grows when a row changes"
+    )
 
     @field_validator("row_filter")
     @classmethod
@@ -436,10 +439,15 @@ class TablePatterns(_Model):
 class TaskSpec(_Model):
     name: str = Field(description="unique name; the DAG id is dtaas_<name>")
     description: str = ""
-    mode: Literal["full_load", "cdc", "full_load_and_cdc"] = Field(
+    mode: Literal["full_load", "cdc", "full_load_and_cdc", "incremental"] = Field(
         default="full_load",
         description="full_load: copy the tables whole on every run; cdc: apply the changes since the "
-        "saved position; full_load_and_cdc: load each table once, then apply its changes",
+        "saved position; full_load_and_cdc: load each table once, then apply its changes; incremental: "
+        "upsert the rows whose watermark_column grew since the last run (no CDC needed; deletes unseen)",
+    )
+    watermark_column: str | None = Field(
+        default=None,
+        description="mode incremental: the column that grows when a row changes (tables may override)",
     )
     cdc: CdcOptions = Field(default_factory=CdcOptions, description="CDC options (modes with cdc)")
     schedule: ScheduleSpec | None = Field(
@@ -539,6 +547,11 @@ class TaskSpec(_Model):
     @property
     def uses_cdc(self) -> bool:
         return self.mode in ("cdc", "full_load_and_cdc")
+
+    @property
+    def applies_changes(self) -> bool:
+        """Targets receive upserts (and deletes) guarded by _DTAAS_LSN: CDC modes and incremental."""
+        return self.uses_cdc or self.mode == "incremental"
 
     @property
     def dag_id(self) -> str:

@@ -80,27 +80,82 @@ class CdcStateMixin:
             ),
         )
 
+    def watermark(self, *, dag_id: str, source_table: str) -> tuple[Position | None, Any]:
+        """Mode incremental: the table's position (window counter) and the watermark value (JSON as
+        ``encode_value`` wrote it) it has read up to."""
+        row = self.get_first(  # type: ignore[attr-defined]
+            "SELECT capture_instance, lsn, seqval, watermark FROM dtaas.cdc_positions"
+            " WHERE dag_id = %s AND source_table = %s",
+            parameters=(dag_id, source_table),
+        )
+        if row is None:
+            return None, None
+        return Position(row[0], Lsn.from_bytes(bytes(row[1])), Lsn.from_bytes(bytes(row[2]))), row[3]
+
+    def advance_watermark(
+        self, *, dag_id: str, source_table: str, position: Position, watermark: Any, run_id: str
+    ) -> bool:
+        """Save a window's counter and high watermark together, forward only."""
+        import json
+
+        return self._write(
+            "INSERT INTO dtaas.cdc_positions AS p"
+            " (dag_id, source_table, capture_instance, lsn, seqval, run_id, watermark)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)"
+            " ON CONFLICT (dag_id, source_table) DO UPDATE"
+            " SET capture_instance = EXCLUDED.capture_instance, lsn = EXCLUDED.lsn, seqval = EXCLUDED.seqval,"
+            " run_id = EXCLUDED.run_id, watermark = EXCLUDED.watermark, updated_at = now()"
+            " WHERE EXCLUDED.lsn > p.lsn",
+            (
+                dag_id,
+                source_table,
+                position.capture_instance,
+                position.lsn.to_bytes(),
+                position.seqval.to_bytes(),
+                run_id,
+                json.dumps(watermark),
+            ),
+        )
+
     def pending_window(
         self, *, dag_id: str, source_table: str, capture_instance: str, from_lsn: Lsn
     ) -> Lsn | None:
         """The upper bound of a window from ``from_lsn`` that began and did not commit, if any."""
+        found = self.pending_window_range(
+            dag_id=dag_id, source_table=source_table, capture_instance=capture_instance, from_lsn=from_lsn
+        )
+        return None if found is None else found[0]
+
+    def pending_window_range(
+        self, *, dag_id: str, source_table: str, capture_instance: str, from_lsn: Lsn
+    ) -> tuple[Lsn, Any] | None:
+        """(upper bound, watermark range) of a window that began and did not commit, if any."""
         row = self.get_first(  # type: ignore[attr-defined]
-            "SELECT to_lsn FROM dtaas.cdc_windows"
+            "SELECT to_lsn, watermark_range FROM dtaas.cdc_windows"
             " WHERE dag_id = %s AND source_table = %s AND kind = 'changes'"
             " AND capture_instance = %s AND from_lsn = %s AND committed_at IS NULL"
             " ORDER BY window_id DESC LIMIT 1",
             parameters=(dag_id, source_table, capture_instance, from_lsn.to_bytes()),
         )
-        return None if row is None else Lsn.from_bytes(bytes(row[0]))
+        return None if row is None else (Lsn.from_bytes(bytes(row[0])), row[1])
 
     def begin_window(
-        self, *, dag_id: str, source_table: str, capture_instance: str, window: Window, run_id: str
+        self,
+        *,
+        dag_id: str,
+        source_table: str,
+        capture_instance: str,
+        window: Window,
+        run_id: str,
+        watermark_range: Any = None,
     ) -> int:
+        import json
+
         with closing(self.get_conn()) as conn, conn.cursor() as cur:  # type: ignore[attr-defined]
             cur.execute(
                 "INSERT INTO dtaas.cdc_windows"
-                " (dag_id, source_table, capture_instance, from_lsn, to_lsn, run_id)"
-                " VALUES (%s, %s, %s, %s, %s, %s) RETURNING window_id",
+                " (dag_id, source_table, capture_instance, from_lsn, to_lsn, run_id, watermark_range)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING window_id",
                 (
                     dag_id,
                     source_table,
@@ -108,6 +163,7 @@ class CdcStateMixin:
                     window.from_lsn.to_bytes(),
                     window.to_lsn.to_bytes(),
                     run_id,
+                    None if watermark_range is None else json.dumps(watermark_range),
                 ),
             )
             (window_id,) = cur.fetchone()

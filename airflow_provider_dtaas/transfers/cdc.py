@@ -51,13 +51,14 @@ from airflow_provider_dtaas.transfers.cdc_start import cdc_plan, start_position
 from airflow_provider_dtaas.transfers.change_sinks import SnowflakeChangeSink
 from airflow_provider_dtaas.transfers.s3_sink import change_window_sink
 from airflow_provider_dtaas.transfers.sinks import Sink
+from airflow_provider_dtaas.transfers.watermark_changes import WATERMARK, WatermarkChangesMixin
 
 
 class CdcKeyError(ValueError):
     """The table has no key the changes can be merged on, or its capture instance does not capture it."""
 
 
-class TableChanges:
+class TableChanges(WatermarkChangesMixin):
     """Apply one table's changes up to the current max LSN; see the module docstring."""
 
     def __init__(
@@ -71,6 +72,7 @@ class TableChanges:
         log: Any,
         run_date: datetime | None = None,
         s3_target: Any = None,
+        reread: bool = False,
     ) -> None:
         self.plan = plan
         self.cdc = cdc_plan(plan)
@@ -82,6 +84,7 @@ class TableChanges:
         self.run_date = run_date or datetime.now(UTC)
         self.s3_target = s3_target if s3_target is not None else plan.s3
         self.table = plan.source_name
+        self.reread = reread  # mode incremental: read every row again (a resnapshot request)
 
     def apply(self) -> dict[str, Any]:
         """Apply every window up to the horizon; return the totals (changes, counts, windows, lag)."""
@@ -89,6 +92,9 @@ class TableChanges:
         totals.update({"bytes": 0, "lag_seconds": 0.0, "position": None, "destinations": {}})
         if self.cdc.method == "change_tracking":
             self._apply_tracked(totals)
+            return self._finish(totals)
+        if self.cdc.method == "watermark":
+            self._apply_by_watermark(totals)
             return self._finish(totals)
         horizon: Lsn | None = None
         while True:
@@ -226,7 +232,16 @@ class TableChanges:
             return Window(window.to_lsn.increment(), window.to_lsn)
         return Window(window.from_lsn, end)
 
-    def _apply_window(self, instance: CaptureInstance, window: Window, totals: dict[str, Any]) -> None:
+    def _apply_window(
+        self,
+        instance: CaptureInstance,
+        window: Window,
+        totals: dict[str, Any],
+        *,
+        watermark: dict[str, Any] | None = None,
+    ) -> None:
+        """Read, write, commit one window, then record it and advance the position (with the high
+        ``watermark`` it read up to, in mode incremental)."""
         started = time.monotonic()
         columns, key = self._columns(instance)
         window_id = self.state.begin_window(
@@ -235,6 +250,7 @@ class TableChanges:
             capture_instance=instance.name,
             window=window,
             run_id=self.run_id,
+            watermark_range=watermark,
         )
         sinks = self._sinks(columns, key, window)
         for sink in sinks:
@@ -245,12 +261,16 @@ class TableChanges:
         try:
             for sink in sinks:
                 sink.open()
-            for part, batch in enumerate(self._read(instance, window, columns, key)):
+            if watermark is not None:
+                batches = self._read_by_watermark(window, columns, key, watermark)
+            else:
+                batches = self._read(instance, window, columns, key)
+            for part, batch in enumerate(batches):
                 landed = with_change_metadata(batch, synced_at=synced_at)
                 for sink in sinks:
                     sink.write(0, part, landed)
                 changes += batch.num_rows
-                if instance.name != TRACKING:  # Change Tracking keeps no commit times: no lag
+                if instance.name not in (TRACKING, WATERMARK):  # no commit times there: no lag
                     last = (
                         batch.column("__$start_lsn")[-1].as_py(),
                         batch.column("__$commit_ts")[-1].as_py(),
@@ -273,9 +293,18 @@ class TableChanges:
         counts = self._counts(changes, merged, last)
         self.state.commit_window(window_id, counts)
         position = Position(instance.name, window.to_lsn, WHOLE_TRANSACTION)
-        self.state.advance_position(
-            dag_id=self.dag_id, source_table=self.table, position=position, run_id=self.run_id
-        )
+        if watermark is not None:
+            self.state.advance_watermark(
+                dag_id=self.dag_id,
+                source_table=self.table,
+                position=position,
+                watermark=watermark["high"],
+                run_id=self.run_id,
+            )
+        else:
+            self.state.advance_position(
+                dag_id=self.dag_id, source_table=self.table, position=position, run_id=self.run_id
+            )
         totals["windows"] += 1
         totals["changes"] += changes
         for name in ("inserted", "updated", "deleted"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from airflow_provider_dtaas.core.run_params import RESNAPSHOT_PARAM, requested_tables, wanted
 from airflow_provider_dtaas.transfers.cdc import TableChanges
 from airflow_provider_dtaas.transfers.cdc_start import cdc_source
 from airflow_provider_dtaas.transfers.full_load import TableTask
@@ -15,7 +16,8 @@ class SqlServerApplyChangesOperator(TableTask):
     """Apply the changes committed since the table's saved CDC position, window by window, to its
     S3 and Snowflake destinations, then advance the position (see
     :mod:`airflow_provider_dtaas.transfers.cdc`). Runs after the table's snapshot task, which
-    either loaded the table or was skipped because its changes continue.
+    either loaded the table or was skipped because its changes continue. In mode incremental it is
+    the table's only task (``load_increment``): it upserts the rows whose watermark grew.
 
     Takes the parameters of the table-load operators (spec, table plan, connections).
     """
@@ -43,6 +45,9 @@ class SqlServerApplyChangesOperator(TableTask):
                 log=self.log,
                 run_date=run_date(context),
                 s3_target=rendered_prefix(plan, run_id, context) if plan.s3 is not None else None,
+                reread=wanted(
+                    plan.source_name, requested_tables(context.get("params"), RESNAPSHOT_PARAM) or set()
+                ),
             )
             totals = changes.apply()
         except Exception as err:

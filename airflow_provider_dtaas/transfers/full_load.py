@@ -112,8 +112,8 @@ class TableTask(BaseOperator):
     ) -> dict[str, Any] | None:
         """CDC modes: where changes resume after this snapshot (recorded before anything is read),
         or a skip when the table needs none (its changes continue from the saved position)."""
-        if plan.cdc is None:
-            return None
+        if plan.cdc is None or plan.cdc.mode == "incremental":
+            return None  # mode incremental's first window is the whole table
         source = cdc_source(load.source, plan.source_name)
         forced = wanted(plan.source_name, requested_tables(context.get("params"), RESNAPSHOT_PARAM) or set())
         start = snapshot_start(plan, source=source, state=state, dag_id=self.dag_id, force=forced)

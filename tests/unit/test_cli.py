@@ -25,7 +25,7 @@ def _run(*args: str) -> tuple[int, str]:
 
 def test_lint_passes_the_repository_specs() -> None:
     code, text = _run("lint", str(REPO_ROOT / "task_specs"))
-    assert (code, text) == (0, "3 spec file(s), 0 problem(s)\n")
+    assert (code, text) == (0, "4 spec file(s), 0 problem(s)\n")
 
 
 def test_lint_fails_listing_every_problem_of_every_file(tmp_path: Path) -> None:

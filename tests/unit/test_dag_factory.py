@@ -174,3 +174,26 @@ def test_a_cdc_dag_on_changes_is_scheduled_by_an_asset_watcher(no_network: None)
     assert isinstance(watcher.trigger, MsSqlCdcChangesTrigger)
     assert watcher.trigger.serialize()[1]["tables"] == ["dbo.orders", "dbo.lines"]
     assert watcher.trigger.serialize()[1]["dag_id"] == "dtaas_orders_cdc"
+
+
+def test_an_incremental_dag_has_one_load_increment_task_per_table(no_network: None) -> None:
+    spec = parse_spec(
+        "name: inc\nmode: incremental\nwatermark_column: updated_at\nsource: {conn_id: mssql_prod}\n"
+        "destinations:\n  snowflake: {database: RAW, schema: SALES}\ntables:\n  - dbo.orders\n"
+        "  - {name: dbo.lines, watermark_column: line_version}\n",
+        display_name="inc.yaml",
+    )
+    dag = build_dag(spec, spec_file="inc.yaml")
+    assert sorted(dag.task_dict) == [
+        "begin_run",
+        "dbo-lines.load_increment",
+        "dbo-orders.load_increment",
+        "end_run",
+    ]
+    lines = TablePlan.from_dict(dag.get_task("dbo-lines.load_increment").table_plan)
+    assert lines.cdc is not None
+    assert (lines.cdc.method, lines.cdc.watermark_column) == ("watermark", "line_version")
+    orders = TablePlan.from_dict(dag.get_task("dbo-orders.load_increment").table_plan)
+    assert orders.cdc is not None
+    assert orders.cdc.watermark_column == "updated_at"
+    assert set(dag.params.keys()) == {"tables", "resnapshot"}
