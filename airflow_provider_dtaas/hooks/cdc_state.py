@@ -9,6 +9,7 @@ beside the windows.
 
 from __future__ import annotations
 
+import json
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,57 +33,11 @@ class CdcStateMixin:
 
     def position(self, *, dag_id: str, source_table: str) -> Position | None:
         """The table's saved CDC position, or None before its first window."""
-        row = self.get_first(  # type: ignore[attr-defined]
-            "SELECT capture_instance, lsn, seqval FROM dtaas.cdc_positions"
-            " WHERE dag_id = %s AND source_table = %s",
-            parameters=(dag_id, source_table),
-        )
-        if row is None:
-            return None
-        return Position(row[0], Lsn.from_bytes(bytes(row[1])), Lsn.from_bytes(bytes(row[2])))
-
-    def advance_position(self, *, dag_id: str, source_table: str, position: Position, run_id: str) -> bool:
-        """Save ``position`` if it is ahead of the saved one (or a new capture instance's); return
-        whether it moved. A stale attempt that finishes late can never move a position back."""
-        return self._write(
-            "INSERT INTO dtaas.cdc_positions AS p"
-            " (dag_id, source_table, capture_instance, lsn, seqval, run_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (dag_id, source_table) DO UPDATE"
-            " SET capture_instance = EXCLUDED.capture_instance,"
-            " lsn = EXCLUDED.lsn, seqval = EXCLUDED.seqval, run_id = EXCLUDED.run_id, updated_at = now()"
-            " WHERE (EXCLUDED.lsn, EXCLUDED.seqval) > (p.lsn, p.seqval)"
-            " OR EXCLUDED.capture_instance <> p.capture_instance",
-            (
-                dag_id,
-                source_table,
-                position.capture_instance,
-                position.lsn.to_bytes(),
-                position.seqval.to_bytes(),
-                run_id,
-            ),
-        )
-
-    def reset_position(self, *, dag_id: str, source_table: str, position: Position, run_id: str) -> None:
-        """Set the position after a snapshot, even backwards (the snapshot replaced the target)."""
-        self._write(
-            "INSERT INTO dtaas.cdc_positions AS p"
-            " (dag_id, source_table, capture_instance, lsn, seqval, run_id) VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (dag_id, source_table) DO UPDATE SET capture_instance = EXCLUDED.capture_instance,"
-            " lsn = EXCLUDED.lsn, seqval = EXCLUDED.seqval, run_id = EXCLUDED.run_id, updated_at = now()",
-            (
-                dag_id,
-                source_table,
-                position.capture_instance,
-                position.lsn.to_bytes(),
-                position.seqval.to_bytes(),
-                run_id,
-            ),
-        )
+        return self.watermark(dag_id=dag_id, source_table=source_table)[0]
 
     def watermark(self, *, dag_id: str, source_table: str) -> tuple[Position | None, Any]:
-        """Mode incremental: the table's position (window counter) and the watermark value (JSON as
-        ``encode_value`` wrote it) it has read up to."""
+        """The table's position and (mode incremental, where the position counts windows) the
+        watermark value it has read up to, as ``encode_value`` wrote it."""
         row = self.get_first(  # type: ignore[attr-defined]
             "SELECT capture_instance, lsn, seqval, watermark FROM dtaas.cdc_positions"
             " WHERE dag_id = %s AND source_table = %s",
@@ -92,20 +47,51 @@ class CdcStateMixin:
             return None, None
         return Position(row[0], Lsn.from_bytes(bytes(row[1])), Lsn.from_bytes(bytes(row[2]))), row[3]
 
+    def advance_position(self, *, dag_id: str, source_table: str, position: Position, run_id: str) -> bool:
+        """Save ``position`` if it is ahead of the saved one (or a new capture instance's); return
+        whether it moved. A stale attempt that finishes late can never move a position back."""
+        return self._save_position(
+            dag_id,
+            source_table,
+            position,
+            run_id,
+            only_if="(EXCLUDED.lsn, EXCLUDED.seqval) > (p.lsn, p.seqval)"
+            " OR EXCLUDED.capture_instance <> p.capture_instance",
+        )
+
+    def reset_position(self, *, dag_id: str, source_table: str, position: Position, run_id: str) -> None:
+        """Set the position after a snapshot, even backwards (the snapshot replaced the target)."""
+        self._save_position(dag_id, source_table, position, run_id, only_if=None)
+
     def advance_watermark(
         self, *, dag_id: str, source_table: str, position: Position, watermark: Any, run_id: str
     ) -> bool:
-        """Save a window's counter and high watermark together, forward only."""
-        import json
+        """Mode incremental: save a window's number and high watermark together, forward only."""
+        return self._save_position(
+            dag_id, source_table, position, run_id, only_if="EXCLUDED.lsn > p.lsn", watermark=watermark
+        )
 
+    def _save_position(
+        self,
+        dag_id: str,
+        source_table: str,
+        position: Position,
+        run_id: str,
+        *,
+        only_if: str | None,
+        watermark: Any = None,
+    ) -> bool:
+        """Upsert the table's position (and watermark); ``only_if``: the SQL condition, over the
+        saved row ``p`` and the new one ``EXCLUDED``, under which an existing position changes."""
+        condition = "" if only_if is None else f" WHERE {only_if}"
         return self._write(
             "INSERT INTO dtaas.cdc_positions AS p"
             " (dag_id, source_table, capture_instance, lsn, seqval, run_id, watermark)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)"
             " ON CONFLICT (dag_id, source_table) DO UPDATE"
-            " SET capture_instance = EXCLUDED.capture_instance, lsn = EXCLUDED.lsn, seqval = EXCLUDED.seqval,"
-            " run_id = EXCLUDED.run_id, watermark = EXCLUDED.watermark, updated_at = now()"
-            " WHERE EXCLUDED.lsn > p.lsn",
+            " SET capture_instance = EXCLUDED.capture_instance, lsn = EXCLUDED.lsn,"
+            " seqval = EXCLUDED.seqval, run_id = EXCLUDED.run_id, watermark = EXCLUDED.watermark,"
+            f" updated_at = now(){condition}",
             (
                 dag_id,
                 source_table,
@@ -113,7 +99,7 @@ class CdcStateMixin:
                 position.lsn.to_bytes(),
                 position.seqval.to_bytes(),
                 run_id,
-                json.dumps(watermark),
+                None if watermark is None else json.dumps(watermark),
             ),
         )
 
@@ -149,8 +135,6 @@ class CdcStateMixin:
         run_id: str,
         watermark_range: Any = None,
     ) -> int:
-        import json
-
         with closing(self.get_conn()) as conn, conn.cursor() as cur:  # type: ignore[attr-defined]
             cur.execute(
                 "INSERT INTO dtaas.cdc_windows"

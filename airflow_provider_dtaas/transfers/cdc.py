@@ -85,6 +85,8 @@ class TableChanges(WatermarkChangesMixin):
         self.s3_target = s3_target if s3_target is not None else plan.s3
         self.table = plan.source_name
         self.reread = reread  # mode incremental: read every row again (a resnapshot request)
+        # what the Snowflake target's drift policy changed, per window: {destination, target, changes}
+        self.schema_changes: list[dict[str, Any]] = []
 
     def apply(self) -> dict[str, Any]:
         """Apply every window up to the horizon; return the totals (changes, counts, windows, lag)."""
@@ -255,6 +257,13 @@ class TableChanges(WatermarkChangesMixin):
         sinks = self._sinks(columns, key, window)
         for sink in sinks:
             sink.prepare()
+            if isinstance(sink, SnowflakeChangeSink) and sink.schema_changes:
+                changed = {
+                    "destination": sink.name,
+                    "target": sink.target_name,
+                    "changes": sink.schema_changes,
+                }
+                self.schema_changes.append(changed)
         changes = 0
         last: tuple[Any, Any] = (None, None)
         synced_at = datetime.now(UTC)

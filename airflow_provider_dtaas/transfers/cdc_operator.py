@@ -49,7 +49,10 @@ class SqlServerApplyChangesOperator(TableTask):
                     plan.source_name, requested_tables(context.get("params"), RESNAPSHOT_PARAM) or set()
                 ),
             )
-            totals = changes.apply()
+            try:
+                totals = changes.apply()
+            finally:  # the changes a window applied stand even when a later window fails
+                self._record_schema_changes(plan, state, execution_id, _by_destination(changes))
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
         destinations = {f"{name} changes": d for name, d in totals["destinations"].items()}
@@ -66,3 +69,12 @@ class SqlServerApplyChangesOperator(TableTask):
             {k: totals[k] for k in ("windows", "inserted", "updated", "deleted", "lag_seconds", "position")}
         )
         return result
+
+
+def _by_destination(changes: TableChanges) -> dict[str, Any]:
+    """The windows' schema changes in the form the table-load operators record them."""
+    found: dict[str, Any] = {}
+    for changed in changes.schema_changes:
+        entry = found.setdefault(changed["destination"], {"target": changed["target"], "changes": []})
+        entry["changes"] += changed["changes"]
+    return {"schema_changes": found}

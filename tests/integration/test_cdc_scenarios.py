@@ -440,6 +440,12 @@ def test_a_new_capture_instance_after_ddl_is_followed_and_its_column_evolves_the
     position = case.state.position(dag_id=DAG_ID, source_table=f"dbo.{table}")
     assert position is not None
     assert position.capture_instance == f"dbo_{table}_v2"
+    # the new column went through handle_schema_drift (evolve) and is in the schema history
+    drift = case.state.get_records(
+        "SELECT destination, change, column_name FROM dtaas.schema_history WHERE source_table = %s",
+        parameters=(f"dbo.{table}",),
+    )
+    assert [tuple(r) for r in drift] == [("snowflake", "added", "NOTE")]
     # the old instance can go now: nothing is lost
     case.mssql.run(
         f"EXEC sys.sp_cdc_disable_table @source_schema = N'dbo', @source_name = N'{table}', "
