@@ -10,9 +10,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from airflow_provider_dtaas.core.plan import AssetSchedule, airflow_schedule, load_checked_spec, plan_tables
+from airflow_provider_dtaas.core.plan import (
+    AssetSchedule,
+    ChangesSchedule,
+    airflow_schedule,
+    load_checked_spec,
+    plan_tables,
+)
 from airflow_provider_dtaas.core.spec import TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem, find_spec_files, load_spec, locate
 
@@ -64,26 +70,37 @@ def plan(path: str, out: TextIO) -> int:
     except SpecError as err:
         out.write(f"{err}\n")
         return 1
+    from airflow_provider_dtaas.builder.dag_factory import build_dag
+
+    dag = build_dag(spec, spec_file=path, plans=plans)  # builds objects only: no database, no network
     out.write(f"DAG {spec.dag_id}  (from {path})\n")
     schedule = airflow_schedule(spec)
-    shown = (
-        "manual"
-        if schedule is None
-        else (", ".join(schedule.uris) if isinstance(schedule, AssetSchedule) else str(schedule))
-    )
+    if schedule is None:
+        shown = "manual"
+    elif isinstance(schedule, AssetSchedule):
+        shown = ", ".join(schedule.uris)
+    elif isinstance(schedule, ChangesSchedule):
+        shown = f"on changes (an AssetWatcher looks every {schedule.poll_interval_seconds} s)"
+    else:
+        shown = str(schedule)
     out.write(f"  mode: {spec.mode}   schedule: {shown}   max active runs: 1\n")
     out.write(f"  tables at once: {spec.parallel_tables}\n")
     retries = spec.max_retries if spec.retry_enabled else 0
     out.write(f"  retries per task: {retries}, {spec.retry_delay_seconds} s apart\n")
+    if "wait_for_changes" in dag.task_dict:
+        out.write("  wait_for_changes (deferred to the triggerer until a table has changes)\n")
     out.write("  begin_run\n")
     for table in plans:
         rows = f"{table.batch_rows} rows" if table.batch_rows else "rows sized by the table's estimate"
         size = f"batches of {rows}, at most {table.batch_size_mb} MB"
         out.write(f"  [{table.group_id}]  {table.source_name}, {size}\n")
-        out.write("      full_load ->")
+        out.write(f"      {_task_chain(dag, table.group_id)} ->")
         targets = []
         if table.s3:
-            targets.append(f" s3://{table.s3.bucket}/{table.s3.table_prefix}run=<run id>/")
+            folder = "changes/lsn=<from>-<to>/" if table.cdc else "run=<run id>/"
+            if table.cdc is not None and table.cdc.mode != "incremental":
+                folder = "run=<run id>/ then changes/lsn=<from>-<to>/"
+            targets.append(f" s3://{table.s3.bucket}/{table.s3.table_prefix}{folder}")
         if table.snowflake:
             sf = table.snowflake
             targets.append(f" Snowflake {sf.database}.{sf.schema}.{sf.table} (stage {sf.stage})")
@@ -95,6 +112,17 @@ def plan(path: str, out: TextIO) -> int:
         out.write("  [discovered]  full_load, one mapped task per table found, labelled by table\n")
     out.write("  end_run (runs when every table is done; fails if any table failed)\n")
     return 0
+
+
+def _task_chain(dag: Any, group_id: str) -> str:
+    """The group's tasks in the order they run, e.g. ``snapshot -> apply_changes``."""
+    group = dag.task_group.children[group_id]
+    names = []
+    for task_id, task in group.children.items():
+        name = task_id.split(".", 1)[1]
+        limit = getattr(task, "max_active_tis_per_dagrun", None)
+        names.append(f"{name} (mapped over chunks, {limit} at once)" if name == "load_chunk" else name)
+    return " -> ".join(names)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

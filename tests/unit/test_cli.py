@@ -65,6 +65,17 @@ def test_plan_prints_groups_and_targets_without_a_database() -> None:
     assert "Snowflake DTAAS.SAMPLE.ORDERS (stage DTAAS_STAGE)" in text
 
 
+def test_plan_prints_the_tasks_each_mode_builds() -> None:
+    code, text = _run("plan", str(REPO_ROOT / "task_specs" / "sample_cdc.yaml"))
+    assert code == 0
+    assert "      snapshot -> apply_changes -> s3://dtaas-demo/sample_cdc/dbo/customers/run=<run id>/" in text
+    assert "plan_chunks -> load_chunk (mapped over chunks, 2 at once) -> commit -> apply_changes ->" in text
+    code, text = _run("plan", str(REPO_ROOT / "task_specs" / "sample_incremental.yaml"))
+    assert code == 0
+    assert "      load_increment -> s3://dtaas-demo/sample_incremental/dbo/orders/changes/" in text
+    assert "wait_for_changes" not in text  # manual runs apply at once
+
+
 def test_console_script_exit_status() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "airflow_provider_dtaas.cli", "lint", "/nonexistent.yaml"],
