@@ -104,3 +104,47 @@ def test_a_cleaned_up_position_is_a_retention_gap(tracked) -> None:  # type: ign
     )
     with pytest.raises(RetentionGapError, match=rf"table {table}: the saved CDC position {saved} is older"):
         read(hook, table, instance, saved)
+
+
+def test_changes_of_specially_stored_types_read_as_the_table_does(mssql_conn: str) -> None:
+    """datetime2(7), datetimeoffset, time(7), xml, sql_variant, hierarchyid and geography: each column's
+    select expression answers on change rows what it answers on the table."""
+    hook = DtaasMsSqlHook(mssql_conn_id=mssql_conn)
+    table = f"cdc_types_{uuid.uuid4().hex[:8]}"
+    hook.run(
+        f"CREATE TABLE dbo.{table} (id int NOT NULL PRIMARY KEY, ordered_at datetime2(7) NULL, "
+        "placed datetimeoffset(7) NULL, slot time(7) NULL, doc xml NULL, attr sql_variant NULL, "
+        "node hierarchyid NULL, spot geography NULL)"
+    )
+    try:
+        hook.run("EXEC sys.sp_cdc_enable_db")
+        hook.run(
+            f"EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'{table}', "
+            "@role_name = NULL"
+        )
+        hook.run(
+            f"INSERT INTO dbo.{table} VALUES (1, '2024-05-06 07:08:09.1234567', "
+            "'2024-05-06 07:08:09.1234567 +02:00', '07:08:09.1234567', '<a>t</a>', CAST(42 AS int), "
+            "hierarchyid::Parse('/1/3/'), geography::Point(47.65, -122.35, 4326))"
+        )
+        hook.run(
+            f"UPDATE dbo.{table} SET ordered_at = '2025-01-02 03:04:05.6789012', attr = N'text' WHERE id = 1"
+        )
+        changes = read(hook, table, f"dbo_{table}", None)
+        assert changes is not None
+        columns = map_columns(hook.get_source_columns("dbo", table), table=table)
+        selected = ", ".join(c.select_expression() for c in columns)
+        (current,) = hook.get_records(f"SELECT {selected} FROM dbo.{table}")
+        after_image = changes.slice(changes.num_rows - 1).to_pylist()[0]
+        as_read = dict(zip((c.name for c in columns), current, strict=True))
+        # the reader turns datetimeoffset's style-121 text into ISO 8601, as it does for the table
+        assert as_read.pop("placed") == "2024-05-06 07:08:09.1234567 +02:00"
+        assert after_image.pop("placed") == "2024-05-06T07:08:09.1234567+02:00"
+        # and parses time(7)'s text into nanoseconds (the last digit is 100 ns)
+        assert as_read.pop("slot") == "07:08:09.1234567"
+        assert changes.column("slot")[-1].value == 25_689_123_456_700
+        assert {name: after_image[name] for name in as_read} == as_read
+        assert after_image["ordered_at"] == "2025-01-02 03:04:05.6789012"
+        assert changes.column("ordered_at").to_pylist()[0] == "2024-05-06 07:08:09.1234567"
+    finally:
+        hook.run(f"DROP TABLE dbo.{table}")

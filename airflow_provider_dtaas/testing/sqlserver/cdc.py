@@ -6,7 +6,9 @@
 ``__$start_lsn`` yet; at commit they get one new LSN and the commit time goes to
 ``cdc.lsn_time_mapping``. There is no capture job: changes are visible at commit. ``disable`` is
 ``sys.sp_cdc_disable_table``: the instance's metadata rows and change table go, so its functions answer
-as for an instance that never existed. Not emulated: ``cdc.ddl_history`` and ``cdc.index_columns``.
+as for an instance that never existed. The translator sees a change table's captured columns with their
+source columns' declared types (``change_table_definition``), so CONVERT, CLR methods and comparisons
+work on change rows as on the table. Not emulated: ``cdc.ddl_history`` and ``cdc.index_columns``.
 
 LSNs are binary(10) and compare as big-endian bytes (DuckDB compares BLOBs bytewise).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import duckdb
@@ -26,6 +29,7 @@ from airflow_provider_dtaas.testing.sqlserver import catalog
 from airflow_provider_dtaas.testing.sqlserver.ddl import quote
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, invalid_object, not_supported
 from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG, CDC
+from airflow_provider_dtaas.testing.sqlserver.types import BinaryType, IntType, SqlType
 
 E = TypeVar("E", bound=exp.Expr)
 
@@ -111,6 +115,49 @@ def create_change_table(
             f"INSERT INTO {CDC}.captured_columns VALUES (?, ?, ?, ?, ?, ?)",
             [change_table_id, name, column_id, kind, ordinal, bool(declared and declared.is_computed)],
         )
+
+
+_LSN = BinaryType("binary", 10)
+_META_TYPES: tuple[tuple[str, SqlType], ...] = (
+    ("__$start_lsn", _LSN),
+    ("__$end_lsn", _LSN),
+    ("__$seqval", _LSN),
+    ("__$operation", IntType("int")),
+    ("__$update_mask", BinaryType("varbinary", 128)),
+)
+
+
+def change_table_definition(con: duckdb.DuckDBPyConnection, name: str) -> catalog.TableDefinition | None:
+    """``cdc.<instance>_CT`` as a declared table: each captured column with its source column's declared
+    type (which an ALTER COLUMN carries into the change table too), so expressions over change rows (and
+    over ``cdc.fn_cdc_get_all_changes_*``, which reads this table) see the types as on the source table.
+
+    A captured column since dropped from the source has no declared type left; it is left out, and
+    expressions over it see only its storage type."""
+    if not name.lower().endswith("_ct"):
+        return None
+    rows = con.execute(
+        f"SELECT t.capture_instance, o.schema_name, o.table_name, c.column_name, c.column_id "
+        f"FROM {CDC}.change_tables t JOIN {CDC}.captured_columns c USING (object_id) "
+        f"JOIN {CATALOG}.objects o ON o.object_id = t.source_object_id "
+        "WHERE lower(t.capture_instance) = lower(?) ORDER BY c.column_ordinal",
+        [name[: -len("_CT")]],
+    ).fetchall()
+    if not rows:
+        return None
+    instance, schema, table = rows[0][:3]
+    source = catalog.lookup(con, schema, table)
+    by_id = {c.column_id: c for c in source.columns} if source is not None else {}
+    meta = [catalog.DeclaredColumn(column, sql_type) for column, sql_type in _META_TYPES]
+    captured = [
+        replace(
+            by_id[column_id], name=column, nullable=True, identity=None, definition=None, computed_sql=None
+        )
+        for _, _, _, column, column_id in rows
+        if column_id in by_id
+    ]
+    command_id = catalog.DeclaredColumn("__$command_id", IntType("int"))
+    return catalog.TableDefinition("cdc", f"{instance}_CT", (*meta, *captured, command_id))
 
 
 def instance_columns(con: duckdb.DuckDBPyConnection, instance: str) -> tuple[str, bytes, list[str]] | None:

@@ -161,6 +161,9 @@ class Session:
         )
 
     def lookup(self, schema: str, name: str) -> catalog.TableDefinition | None:
+        """A table's declaration; for ``cdc.<instance>_CT`` its captured columns' source declarations."""
+        if schema.lower() == "cdc":
+            return cdc.change_table_definition(self._con, name)
         return catalog.lookup(self._con, schema, name)
 
     # -- statements -------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def _sources(select: exp.Select, lookup: Lookup) -> list[tuple[str, TableDefinit
             definition = _derived(ctes[node.name.lower()], alias, lookup)
         elif isinstance(node, exp.Table):
             schema = node.db or "dbo"
-            if schema.lower() not in ("information_schema", "sys", "cdc"):
+            if schema.lower() not in ("information_schema", "sys"):
                 definition = lookup(schema, node.name)
         sources.append((alias, definition))
     return sources
