@@ -103,6 +103,15 @@ class CdcStateMixin:
             ),
         )
 
+    def has_loaded(self, *, dag_id: str, source_table: str) -> bool:
+        """Whether a snapshot or a window of the table committed (its targets exist since)."""
+        row = self.get_first(  # type: ignore[attr-defined]
+            "SELECT 1 FROM dtaas.cdc_windows WHERE dag_id = %s AND source_table = %s"
+            " AND committed_at IS NOT NULL AND kind IN ('changes', 'snapshot', 'resnapshot') LIMIT 1",
+            parameters=(dag_id, source_table),
+        )
+        return row is not None
+
     def pending_window(
         self, *, dag_id: str, source_table: str, capture_instance: str, from_lsn: Lsn
     ) -> Lsn | None:

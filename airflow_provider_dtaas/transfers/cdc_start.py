@@ -66,6 +66,8 @@ def snapshot_start(
         if not cdc.snapshots_first:
             return None
         kind, reason = "snapshot", "no CDC position is saved for the table yet"
+    elif state.has_loaded(dag_id=dag_id, source_table=plan.source_name) and (missing := missing_target(plan)):
+        kind, reason = "resnapshot", missing  # applying changes to an empty table would lose rows
     else:
         try:
             _check_position(plan, source, saved)
@@ -76,6 +78,27 @@ def snapshot_start(
             kind, reason = "resnapshot", str(gap)
     # CDC or Change Tracking not enabled at all raises here, under any policy
     return SnapshotStart(kind, start_position(plan, source), reason)
+
+
+def missing_target(plan: TablePlan) -> str | None:
+    """Why the table must be read whole again although DTaaS loaded it before: its Snowflake target
+    is gone (dropped, or a new account); None while it exists."""
+    target = plan.snowflake
+    if target is None:
+        return None
+    from airflow_provider_dtaas.core import snowflake_sql as sql
+    from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+
+    with DtaasSnowflakeHook(snowflake_conn_id=target.conn_id).session() as session:
+        session.execute(sql.create_schema_sql(target.database, target.schema))
+        found = session.records(sql.target_columns_sql(target.database), (target.schema, target.table))
+    if found:
+        return None
+    return (
+        f"the Snowflake target {target.database}.{target.schema}.{target.table} does not exist although "
+        f"{plan.source_name} was loaded into it before (it was dropped, or the account changed); its "
+        "changes alone would leave it incomplete, so the table is read whole again"
+    )
 
 
 def _check_position(plan: TablePlan, source: DtaasMsSqlHook, saved: Position) -> None:

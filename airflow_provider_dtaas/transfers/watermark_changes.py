@@ -23,6 +23,7 @@ from airflow_provider_dtaas.core.capture_instances import CaptureInstance
 from airflow_provider_dtaas.core.keyset import decode_value, encode_value
 from airflow_provider_dtaas.core.lsn import LSN_BYTES, ZERO, Lsn, Window
 from airflow_provider_dtaas.core.typemap import MappedColumn
+from airflow_provider_dtaas.transfers.cdc_start import missing_target
 
 WATERMARK = "watermark"  # the "capture instance" name of a table read by its watermark column
 UPDATE = 4  # CDC's __$operation of an update's after-image: an upsert
@@ -62,7 +63,10 @@ class WatermarkChangesMixin:
         if pending is not None and pending[1]:
             low, high = decode_value(pending[1]["low"]), decode_value(pending[1]["high"])
         else:
-            low = None if self.reread or encoded is None else decode_value(encoded)
+            missing = None if encoded is None else missing_target(plan)
+            if missing:
+                self.log.warning("table %s: %s", self.table, missing)  # type: ignore[attr-defined]
+            low = None if self.reread or encoded is None or missing else decode_value(encoded)
             high = self.source.max_watermark(plan.source_schema, plan.source_table, column)
             if high is None or (low is not None and high <= low):
                 return

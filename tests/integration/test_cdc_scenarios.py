@@ -661,3 +661,32 @@ def test_incremental_upserts_the_rows_whose_watermark_grew(case: CdcCase) -> Non
     case.assert_in_sync(table, replay_from_snapshot=False)
     windows = [h for h in history(case, table) if h["kind"] == "changes"]
     assert [w["changes"] for w in windows] == [3, 2, 4]
+
+
+def _drop_target(case: CdcCase, table: str) -> None:
+    DtaasSnowflakeHook(snowflake_conn_id=case.snowflake_conn).run(
+        f'DROP TABLE ITDB.{case.schema}."{table.upper()}"'
+    )
+
+
+def test_a_dropped_snowflake_target_is_loaded_whole_again_not_patched(case: CdcCase) -> None:
+    table = case.create()
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2)")
+    case.run(case.spec())
+    _drop_target(case, table)
+    case.change(f"UPDATE dbo.{table} SET qty = 5 WHERE id = 2")
+    case.run(case.spec())
+    case.assert_in_sync(table)  # row 1, which no change names, is back too
+    assert [h["kind"] for h in history(case, table)][:2] == ["snapshot", "resnapshot"]
+    assert "does not exist although" in history(case, table)[1]["detail"]
+
+
+def test_incremental_reads_the_whole_table_again_when_its_target_is_gone(case: CdcCase) -> None:
+    table = case.create(INCREMENTAL_TABLE, tracking=None)
+    spec = case.spec(mode="incremental", cdc="watermark_column: version\n")
+    case.mssql.run(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1, 1), (2, N'pear', 2, 2)")
+    case.run(spec)
+    _drop_target(case, table)
+    case.mssql.run(f"UPDATE dbo.{table} SET qty = 5, version = 3 WHERE id = 2")
+    assert case.run(spec)[f"dbo.{table}"]["rows"] == 2
+    assert case.snowflake(table) == case.source(table)
