@@ -19,6 +19,11 @@ from airflow_provider_dtaas.core.lsn import LSN_BYTES, Lsn, Position
 WHOLE_TRANSACTION = Lsn((1 << (8 * LSN_BYTES)) - 1)
 
 
+# The columns of a "capture instance" that reads every column of the table as it is now (Change
+# Tracking and watermarks join or read the table itself).
+EVERY_COLUMN: tuple[str, ...] = ("*",)
+
+
 class CaptureInstanceError(LookupError):
     """CDC is not enabled for the table, or the capture instance the spec or position names is gone."""
 

@@ -49,6 +49,33 @@ CAPTURE_INSTANCES_SQL = (
 )
 
 
+def stream_batches(
+    hook: Any,
+    sql: str,
+    params: tuple[Any, ...],
+    columns: list[MappedColumn],
+    *,
+    batch_rows: int,
+    doing: str,
+    conn: Any = None,
+) -> Iterator[pa.RecordBatch]:
+    """Run ``sql`` on a read cursor of ``hook`` (a ``KeysetReaderMixin``) and yield its rows as
+    batches of ``columns``; a failure is mapped by the hook's ``read_error`` and names ``doing``."""
+    from airflow_provider_dtaas.hooks.keyset_reader import _fetch_batch
+
+    with hook._borrowed(conn) as connection:
+        cursor = hook._read_cursor(connection)
+        try:
+            cursor.execute(sql, params)
+            while (batch := _fetch_batch(cursor, columns, batch_rows)) is not None:
+                yield batch
+        except Exception as err:
+            raise hook.read_error(err, doing) from err
+        finally:
+            with suppress(Exception):
+                cursor.close()
+
+
 class CdcReaderMixin:
     """For a hook with ``KeysetReaderMixin``'s connection handling (``_borrowed``, ``_read_cursor``,
     ``read_error``) and ``get_first`` / ``get_records``."""
@@ -169,20 +196,9 @@ class CdcReaderMixin:
         conn: Any = None,
     ) -> Iterator[pa.RecordBatch]:
         """The window's change rows: the ``__$`` columns, ``columns`` and ``__$commit_ts``."""
-        from airflow_provider_dtaas.hooks.keyset_reader import _fetch_batch
 
         sql = changes_query(capture_instance, columns, before_images=before_images)
         params = (window.from_lsn.to_parameter(), window.to_lsn.to_parameter())
         every = [*CHANGE_COLUMNS, *columns, COMMIT_TS_COLUMN]
         doing = f"reading changes of {capture_instance} {window.from_lsn}..{window.to_lsn}"
-        with self._borrowed(conn) as connection:  # type: ignore[attr-defined]
-            cursor = self._read_cursor(connection)  # type: ignore[attr-defined]
-            try:
-                cursor.execute(sql, params)
-                while (batch := _fetch_batch(cursor, every, batch_rows)) is not None:
-                    yield batch
-            except Exception as err:
-                raise self.read_error(err, doing) from err  # type: ignore[attr-defined]
-            finally:
-                with suppress(Exception):
-                    cursor.close()
+        yield from stream_batches(self, sql, params, every, batch_rows=batch_rows, doing=doing, conn=conn)

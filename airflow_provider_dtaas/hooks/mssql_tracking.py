@@ -14,7 +14,6 @@ that is gone from the table was deleted later: it is left for the window holding
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import suppress
 
 import pyarrow as pa
 
@@ -117,20 +116,11 @@ class ChangeTrackingReaderMixin:
         batch_rows: int,
     ) -> Iterator[pa.RecordBatch]:
         """The changed rows of versions ``[window.from_lsn, window.to_lsn]`` as change batches."""
-        from airflow_provider_dtaas.hooks.keyset_reader import _fetch_batch
+        from airflow_provider_dtaas.hooks.mssql_cdc import stream_batches  # (it imports this module)
 
         sql = tracked_changes_query(schema, table, columns, key)
         params = (window.from_lsn.value - 1, window.to_lsn.value)
         every = [_VERSION, _OPERATION, *columns]
         doing = f"reading the Change Tracking changes of {schema}.{table} after version {params[0]}"
-        with self._borrowed(None) as connection:  # type: ignore[attr-defined]
-            cursor = self._read_cursor(connection)  # type: ignore[attr-defined]
-            try:
-                cursor.execute(sql, params)
-                while (batch := _fetch_batch(cursor, every, batch_rows)) is not None:
-                    yield as_change_batch(batch)
-            except Exception as err:
-                raise self.read_error(err, doing) from err  # type: ignore[attr-defined]
-            finally:
-                with suppress(Exception):
-                    cursor.close()
+        for batch in stream_batches(self, sql, params, every, batch_rows=batch_rows, doing=doing):
+            yield as_change_batch(batch)

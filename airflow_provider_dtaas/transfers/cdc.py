@@ -32,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 from airflow_provider_dtaas.core.capture_instances import (
+    EVERY_COLUMN,
     WHOLE_TRANSACTION,
     CaptureInstance,
     Reading,
@@ -157,9 +158,7 @@ class TableChanges(WatermarkChangesMixin):
         )
         if pending is not None and window.from_lsn <= pending <= window.to_lsn:
             window = Window(window.from_lsn, pending)
-        described = self.source.describe_table(plan.source_schema, plan.source_table)
-        every = tuple(c.name for c in described.columns)
-        self._apply_window(CaptureInstance(TRACKING, Lsn(min_valid), every), window, totals)
+        self._apply_window(CaptureInstance(TRACKING, Lsn(min_valid), EVERY_COLUMN), window, totals)
 
     def _saved_or_start(self) -> Position | None:
         saved = self.state.position(dag_id=self.dag_id, source_table=self.table)
@@ -380,7 +379,10 @@ class TableChanges(WatermarkChangesMixin):
             hashed=plan.hash_columns,
             table=self.table,
         )
-        captured = {name.lower() for name in instance.columns}
+        if instance.columns == EVERY_COLUMN:
+            captured = {c.name.lower() for c in chosen}
+        else:
+            captured = {name.lower() for name in instance.columns}
         uncaptured = [c.name for c in chosen if c.name.lower() not in captured]
         if uncaptured:
             self.log.warning(

@@ -21,7 +21,7 @@ from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
 from airflow_provider_dtaas.core.snowflake_merge import CHANGE_STAGING_COLUMNS, merge_window_sql
 from airflow_provider_dtaas.core.typemap import MappedColumn
-from airflow_provider_dtaas.transfers.sinks import RowCountMismatchError, SinkResult, SnowflakeStageSink
+from airflow_provider_dtaas.transfers.sinks import SinkResult, SnowflakeStageSink
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +67,7 @@ class SnowflakeChangeSink(SnowflakeStageSink):
 
     def commit(self, rows: int, files: list[dict[str, Any]]) -> SinkResult:
         t = self.target
-        if self._session is None:
-            self.open()
-        staging_columns = [
-            (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
-        ] + list(CHANGE_STAGING_COLUMNS)
-        self._session.execute(
-            sql.create_table_sql(t.database, t.schema, self.staging, staging_columns, replace=True)
-        )
-        self._copy_into_staging(files)
-        staged = int(self._session.scalar(sql.count_sql(t.database, t.schema, self.staging)))
-        if staged != rows:
-            raise RowCountMismatchError(
-                f"Snowflake staging table {t.database}.{t.schema}.{self.staging} holds {staged} changes, "
-                f"{rows} were read; the target {t.table} was left as it was"
-            )
-        present = {
-            str(row["COLUMN_NAME"]).upper()
-            for row in self._session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
-        }
+        present = self._stage(files, rows, CHANGE_STAGING_COLUMNS)
         statement, bound = merge_window_sql(
             t.database,
             t.schema,

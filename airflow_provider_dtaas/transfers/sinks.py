@@ -243,24 +243,8 @@ class SnowflakeStageSink:
 
     def commit(self, rows: int, files: list[dict[str, Any]]) -> SinkResult:
         t = self.target
-        columns = [
-            (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
-        ]
-        if self._session is None:
-            self.open()
-        self._session.execute(sql.create_table_sql(t.database, t.schema, self.staging, columns, replace=True))
-        self._copy_into_staging(files)
-        staged = int(self._session.scalar(sql.count_sql(t.database, t.schema, self.staging)))
-        if staged != rows:
-            raise RowCountMismatchError(
-                f"Snowflake staging table {t.database}.{t.schema}.{self.staging} holds {staged} rows, "
-                f"{rows} were read; the target {t.table} was left as it was"
-            )
         # load the columns the target has (freeze leaves new source columns out) and fill metadata
-        present = {
-            str(row["COLUMN_NAME"]).upper()
-            for row in self._session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
-        }
+        present = self._stage(files, rows)
         self._session.execute_all(
             sql.replace_rows_sql(
                 t.database,
@@ -280,6 +264,30 @@ class SnowflakeStageSink:
             files=len(files),
             bytes_written=sum(int(f["bytes"]) for f in files),
         )
+
+    def _stage(
+        self, files: list[dict[str, Any]], rows: int, extra: tuple[tuple[str, str], ...] = ()
+    ) -> set[str]:
+        """Create this load's staging table (the table's columns and ``extra``), COPY ``files`` into
+        it and check it holds ``rows``; return the target's column names as they are now."""
+        t = self.target
+        columns = [
+            (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
+        ] + list(extra)
+        if self._session is None:
+            self.open()
+        self._session.execute(sql.create_table_sql(t.database, t.schema, self.staging, columns, replace=True))
+        self._copy_into_staging(files)
+        staged = int(self._session.scalar(sql.count_sql(t.database, t.schema, self.staging)))
+        if staged != rows:
+            raise RowCountMismatchError(
+                f"Snowflake staging table {t.database}.{t.schema}.{self.staging} holds {staged} rows, "
+                f"{rows} were read; the target {t.table} was left as it was"
+            )
+        return {
+            str(row["COLUMN_NAME"]).upper()
+            for row in self._session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
+        }
 
     def abort(self) -> None:
         """Roll back and drop the staging table; staged files stay, so a retried commit (the commit

@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from airflow_provider_dtaas.core.batching import MB
-from airflow_provider_dtaas.core.capture_instances import CaptureInstance
+from airflow_provider_dtaas.core.capture_instances import EVERY_COLUMN, CaptureInstance
 from airflow_provider_dtaas.core.keyset import decode_value, encode_value
 from airflow_provider_dtaas.core.lsn import LSN_BYTES, ZERO, Lsn, Window
 from airflow_provider_dtaas.core.typemap import MappedColumn
@@ -70,11 +70,12 @@ class WatermarkChangesMixin:
             high = self.source.max_watermark(plan.source_schema, plan.source_table, column)
             if high is None or (low is not None and high <= low):
                 return
-        described = self.source.describe_table(plan.source_schema, plan.source_table)
-        every = tuple(c.name for c in described.columns)
         watermark = {"column": column, "low": encode_value(low), "high": encode_value(high)}
         self._apply_window(  # type: ignore[attr-defined]
-            CaptureInstance(WATERMARK, ZERO, every), Window(number, number), totals, watermark=watermark
+            CaptureInstance(WATERMARK, ZERO, EVERY_COLUMN),
+            Window(number, number),
+            totals,
+            watermark=watermark,
         )
 
     def _read_by_watermark(
