@@ -32,6 +32,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_dtaas.transfers.full_load"],
             }
         ],
+        "cli": ["airflow_provider_dtaas.airflow_cli.get_cli_commands"],
         "integrations": [
             {
                 "integration-name": "DTaaS",

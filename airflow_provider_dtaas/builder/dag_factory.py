@@ -1,8 +1,8 @@
 """Task specs -> Airflow DAGs. The only module that turns plans into Airflow objects.
 
 Runs at DAG-parse time: reads YAML files and builds objects, never touches a database or the
-network. A broken spec becomes a small DAG whose only task fails with the compiler-style error,
-so it shows up in the UI instead of hiding the other specs.
+network. A broken spec becomes an Airflow import error of that spec file (``import_errors``), so it
+shows up in the UI without hiding the other specs.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_dtaas.builder.import_errors import report_import_error
 from airflow_provider_dtaas.core.plan import (
     AssetSchedule,
     ChangesSchedule,
@@ -207,39 +208,28 @@ def _add_wait_for_changes(spec: TaskSpec, plans: list[TablePlan], begin: Any) ->
     wait >> begin
 
 
-def build_invalid_spec_dag(spec_file: str, error: SpecError) -> Any:
-    """A DAG that reports a broken spec: visible in the UI, failing with the full message if run."""
-    from airflow.providers.standard.operators.python import PythonOperator
-    from airflow.sdk import DAG
-
-    message = str(error)
-    dag_id = "dtaas_invalid__" + "".join(ch if ch.isalnum() else "_" for ch in Path(spec_file).stem)
-    with DAG(
-        dag_id=dag_id,
-        description=f"invalid DTaaS spec {spec_file}",
-        schedule=None,
-        start_date=_START_DATE,
-        catchup=False,
-        tags=["dtaas", "invalid-spec"],
-        doc_md=f"### This spec does not validate\n\n```\n{message}\n```\n",
-    ) as dag:
-        PythonOperator(task_id="report_spec_error", python_callable=_raise_spec_error, op_args=[message])
-    return dag
-
-
-def _raise_spec_error(message: str) -> None:
-    raise ValueError(f"invalid DTaaS spec, fix the file and the DAG will be rebuilt:\n{message}")
-
-
 def specs_dir(default: Path) -> Path:
     return Path(os.environ.get(SPECS_DIR_ENV) or default)
 
 
 def build_dags(folder: Path) -> dict[str, Any]:
-    """Build a DAG for every spec in ``folder``; one bad file never hides the others."""
+    """A DAG for every valid spec in ``folder``; each broken spec is its own file's import error."""
+    dags, errors = build_folder(folder)
+    for shown, error in errors.items():
+        log.error("DTaaS spec %s is invalid:\n%s", shown, error)
+        if not report_import_error(shown, str(error)):
+            log.warning(
+                "not imported by Airflow's DAG importer: the errors of %s are only in this log", shown
+            )
+    return dags
+
+
+def build_folder(folder: Path) -> tuple[dict[str, Any], dict[str, SpecError]]:
+    """The DAGs of the valid specs in ``folder`` and the errors of the others, by spec file."""
     from airflow_provider_dtaas.core.globals_file import Globals, load_globals
 
     dags: dict[str, Any] = {}
+    errors: dict[str, SpecError] = {}
     names: dict[str, str] = {}
     globals_: Globals | SpecError
     try:
@@ -254,10 +244,10 @@ def build_dags(folder: Path) -> dict[str, Any]:
             spec, plans = load_checked(path, display_name=shown, taken_names=names, globals_=globals_)
             dag = build_dag(spec, spec_file=shown, plans=plans)
         except SpecError as err:
-            log.error("DTaaS spec %s is invalid:\n%s", shown, err)
-            dag = build_invalid_spec_dag(shown, err)
+            errors[shown] = err
+            continue
         dags[dag.dag_id] = dag
-    return dags
+    return dags, errors
 
 
 def _tags(spec: TaskSpec) -> list[str]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,30 @@ def test_console_script_exit_status() -> None:
     )
     assert result.returncode == 1
     assert "/nonexistent.yaml: spec file not found" in result.stdout
+
+
+def test_the_same_commands_run_inside_airflows_cli(tmp_path: Path) -> None:
+    """``airflow dtaas ...`` comes from the provider's ``cli`` entry (real Airflow CLI, no database)."""
+    (tmp_path / "bad.yaml").write_text(VALID + "batch_row: 1\n")
+    airflow = Path(sys.executable).parent / "airflow"
+    # unit-test mode makes Airflow log its configuration to stdout, ahead of our JSON
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__CORE__UNIT_TEST_MODE"}
+    lint = subprocess.run(
+        [str(airflow), "dtaas", "lint", "--format", "json", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert lint.returncode == 1, lint.stderr
+    problems = json.loads(lint.stdout)["problems"]
+    assert [(p["line"], p["key"]) for p in problems] == [(15, "batch_row")]
+    plan = subprocess.run(
+        [str(airflow), "dtaas", "plan", str(REPO_ROOT / "task_specs" / "sample.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.startswith("DAG dtaas_sample")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_dtaas.builder.dag_factory import build_dag, build_dags
+from airflow_provider_dtaas.builder.dag_factory import build_dag, build_dags, build_folder
 from airflow_provider_dtaas.core.plan import TablePlan, plan_tables
 from airflow_provider_dtaas.core.spec_loader import SpecError, parse_spec
 from tests.conftest import REPO_ROOT
@@ -46,15 +46,21 @@ def test_sample_spec_builds_one_group_per_table_without_network(no_network: None
     assert plan.s3.table_prefix == "sample/dbo/orders/"
 
 
-def test_a_broken_spec_becomes_a_failing_dag_and_hides_nothing(tmp_path: Path, no_network: None) -> None:
+def test_a_broken_spec_is_reported_by_file_and_hides_nothing(
+    tmp_path: Path, no_network: None, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "good.yaml").write_text(VALID)
     (tmp_path / "bad.yaml").write_text(VALID.replace("name: sales", "name: other").replace("dbo.orders", "x"))
     (tmp_path / "_ignored.yaml").write_text("not: a spec")
-    dags = build_dags(tmp_path)
-    assert set(dags) == {"dtaas_sales", "dtaas_invalid__bad"}
-    broken = dags["dtaas_invalid__bad"]
-    assert "tables[0].name: expected 'schema.table' (got: 'x')" in broken.doc_md
-    assert f"{tmp_path.name}/bad.yaml:12" in broken.doc_md
+    dags, errors = build_folder(tmp_path)
+    assert set(dags) == {"dtaas_sales"}
+    assert list(errors) == [f"{tmp_path.name}/bad.yaml"]
+    message = str(errors[f"{tmp_path.name}/bad.yaml"])
+    assert f"{tmp_path.name}/bad.yaml:12: tables[0].name: expected 'schema.table' (got: 'x')" in message
+    # outside Airflow's DAG importer there is no import error to add: the log has the message
+    assert set(build_dags(tmp_path)) == {"dtaas_sales"}
+    assert "tables[0].name: expected 'schema.table'" in caplog.text
+    assert "errors of " + f"{tmp_path.name}/bad.yaml are only in this log" in caplog.text
 
 
 def test_tables_landing_on_one_snowflake_table_are_refused() -> None:
@@ -89,7 +95,7 @@ def test_the_dag_explains_itself_with_tags_doc_and_a_tables_param() -> None:
 def test_a_dag_folder_with_one_bad_and_two_good_specs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through Airflow's own DagBag: no import error, two good DAGs and one naming the bad spec."""
+    """Through Airflow's own DagBag: exactly one import error, under the bad spec's name; two DAGs."""
     from airflow.dag_processing.dagbag import DagBag
 
     (tmp_path / "sales.yaml").write_text(VALID)
@@ -97,10 +103,11 @@ def test_a_dag_folder_with_one_bad_and_two_good_specs(
     (tmp_path / "broken.yaml").write_text(VALID.replace("name: sales", "name: broken") + "batch_row: 1\n")
     monkeypatch.setenv("DTAAS_SPECS_DIR", str(tmp_path))
     bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
-    assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["dtaas_hr", "dtaas_invalid__broken", "dtaas_sales"]
-    doc = bag.dags["dtaas_invalid__broken"].doc_md
-    assert f"{tmp_path.name}/broken.yaml:15: batch_row: unknown key (did you mean batch_rows?)" in doc
+    assert sorted(bag.dag_ids) == ["dtaas_hr", "dtaas_sales"]
+    assert list(bag.import_errors) == [f"{tmp_path.name}/broken.yaml"]
+    assert bag.import_errors[f"{tmp_path.name}/broken.yaml"] == (
+        f"{tmp_path.name}/broken.yaml:15: batch_row: unknown key (did you mean batch_rows?)"
+    )
 
 
 def test_a_table_with_parallel_chunks_is_planned_copied_by_mapped_tasks_and_committed() -> None:
