@@ -16,6 +16,8 @@ from devstack.connections import connections
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
 ADMIN_USER = "admin"
+# the progress view's permission tests sign in as each: user name -> SimpleAuthManager role
+USERS = {ADMIN_USER: "admin", "operator": "op", "viewer": "viewer"}
 
 
 def airflow_env(cfg: StackConfig, secrets: dict[str, str]) -> dict[str, str]:
@@ -32,7 +34,7 @@ def airflow_env(cfg: StackConfig, secrets: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": secrets["fernet_key"],
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{cfg.api_url}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(cfg.airflow_home / "passwords.json"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}",
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{cfg.redis_host}:{cfg.redis_port}/{cfg.redis_db}",
@@ -57,7 +59,7 @@ def prepare(cfg: StackConfig, secrets: dict[str, str], env: dict[str, str]) -> N
     passwords = cfg.airflow_home / "passwords.json"
     fd = os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump({ADMIN_USER: secrets["admin_password"]}, handle)
+        json.dump({user: secrets[f"{user}_password"] for user in USERS}, handle)
     _airflow(cfg, env, "db", "migrate")
     conn_file = cfg.state_dir / "connections.json"
     fd = os.open(conn_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -143,4 +145,8 @@ def _airflow(cfg: StackConfig, env: dict[str, str], *args: str) -> None:
 
 
 def admin_password(cfg: StackConfig) -> str:
-    return str(json.loads(Path(cfg.airflow_home / "passwords.json").read_text())[ADMIN_USER])
+    return password(cfg, ADMIN_USER)
+
+
+def password(cfg: StackConfig, user: str) -> str:
+    return str(json.loads(Path(cfg.airflow_home / "passwords.json").read_text())[user])

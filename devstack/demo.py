@@ -20,6 +20,7 @@ def run(cfg: StackConfig) -> int:
     run_id = client.trigger(SAMPLE_DAG)
     out = sys.stdout.write
     out(f"\ntriggered {SAMPLE_DAG} through the REST API: run {run_id}\n")
+    out(f"watch it live: {cfg.api_url}/dags/{SAMPLE_DAG}/plugin/dtaas-dag  (or Transfers in the menu)\n")
     state = client.wait_for_run(SAMPLE_DAG, run_id)
     out(f"run finished: {state}\n\n")
     rows = summary_rows(cfg, SAMPLE_DAG, run_id)

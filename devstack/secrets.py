@@ -14,6 +14,8 @@ _KEYS = (
     "mssql_password",
     "snowflake_password",
     "admin_password",
+    "operator_password",
+    "viewer_password",
 )
 
 

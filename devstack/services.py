@@ -31,6 +31,12 @@ def ensure_postgres(cfg: StackConfig) -> None:
         _create_database(cfg, database)
 
 
+def ensure_chromium() -> None:
+    """Debian's Chromium, which the progress view's browser test drives (never a downloaded one)."""
+    if shutil.which("chromium") is None:
+        _apt_install("chromium")
+
+
 def ensure_redis(cfg: StackConfig) -> None:
     if port_open(cfg.redis_port, cfg.redis_host):
         return

@@ -22,6 +22,7 @@ ALL = (*STANDINS, *airflow_stack.COMPONENTS)
 def ensure_services(cfg: StackConfig) -> None:
     services.ensure_postgres(cfg)
     services.ensure_redis(cfg)
+    services.ensure_chromium()
 
 
 def _require_free_ports(cfg: StackConfig) -> None:

@@ -101,12 +101,25 @@ class DtaasStateHook(CdcStateMixin, PostgresHook):
         """``keep``: a later step of the same table in this run (changes after a snapshot) keeps the
         rows and bytes recorded so far."""
         reset = "" if keep else ", started_at = now(), rows_processed = 0, bytes_written = 0"
+        if not keep:  # a new attempt's progress starts from nothing
+            self._run(
+                "DELETE FROM dtaas.chunk_progress WHERE execution_id = %s AND source_table = %s",
+                (execution_id, source_table),
+            )
         self._run(
             "INSERT INTO dtaas.table_executions (execution_id, source_table, status, attempt)"
             " VALUES (%s, %s, 'running', %s)"
             " ON CONFLICT (execution_id, source_table) DO UPDATE SET status = 'running',"
             f" attempt = EXCLUDED.attempt, completed_at = NULL, error = NULL{reset}",
             (execution_id, source_table, attempt),
+        )
+
+    def record_estimate(self, execution_id: int, source_table: str, estimated_rows: int | None) -> None:
+        """The source's row estimate, against which the progress view measures a load."""
+        self._run(
+            "UPDATE dtaas.table_executions SET estimated_rows = %s"
+            " WHERE execution_id = %s AND source_table = %s",
+            (estimated_rows, execution_id, source_table),
         )
 
     def finish_table(

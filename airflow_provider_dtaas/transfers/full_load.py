@@ -28,6 +28,7 @@ from airflow_provider_dtaas.hooks.mssql import (
     SourceReadError,
     SourceTableNotFoundError,
 )
+from airflow_provider_dtaas.hooks.progress import ProgressWriter
 from airflow_provider_dtaas.hooks.s3 import (
     DestinationAccessError,
     DestinationBucketError,
@@ -170,6 +171,17 @@ class TableTask(BaseOperator):
         state = DtaasStateHook(self.state_conn_id)
         return plan, load, state, state.execution_id(self.dag_id, context["run_id"])
 
+    def _progress(
+        self, plan: TablePlan, state: DtaasStateHook, execution_id: int, context: Any
+    ) -> ProgressWriter:
+        return ProgressWriter(
+            state,
+            execution_id=execution_id,
+            source_table=plan.source_name,
+            attempt=int(context["ti"].try_number),
+            log=self.log,
+        )
+
     def _record_schema_changes(
         self, plan: TablePlan, state: DtaasStateHook, execution_id: int, prepared: dict[str, Any]
     ) -> None:
@@ -256,8 +268,10 @@ class SqlServerFullLoadOperator(TableTask):
             prepared = load.prepare()
             prepared["cdc_start"] = cdc_start
             self._record_schema_changes(plan, state, execution_id, prepared)
+            state.record_estimate(execution_id, plan.source_name, prepared["estimated_rows"])
             chunks = [KeyChunk.from_json(c) for c in prepared["chunks"]]
-            results = load.copy_chunks(prepared, chunks, clear_first=False)
+            with self._progress(plan, state, execution_id, context) as progress:
+                results = load.copy_chunks(prepared, chunks, clear_first=False, progress=progress)
             rows, destinations = load.commit(prepared, results)
             self._snapshot_done(plan, state, prepared, rows, context["run_id"])
         except AirflowSkipException:
@@ -284,6 +298,7 @@ class SqlServerPlanChunksOperator(TableTask):
             prepared = load.prepare()
             prepared["cdc_start"] = cdc_start
             self._record_schema_changes(plan, state, execution_id, prepared)
+            state.record_estimate(execution_id, plan.source_name, prepared["estimated_rows"])
         except AirflowSkipException:
             raise
         except Exception as err:
@@ -312,7 +327,8 @@ class SqlServerLoadChunkOperator(TableTask):
         context["dtaas_chunk"] = chunk.index
         prepared = context["ti"].xcom_pull(task_ids=self.plan_task_id, key=PREPARED_KEY)
         try:
-            (result,) = load.copy_chunks(prepared, [chunk], clear_first=True)
+            with self._progress(plan, state, execution_id, context) as progress:
+                (result,) = load.copy_chunks(prepared, [chunk], clear_first=True, progress=progress)
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
         return result

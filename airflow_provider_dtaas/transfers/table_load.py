@@ -30,6 +30,7 @@ from airflow_provider_dtaas.hooks.mssql import (
     SourceUnreachableError,
 )
 from airflow_provider_dtaas.hooks.postgres_source import DtaasPostgresSourceHook
+from airflow_provider_dtaas.hooks.progress import ProgressWriter
 from airflow_provider_dtaas.hooks.s3 import (
     DtaasS3Hook,
 )
@@ -162,7 +163,12 @@ class TableLoad:
         )
 
     def copy_chunks(
-        self, prepared: dict[str, Any], chunks: list[KeyChunk], *, clear_first: bool
+        self,
+        prepared: dict[str, Any],
+        chunks: list[KeyChunk],
+        *,
+        clear_first: bool,
+        progress: ProgressWriter | None = None,
     ) -> list[dict[str, Any]]:
         """Copy the chunks in order on one consistent read connection; the result of each names
         its rows and, per destination, the files it wrote.
@@ -170,6 +176,7 @@ class TableLoad:
         A transient failure closes the connection, discards what the chunk wrote and reads that chunk
         again on a new one. ``clear_first`` discards each chunk's output of an earlier attempt before
         its first read (a chunk task retried by Airflow); after ``prepare`` there is none.
+        ``progress`` receives each chunk's counts after every batch, for the live view.
         """
         columns, key = self._columns(prepared)
         sinks = self._sinks(columns, prepared)
@@ -187,8 +194,12 @@ class TableLoad:
                 while True:
                     if conn is None:
                         conn = reading.enter_context(self.source.consistent_reader())
+                    if progress is not None:
+                        progress.start_chunk(chunk.index)
                     try:
-                        rows = self._copy_chunk(conn, columns, key, sinks, chunk, prepared["batch_rows"])
+                        rows, read = self._copy_chunk(
+                            conn, columns, key, sinks, chunk, prepared["batch_rows"], progress
+                        )
                         break
                     except (SourceReadError, SourceUnreachableError) as err:
                         failures += 1
@@ -202,6 +213,8 @@ class TableLoad:
                         self._wait_before_retry(chunk, err, failures)
                 for sink in sinks:
                     sink.finish_chunk(chunk.index)
+                if progress is not None:
+                    progress.finish_chunk(chunk.index, rows, read)
                 files = {
                     sink.name: [f for f in sink.written() if f["chunk"] == chunk.index] for sink in sinks
                 }
@@ -229,9 +242,11 @@ class TableLoad:
         sinks: list[Sink],
         chunk: KeyChunk,
         batch_rows: int,
-    ) -> int:
+        progress: ProgressWriter | None = None,
+    ) -> tuple[int, int]:
+        """Copy one chunk; its rows and the bytes read (Arrow's in-memory size)."""
         plan = self.plan
-        rows = 0
+        rows = read = 0
         batches = self.source.iter_record_batches(
             plan.source_schema,
             plan.source_table,
@@ -247,6 +262,9 @@ class TableLoad:
             for sink in sinks:
                 sink.write(chunk.index, part, batch)
             rows += batch.num_rows
+            read += batch.nbytes
+            if progress is not None:
+                progress.batch(chunk.index, rows, read)
             self.log.info(
                 "table %s: chunk %d part %d: %d rows (chunk total %d)",
                 plan.source_name,
@@ -255,7 +273,7 @@ class TableLoad:
                 batch.num_rows,
                 rows,
             )
-        return rows
+        return rows, read
 
     def commit(self, prepared: dict[str, Any], results: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
         """Make the load visible in every destination; the row counts must agree with what was read."""

@@ -1,0 +1,269 @@
+"""Live progress in the real PostgreSQL state store: what operators write per batch and what the
+progress view reads back (the same functions the plugin's API serves)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_provider_dtaas.hooks.progress import ProgressWriter
+from airflow_provider_dtaas.hooks.state import DtaasStateHook, bundled_migrations
+from airflow_provider_dtaas.ui import queries
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _run(hook: DtaasStateHook, tables: list[str], dag_id: str | None = None) -> tuple[str, str, int]:
+    hook.migrate()
+    dag_id = dag_id or f"dtaas_p{uuid.uuid4().hex[:8]}"
+    run_id = f"manual__{uuid.uuid4()}"
+    execution_id = hook.begin_execution(
+        spec_name=dag_id.removeprefix("dtaas_"),
+        dag_id=dag_id,
+        run_id=run_id,
+        mode="full_load",
+        tables=len(tables),
+    )
+    for table in tables:
+        hook.begin_table(execution_id=execution_id, source_table=table, attempt=1)
+    return dag_id, run_id, execution_id
+
+
+def test_batches_show_up_as_they_are_written_and_a_reread_chunk_counts_once(state_conn: str) -> None:
+    hook = DtaasStateHook(state_conn)
+    dag_id, run_id, execution_id = _run(hook, ["dbo.orders"])
+    hook.record_estimate(execution_id, "dbo.orders", 1000)
+    clock = Clock()
+    log = logging.getLogger("test")
+    with ProgressWriter(
+        hook, execution_id=execution_id, source_table="dbo.orders", attempt=1, log=log, clock=clock
+    ) as progress:
+        progress.start_chunk(0)
+        clock.now = 1.0
+        progress.batch(0, 200, 2_000)
+        clock.now = 1.1  # within the interval: not written
+        progress.batch(0, 250, 2_500)
+        view = queries.run_view(hook, dag_id, run_id)
+        assert view is not None
+        (table,) = view["tables"]
+        assert (table["rows_processed"], table["bytes"], table["progress_pct"]) == (200, 2_000, 20.0)
+        # the chunk fails and is read again from its start: its count restarts instead of adding up
+        progress.start_chunk(0)
+        clock.now = 2.0
+        progress.batch(0, 300, 3_000)
+        progress.start_chunk(1)
+        clock.now = 3.0
+        progress.batch(1, 100, 1_000)
+        view = queries.run_view(hook, dag_id, run_id)
+        assert view is not None
+        (table,) = view["tables"]
+        assert (table["rows_processed"], table["chunks"], table["chunks_done"]) == (400, 2, 0)
+        progress.finish_chunk(0, 600, 6_000)
+        progress.finish_chunk(1, 400, 4_000)
+    view = queries.run_view(hook, dag_id, run_id)
+    assert view is not None
+    (table,) = view["tables"]
+    # running: at most 99 % until the table commits, whatever the estimate said
+    assert (table["rows_processed"], table["chunks_done"], table["progress_pct"]) == (1000, 2, 99.0)
+    assert table["eta_seconds"] is None  # nothing left by the estimate
+    hook.finish_table(
+        execution_id=execution_id,
+        source_table="dbo.orders",
+        status="success",
+        rows=1000,
+        bytes_written=777,
+        seconds=4.0,
+        destinations={
+            "snowflake": {"location": "DB.S.ORDERS", "schema_changes": [{"kind": "add", "column": "C"}]}
+        },
+    )
+    hook.finish_execution(execution_id, ["dbo.orders"])
+    view = queries.run_view(hook, dag_id, run_id)
+    assert view is not None
+    (table,) = view["tables"]
+    assert (table["status"], table["rows_processed"], table["bytes"], table["progress_pct"]) == (
+        "success",
+        1000,
+        777,
+        100.0,
+    )
+    assert table["rows_per_s"] == 250.0
+    assert table["schema_changes"] == {"snowflake": [{"kind": "add", "column": "C"}]}
+    assert view["totals"]["progress_pct"] == 100.0
+    samples = hook.get_records(
+        "SELECT rows_processed FROM dtaas.progress_samples WHERE execution_id = %s ORDER BY sampled_at",
+        parameters=(execution_id,),
+    )
+    assert [r[0] for r in samples] == [0, 200, 0, 300, 300, 400, 700, 1000]
+    points = queries.throughput(hook, execution_id)
+    assert points[-1]["rows"] == 1000.0
+
+
+def test_a_new_attempt_of_a_table_starts_its_progress_again(state_conn: str) -> None:
+    hook = DtaasStateHook(state_conn)
+    dag_id, run_id, execution_id = _run(hook, ["dbo.a"])
+    with ProgressWriter(
+        hook, execution_id=execution_id, source_table="dbo.a", attempt=1, log=logging.getLogger()
+    ) as p:
+        p.finish_chunk(0, 50, 500)
+    hook.begin_table(execution_id=execution_id, source_table="dbo.a", attempt=2)
+    view = queries.run_view(hook, dag_id, run_id)
+    assert view is not None
+    (table,) = view["tables"]
+    assert (table["rows_processed"], table["retries"], table["chunks"]) == (0, 1, 0)
+
+
+def test_progress_that_cannot_be_written_never_fails_the_load(
+    state_conn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = DtaasStateHook(state_conn)
+    _dag, _run_id, execution_id = _run(hook, ["dbo.a"])
+    broken = DtaasStateHook(state_conn)
+    monkeypatch.setattr(broken, "get_conn", lambda: (_ for _ in ()).throw(OSError("state store unreachable")))
+    with ProgressWriter(
+        broken, execution_id=execution_id, source_table="dbo.a", attempt=1, log=logging.getLogger("p")
+    ) as progress:
+        progress.start_chunk(0)
+        progress.batch(0, 10, 100)
+        progress.finish_chunk(0, 10, 100)
+    assert (
+        caplog.text.count("progress is not recorded for the rest of this copy: state store unreachable") == 1
+    )
+
+
+def test_the_overview_lists_readable_dags_with_last_run_failures_and_never_run_specs(state_conn: str) -> None:
+    hook = DtaasStateHook(state_conn)
+    dag_id, _run_id, execution_id = _run(hook, ["dbo.a", "dbo.b"])
+    hook.finish_table(
+        execution_id=execution_id,
+        source_table="dbo.a",
+        status="success",
+        rows=5,
+        bytes_written=1,
+        seconds=1.0,
+        destinations={},
+    )
+    hook.finish_table(
+        execution_id=execution_id,
+        source_table="dbo.b",
+        status="failed",
+        rows=0,
+        bytes_written=0,
+        seconds=1.0,
+        destinations={},
+        error="boom",
+    )
+    hook.finish_execution(execution_id, ["dbo.a", "dbo.b"])
+    never = f"dtaas_never{uuid.uuid4().hex[:6]}"
+    hidden = _run(hook, ["dbo.x"])[0]
+    rows = {r["dag_id"]: r for r in queries.overview(hook, readable=[dag_id, never], known=[never])}
+    assert set(rows) == {dag_id, never}  # the hidden DAG ran but this user may not read it
+    assert hidden not in rows
+    assert (rows[dag_id]["status"], rows[dag_id]["failing_tables"], rows[dag_id]["rows_today"]) == (
+        "failed",
+        ["dbo.b"],
+        5,
+    )
+    assert (rows[never]["status"], rows[never]["spec_name"]) == (None, never.removeprefix("dtaas_"))
+
+
+def test_actions_are_written_to_the_audit_log(state_conn: str) -> None:
+    hook = DtaasStateHook(state_conn)
+    hook.migrate()
+    dag_id = f"dtaas_a{uuid.uuid4().hex[:8]}"
+    queries.record_action(
+        hook, actor="op1", action="resync", dag_id=dag_id, run_id="r1", detail={"tables": ["dbo.a"]}
+    )
+    (entry,) = queries.audit_log(hook, dag_id)
+    assert (entry["actor"], entry["action"], entry["run_id"], entry["detail"]) == (
+        "op1",
+        "resync",
+        "r1",
+        {"tables": ["dbo.a"]},
+    )
+
+
+@pytest.fixture
+def old_state_db(state_conn: str) -> Iterator[str]:
+    """A database of its own holding a state store at version 5, the last before progress."""
+    import psycopg2
+
+    from devstack.config import StackConfig
+
+    cfg = StackConfig.from_env()
+    name = f"dtaas_upgrade_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname=name)
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE SCHEMA dtaas")
+            cur.execute(
+                "CREATE TABLE dtaas.schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            for migration in bundled_migrations():
+                if migration.version <= 5:
+                    cur.execute(migration.sql)
+                    cur.execute(
+                        "INSERT INTO dtaas.schema_migrations (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+            cur.execute(
+                "INSERT INTO dtaas.executions (spec_name, dag_id, run_id, mode, status, tables_total,"
+                " rows_processed) VALUES ('old', 'dtaas_old', 'r0', 'full_load', 'success', 1, 42)"
+                " RETURNING id"
+            )
+            (execution_id,) = cur.fetchone()
+            cur.execute(
+                "INSERT INTO dtaas.table_executions (execution_id, source_table, status, rows_processed,"
+                " destinations) VALUES (%s, 'dbo.old', 'success', 42, %s)",
+                (execution_id, json.dumps({"s3": {"location": "s3://b/old/"}})),
+            )
+        conn.close()
+        yield name
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_an_older_state_store_upgrades_in_place_and_keeps_its_runs(
+    old_state_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devstack.config import StackConfig
+
+    cfg = StackConfig.from_env()
+    body = {
+        "conn_type": "postgres",
+        "host": cfg.pg_host,
+        "port": cfg.pg_port,
+        "login": cfg.pg_user,
+        "schema": old_state_db,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_IT_OLD_STATE", json.dumps(body))
+    hook = DtaasStateHook("it_old_state")
+    assert hook.migrate() == [m.version for m in bundled_migrations() if m.version > 5]
+    view = queries.run_view(hook, "dtaas_old", "r0", now=datetime.now(UTC) + timedelta(seconds=1))
+    assert view is not None
+    (table,) = view["tables"]
+    assert (table["table"], table["rows_processed"], table["failed_rows"], table["estimated_rows"]) == (
+        "dbo.old",
+        42,
+        0,
+        None,
+    )
+    assert table["locations"] == {"s3": "s3://b/old/"}
