@@ -1,7 +1,9 @@
 """Stand-ins started in-process for tests of one component: moto S3 and fakesnow over HTTPS.
 
 Both are reached through the real clients (S3Hook / boto3, SnowflakeHook / snowflake-connector)
-over real TCP connections, exactly as the operators reach them in the stack.
+over real TCP connections, exactly as the operators reach them in the stack. ``s3_place``,
+``snowflake_place`` and ``source_conn`` also run their tests against real services when environment
+variables name a connection to one, and skip that run with the reason otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ import pytest
 from devstack.procs import port_open
 from devstack.snowflake import build_app, ensure_certificates
 from tests.integration.s3_place import REAL_S3_BUCKET_ENV, REAL_S3_ENV, S3Place
+from tests.integration.snowflake_place import (
+    REAL_DATABASE_ENV,
+    REAL_SNOWFLAKE_ENV,
+    STAND_IN_DATABASE,
+    SnowflakePlace,
+    fresh_schema,
+)
 
 
 def _set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, body: dict[str, object]) -> None:
@@ -129,7 +138,7 @@ def snowflake_conn(snowflake_endpoint: tuple[int, Path], monkeypatch: pytest.Mon
                 "host": "localhost",
                 "port": port,
                 "protocol": "https",
-                "database": "ITDB",
+                "database": STAND_IN_DATABASE,
                 "warehouse": "WH",
                 "network_timeout": 30,
                 "login_timeout": 10,
@@ -138,8 +147,33 @@ def snowflake_conn(snowflake_endpoint: tuple[int, Path], monkeypatch: pytest.Mon
     )
     from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
-    SnowflakeHook(snowflake_conn_id="it_snowflake").run("CREATE DATABASE IF NOT EXISTS ITDB")
+    SnowflakeHook(snowflake_conn_id="it_snowflake").run(f"CREATE DATABASE IF NOT EXISTS {STAND_IN_DATABASE}")
     return "it_snowflake"
+
+
+@pytest.fixture(params=["fakesnow", "real"])
+def snowflake_place(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SnowflakePlace]:
+    """The Snowflake destination under test, in a schema of the test's own that is dropped afterwards:
+    fakesnow, and a real account when ``DTAAS_TEST_SNOWFLAKE_CONN`` holds an Airflow connection URI
+    (or JSON) and ``DTAAS_TEST_SNOWFLAKE_DATABASE`` a database it may create schemas in."""
+    import os
+
+    if request.param == "fakesnow":
+        conn_id = str(request.getfixturevalue("snowflake_conn"))
+        place = SnowflakePlace(conn_id, STAND_IN_DATABASE, fresh_schema(), stand_in=True)
+    else:
+        conn, database = os.environ.get(REAL_SNOWFLAKE_ENV), os.environ.get(REAL_DATABASE_ENV)
+        if not conn or not database:
+            pytest.skip(
+                f"{REAL_SNOWFLAKE_ENV} / {REAL_DATABASE_ENV} are not set: no Snowflake account to run this "
+                "test against (set them to an Airflow connection URI and a database it may create schemas in)"
+            )
+        monkeypatch.setenv("AIRFLOW_CONN_IT_SNOWFLAKE_REAL", conn)
+        place = SnowflakePlace("it_snowflake_real", database, fresh_schema(), stand_in=False)
+    yield place
+    place.drop()
 
 
 @pytest.fixture

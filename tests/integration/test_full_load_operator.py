@@ -1,7 +1,13 @@
-"""The full-load operator against the double, moto and PostgreSQL, outside the Celery stack.
+"""The full-load operator against the double, moto, PostgreSQL and Snowflake, outside the Celery stack.
 
 The Airflow task context is the one thing mocked here (a plain dict with the keys the operator
-reads); every server is real and reached through its real client.
+reads); every server is real and reached through its real client. The Snowflake test runs on
+fakesnow and, when ``DTAAS_TEST_SNOWFLAKE_CONN`` / ``_DATABASE`` are set, on a real account, in a
+schema of its own (``snowflake_place``), dropped afterwards.
+
+Stand-in workarounds the Snowflake test relies on (devstack/snowflake.py, tests only): fakesnow 0.12
+has no ``REMOVE @stage/path`` and no ``ALTER SESSION SET QUERY_TAG``; the stand-in answers both (it
+deletes the staged files, and records the tag). The load sends both.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
 from tests.integration.landed import column_values, manifest
+from tests.integration.snowflake_place import SnowflakePlace
 
 SPEC = """\
 name: it_full_load
@@ -319,25 +326,28 @@ def test_the_operator_writes_partitioned_gzip_csv_that_reads_back_as_the_table(
 
 DRIFT_SPEC = """\
 name: it_drift
-source: {conn_id: it_mssql}
+source: {{conn_id: it_mssql}}
 destinations:
-  snowflake: {conn_id: it_snowflake, database: ITDB, schema: OPDRIFT}
+  snowflake: {{conn_id: {conn_id}, database: {database}, schema: {schema}}}
 tables:
   - name: dbo.products
-    columns: {exclude: [%s]}
+    columns: {{exclude: [{excluded}]}}
 """
 
 
 def test_a_new_source_column_is_added_and_recorded_in_the_schema_history(
-    run, state_conn: str, snowflake_conn: str
+    run, state_conn: str, snowflake_place: SnowflakePlace
 ) -> None:
-    from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
-
     context, _plans = run
+    place = snowflake_place
     for excluded in ("weight_kg, discontinued", "discontinued"):  # the second run sees weight_kg appear
-        spec = parse_spec(DRIFT_SPEC % excluded, display_name="it.yaml").model_copy(
-            update={"state_conn_id": state_conn}
+        text = DRIFT_SPEC.format(
+            conn_id=json.dumps(place.conn_id),
+            database=json.dumps(place.database),
+            schema=json.dumps(place.schema),
+            excluded=excluded,
         )
+        spec = parse_spec(text, display_name="it.yaml").model_copy(update={"state_conn_id": state_conn})
         (plan,) = [p.to_dict() for p in plan_tables(spec)]
         result = _operator(plan, state_conn).execute(context)
 
@@ -349,10 +359,8 @@ def test_a_new_source_column_is_added_and_recorded_in_the_schema_history(
         parameters=(context["run_id"],),
     )
     assert [tuple(r) for r in history] == [
-        ("added", "WEIGHT_KG", changes[0]["new_type"], "ITDB.OPDRIFT.PRODUCTS")
+        ("added", "WEIGHT_KG", changes[0]["new_type"], f"{place.database}.{place.schema}.PRODUCTS")
     ]
-    landed = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn).get_first(
-        'SELECT COUNT(*), COUNT("WEIGHT_KG") FROM ITDB.OPDRIFT."PRODUCTS"'
-    )
+    [landed] = place.records(f'SELECT COUNT(*), COUNT("WEIGHT_KG") FROM {place.path("PRODUCTS")}')
     assert landed[0] == result["rows"]
     assert landed[1] > 0  # the new column is loaded, not just added

@@ -5,21 +5,40 @@ expected values are stated here independently of the code under test (boundaries
 outside the BMP, trailing spaces, 7-digit fractions, extreme offsets, money precision). Runs against
 the SQL Server double and, when ``DTAAS_TEST_MSSQL_CONN`` is set, a real SQL Server, with the same
 expectations for both.
+
+The same rows are then loaded into Snowflake by the stage sink: every column must be declared there
+with the type the type map gives it (read from INFORMATION_SCHEMA.COLUMNS) and hold its value. That
+runs on fakesnow over HTTPS and, when ``DTAAS_TEST_SNOWFLAKE_CONN`` / ``_DATABASE`` are set, on a real
+account, in a schema of the test's own (``snowflake_place``), dropped afterwards.
+
+Stand-in workarounds the Snowflake test relies on (tests only, never in production SQL):
+
+- ``FAKESNOW_GAPS``: columns whose values fakesnow cannot hold (c_dec38, c_time7, each with its
+  reason). On fakesnow they are loaded as NULL and only their declared type is checked; on a real
+  account they are loaded and compared like every other column.
+- fakesnow in server mode returns a NULL timestamp as 1970-01-01, so each value is read with
+  ``IS NULL`` beside it (harmless on a real account).
+- fakesnow's INFORMATION_SCHEMA.COLUMNS has no DATETIME_PRECISION, so a time or timestamp column's
+  precision is compared only where the catalog states it; its family is always compared.
+- ``REMOVE @stage/path`` and ``ALTER SESSION SET QUERY_TAG``, which fakesnow 0.12 lacks, are answered
+  by the stand-in (devstack/snowflake.py); the sink sends both.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from datetime import date, datetime, time
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
-from airflow_provider_dtaas.core.typemap import map_columns
+from airflow_provider_dtaas.core.typemap import MappedColumn, map_columns
 from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
+from tests.integration.snowflake_place import SnowflakePlace
 
 TABLE = "dtaas_it_types"
 
@@ -236,71 +255,131 @@ def test_rowversion_arrives_as_its_eight_bytes(every_type_table) -> None:  # typ
     assert len(set(expected)) == 3  # every insert got its own version
 
 
-# What fakesnow (the Snowflake stand-in) cannot hold, each left out of the Snowflake round trip with
-# its reason; a real account has none of these limits.
+# What fakesnow (the Snowflake stand-in) cannot hold. On fakesnow each of these columns is still
+# created with its mapped type (and that type checked), but loaded with NULLs and its values not
+# compared; on a real account they are loaded and compared like every other column.
 FAKESNOW_GAPS = {
-    "c_dec38": "fakesnow stores NUMBER(38,0) as BIGINT, so 38-digit integers overflow",
-    "c_time7": "fakesnow answers TIME(7) values the connector cannot convert back",
+    "c_dec38": "fakesnow stores NUMBER(38,0) as BIGINT: the COPY fails casting a 38-digit integer to INT64",
+    "c_time7": "fakesnow (DuckDB) keeps microseconds: the COPY rounds 23:59:59.9999999 up to 24:00:00, "
+    "which the connector cannot convert back (hour must be in 0..23)",
 }
+# SQL Server's spelling of a type that the type map documents under another name
+_TYPE_ALIASES = {"timestamp": "rowversion"}
 
 
-def _snowflake_value(value: Any) -> Any:
-    """The Arrow-side expectation of CASES as Snowflake (through fakesnow) returns it: microsecond
-    timestamps (fakesnow keeps no more), datetimeoffset as its UTC instant, binary as bytes."""
-    from datetime import UTC
+def _route(column: MappedColumn) -> tuple[str, str, int]:
+    """How the type map carries a column: source type, transport and Arrow type (without its units)."""
+    data_type = column.source.data_type.lower()
+    return _TYPE_ALIASES.get(data_type, data_type), column.transport, column.arrow_type.id
 
-    if (
-        isinstance(value, str)
-        and len(value) >= 19
-        and value[4] == "-"
-        and value[10] in " T"
-        and value[13] == ":"
-    ):
+
+def test_the_cases_cover_every_type_the_type_map_documents(every_type_table) -> None:  # type: ignore[no-untyped-def]
+    """Each documented type, read the way the type map reads it (e.g. time(6) natively and time(7) as
+    text), is a column of the round trip, so the Snowflake round trip loads every mapped type."""
+    from airflow_provider_dtaas.core.typemap import _DOC_ROWS, map_column
+
+    hook, _cases = every_type_table
+    covered = {_route(c) for c in map_columns(hook.get_source_columns("dbo", TABLE), table=f"dbo.{TABLE}")}
+    documented = {_route(map_column(column)): column.declaration() for column, _note in _DOC_ROWS}
+    missing = [declared for route, declared in documented.items() if route not in covered]
+    assert not missing, f"types the type map documents that CASES lacks: {missing}"
+
+
+def _snowflake_value(column: MappedColumn, value: Any) -> Any:
+    """The Arrow-side expectation of CASES as the Snowflake connector returns it: Python's microsecond
+    times and timestamps (the connector truncates further digits), a datetimeoffset as an aware
+    datetime (compared by instant), a time(7) from its nanoseconds."""
+    from datetime import timedelta
+
+    if value is None:
+        return None
+    if column.arrow_type == pa.time64("ns"):
+        micros = int(value) // 1000
+        return time(
+            micros // 3_600_000_000, micros // 60_000_000 % 60, micros // 1_000_000 % 60, micros % 1_000_000
+        )
+    if isinstance(value, str) and column.snowflake_type.startswith("TIMESTAMP_"):
         text = value.replace(" ", "T", 1)
-        zone = text[-6:] if text[-6] in "+-" else None
-        local = datetime.fromisoformat(text[:26] if zone is None else text[: min(26, len(text) - 6)])
-        if zone is None:
-            return local
-        hours, minutes = int(zone[1:3]), int(zone[4:6])
-        from datetime import timedelta
-
-        offset = timedelta(hours=hours, minutes=minutes) * (1 if zone[0] == "+" else -1)
-        return (local - offset).replace(tzinfo=UTC)
+        zoned = column.snowflake_type.startswith("TIMESTAMP_TZ")
+        local, zone = (text[:-6], text[-6:]) if zoned else (text, "")
+        whole, _, fraction = local.partition(".")
+        parsed = datetime.fromisoformat(whole).replace(microsecond=int((fraction + "000000")[:6]))
+        if not zoned:
+            return parsed
+        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])) * (1 if zone[0] == "+" else -1)
+        return parsed.replace(tzinfo=timezone(offset))
     return value
 
 
-def test_every_type_lands_in_snowflake_with_its_value(every_type_table, snowflake_conn: str) -> None:  # type: ignore[no-untyped-def]
-    from airflow_provider_dtaas.core.plan import SnowflakeTarget
-    from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+def _without_values(batch: pa.RecordBatch, names: Iterable[str]) -> pa.RecordBatch:
+    """``batch`` with the named columns' values replaced by NULL (their type kept)."""
+    for name in names:
+        position = batch.schema.get_field_index(name)
+        field = batch.schema.field(position)
+        batch = batch.set_column(position, field, pa.nulls(batch.num_rows, field.type))
+    return batch
+
+
+def test_every_type_lands_in_snowflake_with_its_declared_type_and_value(  # type: ignore[no-untyped-def]
+    every_type_table, snowflake_place: SnowflakePlace
+) -> None:
+    from airflow_provider_dtaas.core import snowflake_sql as sql
+    from airflow_provider_dtaas.core.schema_drift import SfType
     from airflow_provider_dtaas.transfers.sinks import SnowflakeStageSink
 
     hook, cases = every_type_table
-    mapped = map_columns(hook.get_source_columns("dbo", TABLE), table=f"dbo.{TABLE}")
-    columns = [c for c in mapped if c.name not in FAKESNOW_GAPS]
-    target = SnowflakeTarget(
-        conn_id=snowflake_conn, database="ITDB", schema="TYPES", table="EVERY_TYPE", stage="DTAAS_STAGE"
-    )
-    sink = SnowflakeStageSink(
-        target, hook=DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn), run_token="run=r1", columns=columns
-    )
-    sink.prepare()
-    sink.open()
+    place = snowflake_place
+    gaps = FAKESNOW_GAPS if place.stand_in else {}
+    columns = map_columns(hook.get_source_columns("dbo", TABLE), table=f"dbo.{TABLE}")
+
+    def sink() -> SnowflakeStageSink:
+        return SnowflakeStageSink(
+            place.target("EVERY_TYPE"), hook=place.hook(), run_token="run=r1", columns=columns
+        )
+
+    load = sink()
+    load.prepare()
+    load.open()
     for part, batch in enumerate(
         hook.iter_record_batches("dbo", TABLE, columns, batch_rows=2, order_by=["id"])
     ):
-        sink.write(0, part, batch)
-    sink.commit(3, sink.written())
+        load.write(0, part, _without_values(batch, gaps))
+    load.commit(3, load.written())
 
-    snowflake = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
     problems = []
+    with place.hook().session() as session:
+        catalog = {
+            str(row["COLUMN_NAME"]): row
+            for row in session.records(sql.target_columns_sql(place.database), (place.schema, "EVERY_TYPE"))
+        }
+    for column in columns:
+        want = SfType.parse(column.snowflake_type)
+        got = SfType.parse(sql.catalog_type(catalog[column.name.upper()]))
+        if got.family.startswith("TIME") and got.size is None:
+            want = replace(want, size=None)  # the catalog states no DATETIME_PRECISION (fakesnow never does)
+        if got != want:
+            problems.append(
+                f"{column.name}: declared {got.render()}, the type map says {column.snowflake_type}"
+            )
+    again = sink()
+    again.prepare()  # a second load of the table reads every declared type back as the one it wants
+    problems += [f"second load sees drift: {change}" for change in again.schema_changes]
+
     for name, declared, values in cases:
-        if name in FAKESNOW_GAPS:
+        if name in gaps:
             continue
-        rows = snowflake.get_records(
-            f'SELECT "{name.upper()}", "{name.upper()}" IS NULL FROM ITDB.TYPES."EVERY_TYPE" ORDER BY "ID"'
+        column = next(c for c in columns if c.name == name)
+        rows = place.records(
+            f'SELECT "{name.upper()}", "{name.upper()}" IS NULL FROM {place.path("EVERY_TYPE")} ORDER BY "ID"'
         )
         got = [None if is_null else (bytes(v) if isinstance(v, bytearray) else v) for v, is_null in rows]
-        want = [_snowflake_value(values[0][1]), _snowflake_value(values[1][1]), None]
+        want = [_snowflake_value(column, values[0][1]), _snowflake_value(column, values[1][1]), None]
         if got != want:
             problems.append(f"{name} {declared}: got {got!r}, want {want!r}")
+    versions = [bytes(row[0]) for row in hook.get_records(f"SELECT rv FROM dbo.{TABLE} ORDER BY id")]
+    landed = [
+        bytes(row[0]) for row in place.records(f'SELECT "RV" FROM {place.path("EVERY_TYPE")} ORDER BY "ID"')
+    ]
+    if landed != versions:
+        problems.append(f"rv rowversion: got {landed!r}, want {versions!r}")
     assert not problems, "\n".join(problems)

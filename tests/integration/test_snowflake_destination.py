@@ -1,17 +1,27 @@
-"""The Snowflake destination's table management against fakesnow over HTTPS, through SnowflakeHook:
-metadata columns, comments, session attribution and schema drift per ``handle_schema_drift``.
+"""The Snowflake destination's table management through SnowflakeHook: metadata columns, comments,
+session attribution and schema drift per ``handle_schema_drift``. Runs on fakesnow over HTTPS and,
+when ``DTAAS_TEST_SNOWFLAKE_CONN`` / ``_DATABASE`` are set, on a real account, each test in a schema
+of its own (``snowflake_place``), dropped afterwards.
 
-Stand-in differences handled here (tests only, never in production SQL): fakesnow 0.12 has no
-``ALTER SESSION SET QUERY_TAG``; our stand-in (devstack/snowflake.py) answers it and records the tag
-in ``QUERY_TAGS``, which the attribution test reads. Its INFORMATION_SCHEMA.COLUMNS lacks
-DATETIME_PRECISION, so timestamp precision changes are detected only on a real account. It drops
-inline column comments (``CommentColumnConstraint unsupported``), so column comments are checked in
-the generated DDL (tests/unit/test_snowflake_sql.py) and only the table comment here.
+Stand-in workarounds these tests rely on (tests only, never in production SQL):
+
+- ``ALTER SESSION SET QUERY_TAG``: fakesnow 0.12 has none; the stand-in (devstack/snowflake.py)
+  answers it and records the tag in ``QUERY_TAGS``, which the attribution test reads (so that
+  check runs on fakesnow only).
+- ``REMOVE @stage/path``: fakesnow 0.12 has none; the same shim deletes the files from fakesnow's
+  stage folder. Every load sends it (prepare and cleanup).
+- fakesnow's INFORMATION_SCHEMA.COLUMNS lacks DATETIME_PRECISION, so timestamp precision changes
+  are detected only where the catalog reports it. It drops inline column comments
+  (``CommentColumnConstraint unsupported``), so column comments are checked in the generated DDL
+  (tests/unit/test_snowflake_sql.py) and only the table comment here.
+- fakesnow has no external stages: the S3 load is checked on fakesnow only up to its COPY, and run
+  whole on a real account (``DTAAS_TEST_SNOWFLAKE_EXTERNAL_STAGE`` and a real S3 bucket).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import replace
 from decimal import Decimal
@@ -20,11 +30,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from airflow_provider_dtaas.core.plan import SnowflakeTarget
+from airflow_provider_dtaas.core.identifiers import quote_snowflake_path
 from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_columns
-from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.transfers.sinks import SnowflakeStageSink
+from tests.integration.snowflake_place import SnowflakePlace
 
 V1 = [
     SourceColumn("id", "int", nullable=False),
@@ -32,52 +42,21 @@ V1 = [
     SourceColumn("amount", "decimal", precision=18, scale=2),
 ]
 
-
-REAL_SNOWFLAKE_ENV = "DTAAS_TEST_SNOWFLAKE_CONN"  # an Airflow connection URI or JSON
-REAL_DATABASE_ENV = "DTAAS_TEST_SNOWFLAKE_DATABASE"  # a database the connection may create schemas in
-REAL_STAGE_ENV = "DTAAS_TEST_SNOWFLAKE_EXTERNAL_STAGE"  # a stage in <database>.DRIFT on the S3 bucket root
-DATABASES = {"it_snowflake": "ITDB"}  # connection id -> the database the tests write to
-
-
-@pytest.fixture(params=["fakesnow", "real"])
-def snowflake_conn(
-    request: pytest.FixtureRequest, snowflake_conn: str, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    """fakesnow, and a real account when DTAAS_TEST_SNOWFLAKE_CONN and _DATABASE are set."""
-    import os
-
-    if request.param == "fakesnow":
-        return snowflake_conn
-    conn, database = os.environ.get(REAL_SNOWFLAKE_ENV), os.environ.get(REAL_DATABASE_ENV)
-    if not conn or not database:
-        pytest.skip(
-            f"{REAL_SNOWFLAKE_ENV} / {REAL_DATABASE_ENV} are not set: no Snowflake account to run this test "
-            "against (set them to an Airflow connection URI and a database it may create schemas in)"
-        )
-    monkeypatch.setenv("AIRFLOW_CONN_IT_SNOWFLAKE_REAL", conn)
-    DATABASES["it_snowflake_real"] = database
-    return "it_snowflake_real"
-
-
-def stand_in_only(conn_id: str, reason: str) -> None:
-    if conn_id != "it_snowflake":
-        pytest.skip(f"checks the stand-in itself: {reason}")
+# a stage in <database>.DRIFT on the S3 bucket root, made once by the account's admin (it needs a
+# storage integration), for the external-stage half of the real-account test
+REAL_STAGE_ENV = "DTAAS_TEST_SNOWFLAKE_EXTERNAL_STAGE"
+REAL_STAGE_SCHEMA = "DRIFT"
 
 
 def load(
-    conn_id: str, table: str, source: list[SourceColumn], rows: list[dict[str, Any]], **settings: Any
+    place: SnowflakePlace, table: str, source: list[SourceColumn], rows: list[dict[str, Any]], **settings: Any
 ) -> SnowflakeStageSink:
-    """One full load of ``rows`` into ``<database>.DRIFT.<table>``; returns the sink (schema_changes)."""
+    """One full load of ``rows`` into ``<database>.<schema>.<table>``; returns the sink (schema_changes)."""
     columns = map_columns(source)
-    target = replace(
-        SnowflakeTarget(
-            conn_id=conn_id, database=DATABASES[conn_id], schema="DRIFT", table=table, stage="DTAAS_STAGE"
-        ),
-        **settings,
-    )
+    target = replace(place.target(table), **settings)
     sink = SnowflakeStageSink(
         target,
-        hook=DtaasSnowflakeHook(snowflake_conn_id=conn_id),
+        hook=place.hook(),
         run_token="run=r1",
         columns=columns,
         run_id="manual__r1",
@@ -96,55 +75,51 @@ def batch(columns: list[MappedColumn], rows: list[dict[str, Any]]) -> pa.RecordB
     return pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
-def catalog(conn_id: str, table: str) -> dict[str, tuple[str, Any, Any, Any]]:
-    hook = DtaasSnowflakeHook(snowflake_conn_id=conn_id)
-    rows = hook.get_records(
+def catalog(place: SnowflakePlace, table: str) -> dict[str, tuple[str, Any, Any, Any]]:
+    rows = place.records(
         "SELECT column_name, data_type, character_maximum_length, numeric_precision, comment"
-        f" FROM {DATABASES[conn_id]}.INFORMATION_SCHEMA.COLUMNS"
-        " WHERE table_schema = 'DRIFT' AND table_name = %s"
+        f" FROM {place.information_schema('COLUMNS')}"
+        " WHERE table_schema = %s AND table_name = %s"
         " ORDER BY ordinal_position",
-        parameters=(table,),
+        (place.schema, table),
     )
     return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
 
-def records(conn_id: str, table: str, columns: str) -> list[tuple[Any, ...]]:
-    hook = DtaasSnowflakeHook(snowflake_conn_id=conn_id)
+def records(place: SnowflakePlace, table: str, columns: str) -> list[tuple[Any, ...]]:
     order = "" if "COUNT" in columns else ' ORDER BY "ID"'
-    database = DATABASES[conn_id]
-    return [tuple(r) for r in hook.get_records(f'SELECT {columns} FROM {database}.DRIFT."{table}"{order}')]
+    return [tuple(r) for r in place.records(f"SELECT {columns} FROM {place.path(table)}{order}")]
 
 
 def fresh() -> str:
     return f"T_{uuid.uuid4().hex[:8].upper()}"
 
 
-def test_a_new_table_has_typed_columns_comments_and_metadata_columns(snowflake_conn: str) -> None:
+def test_a_new_table_has_typed_columns_comments_and_metadata_columns(snowflake_place: SnowflakePlace) -> None:
     from devstack.snowflake import QUERY_TAGS
 
-    stand_in_only(snowflake_conn, "the query tags are read from the stand-in's recorder")
+    snowflake_place.require_stand_in("the query tags are read from the stand-in's recorder")
     table = fresh()
     QUERY_TAGS.clear()
     load(
-        snowflake_conn,
+        snowflake_place,
         table,
         V1,
         [{"id": 1, "name": "a", "amount": Decimal("1.50")}],
         warehouse="WH",
         role="R",
     )
-    columns = catalog(snowflake_conn, table)
+    columns = catalog(snowflake_place, table)
     assert list(columns) == ["ID", "NAME", "AMOUNT", "_DTAAS_SYNCED_AT", "_DTAAS_RUN_ID"]
     assert columns["ID"][:1] + columns["ID"][2:3] == ("NUMBER", 10)
     assert columns["NAME"][:2] == ("TEXT", 50)
-    hook = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
-    comment = hook.get_first(
-        f"SELECT comment FROM {DATABASES[snowflake_conn]}.INFORMATION_SCHEMA.TABLES"
-        " WHERE table_schema = 'DRIFT' AND table_name = %s",
-        parameters=(table,),
+    [comment] = snowflake_place.records(
+        f"SELECT comment FROM {snowflake_place.information_schema('TABLES')}"
+        " WHERE table_schema = %s AND table_name = %s",
+        (snowflake_place.schema, table),
     )
     assert comment[0] == f"Loaded by DTaaS from dbo.{table.lower()}"
-    [(row_id, run_id, synced)] = records(snowflake_conn, table, '"ID", "_DTAAS_RUN_ID", "_DTAAS_SYNCED_AT"')
+    [(row_id, run_id, synced)] = records(snowflake_place, table, '"ID", "_DTAAS_RUN_ID", "_DTAAS_SYNCED_AT"')
     assert (row_id, run_id) == (1, "manual__r1")
     assert synced is not None
     tags = [json.loads(tag) for tag in QUERY_TAGS]
@@ -154,140 +129,135 @@ def test_a_new_table_has_typed_columns_comments_and_metadata_columns(snowflake_c
     }
 
 
-def test_metadata_columns_can_be_left_out(snowflake_conn: str) -> None:
+def test_metadata_columns_can_be_left_out(snowflake_place: SnowflakePlace) -> None:
     table = fresh()
     load(
-        snowflake_conn,
+        snowflake_place,
         table,
         V1,
         [{"id": 1, "name": "a", "amount": None}],
         synced_at_column=False,
         run_id_column=False,
     )
-    assert list(catalog(snowflake_conn, table)) == ["ID", "NAME", "AMOUNT"]
+    assert list(catalog(snowflake_place, table)) == ["ID", "NAME", "AMOUNT"]
 
 
-def test_evolve_adds_widens_and_keeps_a_dropped_column_filled_with_null(snowflake_conn: str) -> None:
+def test_evolve_adds_widens_and_keeps_a_dropped_column_filled_with_null(
+    snowflake_place: SnowflakePlace,
+) -> None:
     table = fresh()
-    load(snowflake_conn, table, V1, [{"id": 1, "name": "a", "amount": Decimal("2.00")}])
+    load(snowflake_place, table, V1, [{"id": 1, "name": "a", "amount": Decimal("2.00")}])
     v2 = [
         SourceColumn("id", "bigint", nullable=False),  # int -> bigint
         SourceColumn("name", "nvarchar", max_length=200),  # longer
         SourceColumn("email", "varchar", max_length=100),  # new; amount is gone
     ]
-    sink = load(snowflake_conn, table, v2, [{"id": 2, "name": "b" * 150, "email": "b@example.com"}])
+    sink = load(snowflake_place, table, v2, [{"id": 2, "name": "b" * 150, "email": "b@example.com"}])
     assert [(c["kind"], c["column"], c["old_type"], c["new_type"]) for c in sink.schema_changes] == [
         ("widened", "ID", "NUMBER(10,0)", "NUMBER(19,0)"),
         ("widened", "NAME", "VARCHAR(50)", "VARCHAR(200)"),
         ("added", "EMAIL", None, "VARCHAR(100)"),
         ("dropped", "AMOUNT", "NUMBER(18,2)", None),
     ]
-    columns = catalog(snowflake_conn, table)
+    columns = catalog(snowflake_place, table)
     assert columns["NAME"][1] == 200
     assert columns["ID"][2] == 19
     assert columns["EMAIL"][:2] == ("TEXT", 100)
-    assert records(snowflake_conn, table, '"ID", "NAME", "EMAIL", "AMOUNT"') == [
+    assert records(snowflake_place, table, '"ID", "NAME", "EMAIL", "AMOUNT"') == [
         (2, "b" * 150, "b@example.com", None)
     ]
 
 
-def test_evolve_refuses_a_narrowing_and_leaves_the_table_as_it_was(snowflake_conn: str) -> None:
+def test_evolve_refuses_a_narrowing_and_leaves_the_table_as_it_was(snowflake_place: SnowflakePlace) -> None:
     table = fresh()
-    load(snowflake_conn, table, V1, [{"id": 1, "name": "a", "amount": Decimal("2.00")}])
+    load(snowflake_place, table, V1, [{"id": 1, "name": "a", "amount": Decimal("2.00")}])
     narrower = [V1[0], SourceColumn("name", "nvarchar", max_length=10), V1[2]]
     with pytest.raises(
         SchemaDriftError, match=rf"{table}: .*column NAME narrowed: VARCHAR\(50\) -> VARCHAR\(10\)"
     ):
-        load(snowflake_conn, table, narrower, [{"id": 9, "name": "z", "amount": None}])
-    assert records(snowflake_conn, table, '"ID", "NAME"') == [(1, "a")]
-    assert catalog(snowflake_conn, table)["NAME"][1] == 50
+        load(snowflake_place, table, narrower, [{"id": 9, "name": "z", "amount": None}])
+    assert records(snowflake_place, table, '"ID", "NAME"') == [(1, "a")]
+    assert catalog(snowflake_place, table)["NAME"][1] == 50
 
 
-def test_freeze_loads_without_the_new_column_and_fail_stops(snowflake_conn: str) -> None:
+def test_freeze_loads_without_the_new_column_and_fail_stops(snowflake_place: SnowflakePlace) -> None:
     table = fresh()
-    load(snowflake_conn, table, V1, [{"id": 1, "name": "a", "amount": None}], handle_schema_drift="freeze")
+    load(snowflake_place, table, V1, [{"id": 1, "name": "a", "amount": None}], handle_schema_drift="freeze")
     with_email = [*V1, SourceColumn("email", "varchar", max_length=100)]
     row = {"id": 2, "name": "b", "amount": None, "email": "b@example.com"}
-    sink = load(snowflake_conn, table, with_email, [row], handle_schema_drift="freeze")
+    sink = load(snowflake_place, table, with_email, [row], handle_schema_drift="freeze")
     assert [c["kind"] for c in sink.schema_changes] == ["ignored"]
-    assert "EMAIL" not in catalog(snowflake_conn, table)
-    assert records(snowflake_conn, table, '"ID", "NAME"') == [(2, "b")]
+    assert "EMAIL" not in catalog(snowflake_place, table)
+    assert records(snowflake_place, table, '"ID", "NAME"') == [(2, "b")]
     with pytest.raises(
         SchemaDriftError, match=r"handle_schema_drift is fail: column EMAIL VARCHAR\(100\) added"
     ):
-        load(snowflake_conn, table, with_email, [row], handle_schema_drift="fail")
+        load(snowflake_place, table, with_email, [row], handle_schema_drift="fail")
 
 
-def test_a_missing_database_is_named_with_a_fix_and_fails_for_good(snowflake_conn: str) -> None:
+def test_a_missing_database_is_named_with_a_fix_and_fails_for_good(snowflake_place: SnowflakePlace) -> None:
     from airflow_provider_dtaas.hooks.snowflake import SnowflakeObjectError
     from airflow_provider_dtaas.transfers.full_load import PERMANENT_ERRORS
 
     with pytest.raises(SnowflakeObjectError) as caught:
-        load(snowflake_conn, fresh(), V1, [], database="NO_SUCH_DB")
+        load(snowflake_place, fresh(), V1, [], database="NO_SUCH_DB")
     message = str(caught.value)
     assert message.startswith(
         "a Snowflake object is missing or not visible to the role while running CREATE SCHEMA"
     )
     assert '"NO_SUCH_DB"' in message
-    assert "connection 'it_snowflake'" in message
+    assert f"connection {snowflake_place.conn_id!r}" in message
     assert "fix database, schema, stage or warehouse in the spec's snowflake destination" in message
     assert isinstance(caught.value, PERMANENT_ERRORS)
 
 
-def test_readers_see_the_old_rows_or_the_new_rows_never_a_mix(snowflake_conn: str) -> None:
+def test_readers_see_the_old_rows_or_the_new_rows_never_a_mix(snowflake_place: SnowflakePlace) -> None:
     import threading
 
     table = fresh()
-    load(snowflake_conn, table, V1, [{"id": i, "name": "old", "amount": None} for i in range(300)])
+    load(snowflake_place, table, V1, [{"id": i, "name": "old", "amount": None} for i in range(300)])
     seen: set[tuple[int, int]] = set()
     done = threading.Event()
 
     def read() -> None:
-        hook = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
-        with hook.session() as session:
+        with snowflake_place.hook().session() as session:
             while not done.is_set():
-                database = DATABASES[snowflake_conn]
                 counts = session.execute(
-                    f'SELECT COUNT(*), COUNT_IF("NAME" = \'new\') FROM {database}.DRIFT."{table}"'
+                    f"SELECT COUNT(*), COUNT_IF(\"NAME\" = 'new') FROM {snowflake_place.path(table)}"
                 )[0]
                 seen.add((int(counts[0]), int(counts[1])))
 
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        load(snowflake_conn, table, V1, [{"id": i, "name": "new", "amount": None} for i in range(500)])
+        load(snowflake_place, table, V1, [{"id": i, "name": "new", "amount": None} for i in range(500)])
     finally:
         done.set()
         reader.join(timeout=30)
     assert seen <= {(300, 0), (500, 500)}, seen  # never empty, never half
     assert (300, 0) in seen
-    assert records(snowflake_conn, table, 'COUNT(*), MIN("NAME")')[0] == (500, "new")
+    assert records(snowflake_place, table, 'COUNT(*), MIN("NAME")')[0] == (500, "new")
 
 
-def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(snowflake_conn: str) -> None:
+def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(
+    snowflake_place: SnowflakePlace,
+) -> None:
     """fakesnow has no external stages: the load reaches its COPY, which fails naming the stage. The
     COPY's SQL is checked statement by statement in tests/unit/test_snowflake_external.py, and the
     load runs for real in test_on_a_real_account_* below."""
     from airflow_provider_dtaas.hooks.snowflake import SnowflakeObjectError
     from airflow_provider_dtaas.transfers.sinks import SnowflakeExternalStageSink
 
-    stand_in_only(snowflake_conn, "it proves the COPY is reached where fakesnow has no external stage")
+    snowflake_place.require_stand_in("it proves the COPY is reached where fakesnow has no external stage")
     table = fresh()
     columns = map_columns(V1)
-    target = SnowflakeTarget(
-        conn_id=snowflake_conn,
-        database="ITDB",
-        schema="DRIFT",
-        table=table,
-        stage="DTAAS_STAGE",
-        load_from="s3",
-        external_stage="LAKE",
-        external_stage_prefix="raw/",
+    target = snowflake_place.target(
+        table, load_from="s3", external_stage="LAKE", external_stage_prefix="raw/"
     )
     sink = SnowflakeExternalStageSink(
         target,
         bucket="lake",
-        hook=DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn),
+        hook=snowflake_place.hook(),
         run_token="run=r1",
         columns=columns,
         run_id="r1",
@@ -303,12 +273,13 @@ def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(sno
         "columns": [{"name": c.name} for c in columns],
         "files": [{"key": "raw/dbo/t/run=r1/part-00000-00000.parquet", "rows": 1}],
     }
-    with pytest.raises(
-        SnowflakeObjectError, match=r'while running COPY INTO "ITDB"."DRIFT"."T_\w+__DTAAS_STAGING"'
-    ):
+    staging = quote_snowflake_path(
+        snowflake_place.database, snowflake_place.schema, f"{table}__DTAAS_STAGING"
+    )
+    with pytest.raises(SnowflakeObjectError, match=f"while running COPY INTO {re.escape(staging)} FROM"):
         sink.commit(1, [])
     sink.abort()
-    assert list(catalog(snowflake_conn, table)) == [
+    assert list(catalog(snowflake_place, table)) == [
         "ID",
         "NAME",
         "AMOUNT",
@@ -317,7 +288,9 @@ def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(sno
     ]
 
 
-def test_on_a_real_account_a_load_evolves_and_can_come_from_s3(snowflake_conn: str, s3_place: Any) -> None:
+def test_on_a_real_account_a_load_evolves_and_can_come_from_s3(
+    snowflake_place: SnowflakePlace, s3_place: Any
+) -> None:
     import os
     from datetime import UTC, datetime
 
@@ -326,14 +299,12 @@ def test_on_a_real_account_a_load_evolves_and_can_come_from_s3(snowflake_conn: s
     from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
     from airflow_provider_dtaas.transfers.sinks import SnowflakeExternalStageSink
 
-    if snowflake_conn == "it_snowflake":
+    if snowflake_place.stand_in:
         pytest.skip("fakesnow has no external stages; the other tests cover its part")
-    conn_id, database = snowflake_conn, DATABASES[snowflake_conn]
     table = fresh()
-    settings = {"database": database}
-    load(conn_id, table, V1, [{"id": 1, "name": "a", "amount": Decimal("1.00")}], **settings)
+    load(snowflake_place, table, V1, [{"id": 1, "name": "a", "amount": Decimal("1.00")}])
     v2 = [SourceColumn("id", "bigint", nullable=False), SourceColumn("name", "nvarchar", max_length=80)]
-    sink = load(conn_id, table, v2, [{"id": 2, "name": "b"}], **settings)
+    sink = load(snowflake_place, table, v2, [{"id": 2, "name": "b"}])
     assert [c["kind"] for c in sink.schema_changes] == ["widened", "widened", "dropped"]
     stage = os.environ.get(REAL_STAGE_ENV)
     if not stage or s3_place.conn_id == "it_s3":
@@ -354,40 +325,34 @@ def test_on_a_real_account_a_load_evolves_and_can_come_from_s3(snowflake_conn: s
     s3.write(0, 0, batch(columns, [{"id": 3, "name": "c"}, {"id": 4, "name": None}]))
     s3.finish_chunk(0)
     s3.commit(2, s3.written())
-    target = SnowflakeTarget(
-        conn_id=conn_id,
-        database=database,
-        schema="DRIFT",
-        table=table,
-        stage="DTAAS_STAGE",
-        load_from="s3",
-        external_stage=stage,
-    )
+    # the external stage lives in a shared schema: a table of the test's own there, dropped at the end
+    shared = replace(snowflake_place, schema=REAL_STAGE_SCHEMA)
     external = SnowflakeExternalStageSink(
-        target,
+        shared.target(table, load_from="s3", external_stage=stage),
         bucket=s3_place.bucket,
-        hook=DtaasSnowflakeHook(snowflake_conn_id=conn_id),
+        hook=shared.hook(),
         run_token="run=r1",
         columns=columns,
         run_id="r1",
         source_table="dbo.t",
     )
-    external.prepare()
-    external.manifest = s3.manifest
-    external.commit(2, [])
-    landed = DtaasSnowflakeHook(snowflake_conn_id=conn_id).get_records(
-        f'SELECT "ID", "NAME" FROM "{database}"."DRIFT"."{table}" ORDER BY "ID"'
-    )
+    try:
+        external.prepare()
+        external.manifest = s3.manifest
+        external.commit(2, [])
+        landed = shared.records(f'SELECT "ID", "NAME" FROM {shared.path(table)} ORDER BY "ID"')
+    finally:
+        shared.records(f"DROP TABLE IF EXISTS {shared.path(table)}")
     assert [tuple(r) for r in landed] == [(3, "c"), (4, None)]
 
 
-def test_a_percent_sign_in_a_column_name_survives_bound_statements(snowflake_conn: str) -> None:
+def test_a_percent_sign_in_a_column_name_survives_bound_statements(snowflake_place: SnowflakePlace) -> None:
     table = fresh()
     source = [
         SourceColumn("id", "int", nullable=False),
         SourceColumn("discount%", "decimal", precision=5, scale=2),
     ]
-    load(snowflake_conn, table, source, [{"id": 1, "discount%": Decimal("12.50")}])
-    assert records(snowflake_conn, table, '"ID", "DISCOUNT%", "_DTAAS_RUN_ID"') == [
+    load(snowflake_place, table, source, [{"id": 1, "discount%": Decimal("12.50")}])
+    assert records(snowflake_place, table, '"ID", "DISCOUNT%", "_DTAAS_RUN_ID"') == [
         (1, Decimal("12.50"), "manual__r1")
     ]

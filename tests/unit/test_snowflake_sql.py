@@ -1,10 +1,18 @@
+"""Snowflake SQL text: quoting, and every statement kind parsed by sqlglot's Snowflake dialect."""
+
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import pytest
 import sqlglot
+from sqlglot import exp
 
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.identifiers import quote_mssql, quote_snowflake
+from airflow_provider_dtaas.core.snowflake_external import copy_from_manifest_sql, create_external_stage_sql
+from airflow_provider_dtaas.core.snowflake_merge import merge_window_sql
 
 
 @pytest.mark.parametrize(
@@ -56,21 +64,143 @@ def test_stage_paths_are_restricted() -> None:
         sql.stage_location("DB", "S", "STG", "../other")
 
 
-def test_every_other_statement_kind_parses_as_one_snowflake_statement() -> None:
-    hostile = 'T"; DROP TABLE X; --'
-    bound = '\'{"dtaas": {"table": "dbo.t"}}\''  # how the connector renders a bound value
-    statements = [
-        sql.query_tag_sql().replace("%s", bound),
-        sql.use_sql("WAREHOUSE", hostile),
-        sql.use_sql("ROLE", hostile),
-        sql.target_columns_sql(hostile).replace("%s", "'S'"),
-        sql.create_schema_sql("DB", hostile),
-        sql.create_stage_sql("DB", "S", hostile),
-        sql.copy_parquet_sql("DB", "S", hostile, sql.stage_location("DB", "S", "STG", "T/run=1")),
-        sql.remove_sql(sql.stage_location("DB", "S", "STG", "T/run=1")),
+HOSTILE = 'T"; DROP TABLE X; --'
+LOCATION = sql.stage_location("DB", "S", "STG", "T/run=1")
+MANIFEST = {
+    "format": "csv",
+    "compression": "gzip",
+    "columns": [{"name": "ID"}],
+    "files": [{"key": "raw/T/run=1/it's; DROP TABLE X --.csv.gz"}],
+}
+
+
+def bind(statement: str, values: tuple[object, ...]) -> str:
+    """``statement`` as the connector sends it: ``%s`` replaced by each value, quoted by the connector's
+    own converter, after :class:`~airflow_provider_dtaas.hooks.snowflake.SnowflakeSession` doubled
+    every other ``%``."""
+    from snowflake.connector.converter import SnowflakeConverter
+
+    converter = SnowflakeConverter()
+    quoted = tuple(converter.quote(converter.escape(converter.to_snowflake(v))) for v in values)
+    return re.sub(r"%(?!s)", "%%", statement) % quoted if values else statement
+
+
+def _replace_rows() -> list[Any]:
+    statements = sql.replace_rows_sql(
+        "DB", "S", HOSTILE, "STG", ["ID", 'C"1'], synced_at=True, run_id="r1", not_deleted=True
+    )
+    kinds = [exp.Transaction, exp.Delete, exp.Insert, exp.Commit]
+    names = ["begin", "delete", "insert", "commit"]
+    return [
+        pytest.param(bind(text, bound), kind, id=f"replace_rows_sql-{name}")
+        for (text, bound), kind, name in zip(statements, kinds, names, strict=True)
     ]
-    for statement in statements:
-        assert len(sqlglot.parse(statement, read="snowflake")) == 1, statement
+
+
+def _merges() -> list[Any]:
+    cases = []
+    for soft in (False, True):
+        for run_id in (None, "r1"):
+            text, bound = merge_window_sql(
+                "DB", "S", HOSTILE, "STG", key=["ID"], columns=["ID", 'C"1'], soft_delete=soft, run_id=run_id
+            )
+            label = f"merge_window_sql-{'soft' if soft else 'hard'}-{'run_id' if run_id else 'no_run_id'}"
+            cases.append(pytest.param(bind(text, bound), exp.Merge, id=label))
+    return cases
+
+
+# Every statement kind DTaaS sends to Snowflake, with the expression sqlglot parses it into; the id
+# starts with the function that writes it (test_every_sql_function_is_in_the_table checks them all).
+STATEMENTS: list[Any] = [
+    pytest.param(
+        bind(sql.query_tag_sql(), ('{"dtaas": {"table": "dbo.t"}}',)), exp.Alter, id="query_tag_sql"
+    ),
+    pytest.param(sql.use_sql("WAREHOUSE", HOSTILE), exp.Use, id="use_sql-warehouse"),
+    pytest.param(sql.use_sql("ROLE", "loader"), exp.Use, id="use_sql-role"),
+    pytest.param(bind(sql.target_columns_sql(HOSTILE), ("S", "T")), exp.Select, id="target_columns_sql"),
+    pytest.param(sql.create_schema_sql("DB", HOSTILE), exp.Create, id="create_schema_sql"),
+    pytest.param(sql.create_stage_sql("DB", "S", HOSTILE), exp.Create, id="create_stage_sql"),
+    pytest.param(
+        sql.create_table_sql("DB", "S", HOSTILE, [("ID", "NUMBER(19,0)")], comments={"ID": "it's"}),
+        exp.Create,
+        id="create_table_sql",
+    ),
+    pytest.param(
+        sql.create_table_sql("DB", "S", HOSTILE, [("ID", "NUMBER(19,0)")], replace=True),
+        exp.Create,
+        id="create_table_sql-replace",
+    ),
+    pytest.param(
+        sql.put_sql("/tmp/dtaas-sf-x/part-00000-00000.parquet", f"{LOCATION}chunk-00000/"),
+        exp.Put,
+        id="put_sql",
+    ),
+    pytest.param(sql.copy_parquet_sql("DB", "S", HOSTILE, LOCATION), exp.Copy, id="copy_parquet_sql"),
+    # sqlglot has no REMOVE: it keeps the statement whole as a Command (still one statement)
+    pytest.param(sql.remove_sql(LOCATION), exp.Command, id="remove_sql"),
+    pytest.param(sql.remove_sql(f"{LOCATION}chunk-00001/"), exp.Command, id="remove_sql-chunk"),
+    pytest.param(sql.count_sql("DB", "S", HOSTILE), exp.Select, id="count_sql"),
+    pytest.param(sql.drop_table_sql("DB", "S", HOSTILE), exp.Drop, id="drop_table_sql"),
+    pytest.param(
+        sql.add_column_sql("DB", "S", HOSTILE, 'C"2', "VARCHAR(10)", comment="it's"),
+        exp.Alter,
+        id="add_column_sql",
+    ),
+    pytest.param(
+        sql.alter_column_type_sql("DB", "S", HOSTILE, 'C"1', "VARCHAR(20)"),
+        exp.Alter,
+        id="alter_column_type_sql",
+    ),
+    *_replace_rows(),
+    *_merges(),
+    # the literal statements the sinks send: the external-stage COPYs' transaction, abort's rollback
+    pytest.param("BEGIN", exp.Transaction, id="literal-begin"),
+    pytest.param("COMMIT", exp.Commit, id="literal-commit"),
+    pytest.param("ROLLBACK", exp.Rollback, id="literal-rollback"),
+    pytest.param(
+        create_external_stage_sql("DB", "S", HOSTILE, url="s3://lake/raw/", storage_integration="S3_INT"),
+        exp.Create,
+        id="create_external_stage_sql",
+    ),
+    pytest.param(
+        copy_from_manifest_sql(
+            "DB",
+            "S",
+            HOSTILE,
+            stage="LAKE",
+            stage_prefix="raw/",
+            manifest=MANIFEST,
+            columns=["ID"],
+            csv_delimiter=";",
+        )[0],
+        exp.Copy,
+        id="copy_from_manifest_sql",
+    ),
+]
+
+
+@pytest.mark.parametrize(("statement", "kind"), STATEMENTS)
+def test_every_other_statement_kind_parses_as_one_snowflake_statement(statement: str, kind: type) -> None:
+    parsed = sqlglot.parse(statement, read="snowflake")
+    assert len(parsed) == 1, statement  # no name, path or value ends the statement early
+    assert isinstance(parsed[0], kind), (type(parsed[0]).__name__, statement)
+
+
+def test_every_sql_function_is_in_the_table() -> None:
+    """A new statement kind in the Snowflake SQL modules must be added to STATEMENTS."""
+    from airflow_provider_dtaas.core import snowflake_external, snowflake_merge
+
+    written = {
+        name
+        for module in (sql, snowflake_merge, snowflake_external)
+        for name, value in vars(module).items()
+        if name.endswith("_sql") and callable(value)
+    }
+    tested = {str(param.id).split("-")[0] for param in STATEMENTS}
+    assert written - tested == set()
+
+
+def test_use_refuses_a_statement_dtaas_does_not_issue() -> None:
     with pytest.raises(ValueError, match="USE DATABASE is not a statement DTaaS issues"):
         sql.use_sql("DATABASE", "X")
 
