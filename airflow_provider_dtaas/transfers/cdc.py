@@ -45,6 +45,7 @@ from airflow_provider_dtaas.core.typemap import MappedColumn, map_selected, sele
 from airflow_provider_dtaas.hooks.cdc_state import WindowCounts
 from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
 from airflow_provider_dtaas.hooks.mssql_tracking import TRACKING, tracking_gap
+from airflow_provider_dtaas.hooks.progress import ProgressWriter
 from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
@@ -74,6 +75,7 @@ class TableChanges(WatermarkChangesMixin):
         run_date: datetime | None = None,
         s3_target: Any = None,
         reread: bool = False,
+        progress: ProgressWriter | None = None,
     ) -> None:
         self.plan = plan
         self.cdc = cdc_plan(plan)
@@ -86,6 +88,9 @@ class TableChanges(WatermarkChangesMixin):
         self.s3_target = s3_target if s3_target is not None else plan.s3
         self.table = plan.source_name
         self.reread = reread  # mode incremental: read every row again (a resnapshot request)
+        # the live view counts each window as a chunk of its own, numbered -1, -2, ... (a snapshot's
+        # chunks are 0, 1, ...)
+        self.progress = progress
         # what the Snowflake target's drift policy changed, per window: {destination, target, changes}
         self.schema_changes: list[dict[str, Any]] = []
 
@@ -263,9 +268,12 @@ class TableChanges(WatermarkChangesMixin):
                     "changes": sink.schema_changes,
                 }
                 self.schema_changes.append(changed)
-        changes = 0
+        changes = read = 0
+        progress_chunk = -1 - totals["windows"]
         last: tuple[Any, Any] = (None, None)
         synced_at = datetime.now(UTC)
+        if self.progress is not None:
+            self.progress.start_chunk(progress_chunk)
         try:
             for sink in sinks:
                 sink.open()
@@ -278,6 +286,9 @@ class TableChanges(WatermarkChangesMixin):
                 for sink in sinks:
                     sink.write(0, part, landed)
                 changes += batch.num_rows
+                read += batch.nbytes
+                if self.progress is not None:
+                    self.progress.batch(progress_chunk, changes, read)
                 if instance.name not in (TRACKING, WATERMARK):  # no commit times there: no lag
                     last = (
                         batch.column("__$start_lsn")[-1].as_py(),
@@ -300,6 +311,8 @@ class TableChanges(WatermarkChangesMixin):
         merged = next((s.counts for s in sinks if isinstance(s, SnowflakeChangeSink)), None)
         counts = self._counts(changes, merged, last)
         self.state.commit_window(window_id, counts)
+        if self.progress is not None:
+            self.progress.finish_chunk(progress_chunk, changes, read)
         position = Position(instance.name, window.to_lsn, WHOLE_TRANSACTION)
         if watermark is not None:
             self.state.advance_watermark(

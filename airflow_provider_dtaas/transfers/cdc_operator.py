@@ -36,6 +36,7 @@ class SqlServerApplyChangesOperator(TableTask):
         started = time.monotonic()
         run_id = context["run_id"]
         try:
+            progress = self._progress(plan, state, execution_id, context)
             changes = TableChanges(
                 plan,
                 dag_id=self.dag_id,
@@ -48,10 +49,12 @@ class SqlServerApplyChangesOperator(TableTask):
                 reread=wanted(
                     plan.source_name, requested_tables(context.get("params"), RESNAPSHOT_PARAM) or set()
                 ),
+                progress=progress,
             )
             try:
                 totals = changes.apply()
-            finally:  # the changes a window applied stand even when a later window fails
+            finally:
+                progress.close()  # the changes a window applied stand even when a later window fails
                 self._record_schema_changes(plan, state, execution_id, _by_destination(changes))
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err

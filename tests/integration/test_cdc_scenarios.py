@@ -31,6 +31,7 @@ from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.transfers.cdc_operator import SqlServerApplyChangesOperator
 from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
+from airflow_provider_dtaas.ui import queries
 
 BUCKET = "it-cdc"
 DAG_ID = "dtaas_it_cdc"
@@ -247,6 +248,18 @@ def test_snapshot_then_every_kind_of_change_arrives_exactly_once(case: CdcCase) 
     # the MERGE applies the last change per key: ids 4 and 30 inserted, 1 updated, 2 and 3 deleted
     assert (second["inserted"], second["updated"], second["deleted"]) == (2, 1, 2)
     case.assert_in_sync(table)
+    # the progress view shows the window: its changes, as a chunk of their own, and its LSN range
+    view = queries.run_view(case.state, DAG_ID, None)
+    assert view is not None
+    (shown,) = [t for t in view["tables"] if t["table"] == f"dbo.{table}"]
+    assert (shown["status"], shown["rows_processed"], shown["chunks"], shown["chunks_done"]) == (
+        "success",
+        8,
+        1,
+        1,
+    )
+    assert shown["lsn_from"] is not None
+    assert shown["lsn_to"] > shown["lsn_from"]
 
     # caught up: the next run reads nothing and changes nothing
     third = case.run(case.spec())[f"dbo.{table}"]
