@@ -3,7 +3,9 @@
 - DAG parsing: 100 specs x 50 tables built by the factory, median of 5 runs in fresh processes,
   against the 2 s target (bench/results/parse.md);
 - source read: a 2M-row SQL Server table read into Parquet by DTaaS and by the pandas path, peak RSS
-  against the 400 MB target (bench/results/source.md, see devstack/bench_source.py).
+  against the 400 MB target (bench/results/source.md, see devstack/bench_source.py);
+- progress writes: what recording per-batch progress costs a load, against the 2 % target
+  (bench/results/progress.md, see devstack/bench_progress.py).
 The throughput benchmarks against every peer are tracked by the benchmarks issue.
 """
 
@@ -96,12 +98,18 @@ def parse_benchmark(cfg: StackConfig) -> str:
 
 
 def run(cfg: StackConfig) -> int:
+    from devstack.bench_progress import progress_benchmark
     from devstack.bench_source import source_benchmark
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = cfg.root / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    for name, benchmark in (("parse.md", parse_benchmark), ("source.md", source_benchmark)):
+    benchmarks = (
+        ("parse.md", parse_benchmark),
+        ("source.md", source_benchmark),
+        ("progress.md", progress_benchmark),
+    )
+    for name, benchmark in benchmarks:
         report = f"# DTaaS benchmarks ({started})\n\n" + benchmark(cfg)
         sys.stdout.write(report)
         (results / name).write_text(report)

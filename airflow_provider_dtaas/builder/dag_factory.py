@@ -7,6 +7,7 @@ shows up in the UI without hiding the other specs.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,7 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
             tables=[p.source_name for p in plans],
             has_patterns=spec.table_patterns is not None,
             state_conn_id=spec.state_conn_id,
+            spec_fingerprint=_fingerprint(spec),
         )
         end = EndRunOperator(
             task_id="end_run",
@@ -248,6 +250,12 @@ def build_folder(folder: Path) -> tuple[dict[str, Any], dict[str, SpecError]]:
             continue
         dags[dag.dag_id] = dag
     return dags, errors
+
+
+def _fingerprint(spec: TaskSpec) -> str:
+    """A short hash of the spec as validated (defaults included): a run records it, so the audit log
+    shows when a DAG's spec changed between two runs."""
+    return hashlib.sha256(spec.model_dump_json(by_alias=True).encode()).hexdigest()[:16]
 
 
 def _tags(spec: TaskSpec) -> list[str]:

@@ -83,15 +83,43 @@ class DtaasStateHook(CdcStateMixin, PostgresHook):
             self.log.info("DTaaS state store migrated to version %s", applied[-1])
         return applied
 
-    def begin_execution(self, *, spec_name: str, dag_id: str, run_id: str, mode: str, tables: int) -> int:
+    def begin_execution(
+        self,
+        *,
+        spec_name: str,
+        dag_id: str,
+        run_id: str,
+        mode: str,
+        tables: int,
+        spec_fingerprint: str | None = None,
+    ) -> int:
         row = self._one(
-            "INSERT INTO dtaas.executions (spec_name, dag_id, run_id, mode, status, tables_total)"
-            " VALUES (%s, %s, %s, %s, 'running', %s)"
+            "INSERT INTO dtaas.executions (spec_name, dag_id, run_id, mode, status, tables_total,"
+            " spec_fingerprint) VALUES (%s, %s, %s, %s, 'running', %s, %s)"
             " ON CONFLICT (dag_id, run_id) DO UPDATE SET status = 'running', completed_at = NULL,"
             " error = NULL RETURNING id",
-            (spec_name, dag_id, run_id, mode, tables),
+            (spec_name, dag_id, run_id, mode, tables, spec_fingerprint),
         )
         return int(row[0])
+
+    def previous_spec_fingerprint(self, dag_id: str, run_id: str) -> str | None:
+        """The spec fingerprint of the DAG's latest run before ``run_id`` (None: no earlier run)."""
+        row = self.get_first(
+            "SELECT spec_fingerprint FROM dtaas.executions WHERE dag_id = %s AND run_id <> %s"
+            " ORDER BY started_at DESC, id DESC LIMIT 1",
+            parameters=(dag_id, run_id),
+        )
+        return None if not row else row[0]
+
+    def record_audit(
+        self, *, actor: str, action: str, dag_id: str, run_id: str | None, detail: dict[str, Any]
+    ) -> None:
+        """Append to the audit log: who triggered, resynced or retried what, and spec changes."""
+        self._run(
+            "INSERT INTO dtaas.audit_log (actor, action, dag_id, run_id, detail)"
+            " VALUES (%s, %s, %s, %s, %s::jsonb)",
+            (actor, action, dag_id, run_id, json.dumps(detail)),
+        )
 
     def execution_id(self, dag_id: str, run_id: str) -> int:
         row = self._one("SELECT id FROM dtaas.executions WHERE dag_id = %s AND run_id = %s", (dag_id, run_id))

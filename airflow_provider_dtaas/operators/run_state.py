@@ -31,6 +31,7 @@ class BeginRunOperator(BaseOperator):
         tables: list[str],
         has_patterns: bool = False,
         state_conn_id: str = "dtaas_state",
+        spec_fingerprint: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -39,6 +40,7 @@ class BeginRunOperator(BaseOperator):
         self.tables = tables
         self.has_patterns = has_patterns
         self.state_conn_id = state_conn_id
+        self.spec_fingerprint = spec_fingerprint
 
     def execute(self, context: Any) -> int:
         try:
@@ -50,17 +52,43 @@ class BeginRunOperator(BaseOperator):
             self.log.info("spec %s: this run loads only %s", self.spec_name, ", ".join(sorted(requested)))
         state = DtaasStateHook(self.state_conn_id)
         state.migrate()
+        run_id = context["run_id"]
+        previous = state.previous_spec_fingerprint(self.dag_id, run_id)
         execution_id = state.begin_execution(
             spec_name=self.spec_name,
             dag_id=self.dag_id,
-            run_id=context["run_id"],
+            run_id=run_id,
             mode=self.mode,
             tables=len([t for t in self.tables if wanted(t, requested)]),
+            spec_fingerprint=self.spec_fingerprint,
         )
+        self._audit(state, context, requested, previous)
         self.log.info(
             "spec %s: run %s recorded as execution %d", self.spec_name, context["run_id"], execution_id
         )
         return execution_id
+
+    def _audit(
+        self, state: DtaasStateHook, context: Any, requested: set[str] | None, previous: str | None
+    ) -> None:
+        """Who started the run (a user, or the schedule), and whether the spec changed since the last run."""
+        dag_run = context.get("dag_run")
+        kind = getattr(dag_run, "run_type", None)
+        run_type = str(getattr(kind, "value", kind) or "unknown")  # an enum on a worker
+        actor = getattr(dag_run, "triggering_user_name", None) or run_type
+        detail: dict[str, Any] = {"run_type": run_type, "tables": sorted(requested) if requested else "all"}
+        state.record_audit(
+            actor=actor, action="trigger", dag_id=self.dag_id, run_id=context["run_id"], detail=detail
+        )
+        if previous and self.spec_fingerprint and previous != self.spec_fingerprint:
+            self.log.info("spec %s changed since the previous run", self.spec_name)
+            state.record_audit(
+                actor=actor,
+                action="spec_changed",
+                dag_id=self.dag_id,
+                run_id=context["run_id"],
+                detail={"from": previous, "to": self.spec_fingerprint},
+            )
 
 
 class EndRunOperator(BaseOperator):

@@ -216,8 +216,8 @@ def create_app() -> FastAPI:
             request, "POST", f"dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}
         )
         run_id = str(started["dag_run_id"])
-        queries.record_action(
-            _state(), actor=user.get_name(), action="resync", dag_id=dag_id, run_id=run_id, detail=conf
+        _state().record_audit(
+            actor=user.get_name(), action="resync", dag_id=dag_id, run_id=run_id, detail=conf
         )
         return ActionResult(dag_id=dag_id, run_id=run_id, action="resync")
 
@@ -241,8 +241,7 @@ def create_app() -> FastAPI:
                 "dry_run": False,
             },
         )
-        queries.record_action(
-            _state(),
+        _state().record_audit(
             actor=user.get_name(),
             action="retry_failed",
             dag_id=dag_id,

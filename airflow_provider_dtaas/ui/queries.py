@@ -6,7 +6,6 @@ the state hook and returns dicts of JSON types, so the API, the page and the tes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -187,17 +186,6 @@ def throughput_series(
         point["rows_per_s"] = (point["rows"] - previous["rows"]) / elapsed if previous and elapsed else 0.0
         previous = point
     return points
-
-
-def record_action(
-    state: DtaasStateHook, *, actor: str, action: str, dag_id: str, run_id: str | None, detail: dict[str, Any]
-) -> None:
-    """Append to the audit log: who asked for what, from the progress view or its API."""
-    state.run(
-        "INSERT INTO dtaas.audit_log (actor, action, dag_id, run_id, detail)"
-        " VALUES (%s, %s, %s, %s, %s::jsonb)",
-        parameters=(actor, action, dag_id, run_id, json.dumps(detail)),
-    )
 
 
 def audit_log(state: DtaasStateHook, dag_id: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -182,9 +182,7 @@ def test_actions_are_written_to_the_audit_log(state_conn: str) -> None:
     hook = DtaasStateHook(state_conn)
     hook.migrate()
     dag_id = f"dtaas_a{uuid.uuid4().hex[:8]}"
-    queries.record_action(
-        hook, actor="op1", action="resync", dag_id=dag_id, run_id="r1", detail={"tables": ["dbo.a"]}
-    )
+    hook.record_audit(actor="op1", action="resync", dag_id=dag_id, run_id="r1", detail={"tables": ["dbo.a"]})
     (entry,) = queries.audit_log(hook, dag_id)
     assert (entry["actor"], entry["action"], entry["run_id"], entry["detail"]) == (
         "op1",
@@ -267,3 +265,40 @@ def test_an_older_state_store_upgrades_in_place_and_keeps_its_runs(
         None,
     )
     assert table["locations"] == {"s3": "s3://b/old/"}
+
+
+def test_begin_run_audits_who_started_it_and_a_changed_spec(state_conn: str) -> None:
+    from types import SimpleNamespace
+
+    from airflow.sdk import DAG
+
+    from airflow_provider_dtaas.operators.run_state import BeginRunOperator
+
+    dag_id = f"dtaas_t{uuid.uuid4().hex[:8]}"
+
+    def begin(fingerprint: str, run_id: str, user: str | None, run_type: str = "manual") -> None:
+        with DAG(dag_id, schedule=None):
+            task = BeginRunOperator(
+                task_id="begin_run",
+                spec_name="t",
+                mode="full_load",
+                tables=["dbo.a", "dbo.b"],
+                state_conn_id=state_conn,
+                spec_fingerprint=fingerprint,
+            )
+        dag_run = SimpleNamespace(run_type=run_type, triggering_user_name=user)
+        task.execute({"run_id": run_id, "params": {"tables": ["dbo.a"]} if user else {}, "dag_run": dag_run})
+
+    begin("aaaa", "r1", "alice")
+    begin("aaaa", "r2", None, run_type="scheduled")
+    begin("bbbb", "r3", "bob")
+    hook = DtaasStateHook(state_conn)
+    entries = [
+        (e["run_id"], e["actor"], e["action"], e["detail"]) for e in reversed(queries.audit_log(hook, dag_id))
+    ]
+    assert entries == [
+        ("r1", "alice", "trigger", {"run_type": "manual", "tables": ["dbo.a"]}),
+        ("r2", "scheduled", "trigger", {"run_type": "scheduled", "tables": "all"}),
+        ("r3", "bob", "trigger", {"run_type": "manual", "tables": ["dbo.a"]}),
+        ("r3", "bob", "spec_changed", {"from": "aaaa", "to": "bbbb"}),
+    ]
