@@ -81,6 +81,9 @@ def test_the_plugin_is_loaded_once_with_its_views_and_api(e2e_stack: Stack) -> N
         "dag": "/dtaas/dags/{DAG_ID}",
         "dag_run": "/dtaas/dags/{DAG_ID}/runs/{RUN_ID}",
     }
+    docs = requests.get(f"{e2e_stack.cfg.api_url}/dtaas/docs", timeout=30)
+    assert docs.status_code == 200
+    assert "/dtaas/openapi.json" in docs.text
     spec = requests.get(f"{e2e_stack.cfg.api_url}/dtaas/openapi.json", timeout=30).json()
     assert {
         "/api/transfers",
