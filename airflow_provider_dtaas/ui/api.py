@@ -83,7 +83,15 @@ def _state() -> DtaasStateHook:
     would miss columns; migrations are idempotent and run under a lock)."""
     hook = DtaasStateHook(STATE_CONN_ID)
     if STATE_CONN_ID not in _migrated:
-        hook.migrate()
+        try:
+            hook.migrate()
+        except Exception as err:  # no connection, or the database is down: say which and what to do
+            raise HTTPException(
+                status_code=503,
+                detail=f"the DTaaS state store (Airflow connection {STATE_CONN_ID!r}) cannot be reached "
+                f"from the api-server: {type(err).__name__}: {err}. Create the connection (a PostgreSQL "
+                "database) for the api-server as for the workers.",
+            ) from err
         _migrated.add(STATE_CONN_ID)
     return hook
 

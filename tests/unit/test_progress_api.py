@@ -1,0 +1,26 @@
+"""The progress API without a state store: a clear 503 naming the connection, not a stack trace.
+
+The user and the auth manager's answer are replaced here (the api-server provides them; the e2e
+tests in tests/e2e/test_progress_view.py check them for real on the stack)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from airflow_provider_dtaas.ui import api
+
+
+def test_a_missing_state_connection_is_named_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.api_fastapi.core_api.security import get_user
+
+    monkeypatch.delenv("AIRFLOW_CONN_DTAAS_STATE", raising=False)
+    monkeypatch.setattr(api, "_can", lambda *args: True)
+    monkeypatch.setattr(api, "_migrated", set())
+    app = api.create_app()
+    app.dependency_overrides[get_user] = lambda: object()
+    response = TestClient(app).get("/api/dags/dtaas_sample/runs/latest")
+    assert response.status_code == 503
+    detail = response.json()["detail"]
+    assert "(Airflow connection 'dtaas_state') cannot be reached from the api-server" in detail
+    assert "Create the connection" in detail
