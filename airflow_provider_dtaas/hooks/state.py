@@ -234,16 +234,16 @@ class DtaasStateHook(CdcStateMixin, PostgresHook):
         failed = [t["source_table"] for t in tables if t["status"] != "success"]
         status = "failed" if failed else "success"
         error = f"tables not loaded: {', '.join(failed)}" if failed else None
-        self._run(
+        (seconds,) = self._one(
             "UPDATE dtaas.executions SET status = %s, completed_at = now(), error = %s,"
             " rows_processed = (SELECT COALESCE(SUM(rows_processed), 0) FROM dtaas.table_executions"
             "   WHERE execution_id = %s),"
             " bytes_written = (SELECT COALESCE(SUM(bytes_written), 0) FROM dtaas.table_executions"
             "   WHERE execution_id = %s)"
-            " WHERE id = %s",
+            " WHERE id = %s RETURNING extract(epoch FROM completed_at - started_at)::float8",
             (status, error, execution_id, execution_id, execution_id),
         )
-        return {"status": status, "failed_tables": failed, "tables": tables}
+        return {"status": status, "failed_tables": failed, "tables": tables, "seconds": seconds}
 
     def table_summaries(self, execution_id: int) -> list[dict[str, Any]]:
         columns = (

@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_dtaas import stats
 from airflow_provider_dtaas.core.run_params import RunParamError, check_requested, requested_tables, wanted
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 
@@ -131,6 +132,7 @@ class EndRunOperator(BaseOperator):
             else:
                 expected += [f"{p['source_schema']}.{p['source_table']}" for p in discovered]
         summary = state.finish_execution(execution_id, expected)
+        stats.run_finished(self.dag_id, summary["status"], summary["seconds"])
         for table in summary["tables"]:
             self.log.info(
                 "table %s: %s, %d rows, %s s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from airflow_provider_dtaas import stats
 from airflow_provider_dtaas.core.run_params import RESNAPSHOT_PARAM, requested_tables, wanted
 from airflow_provider_dtaas.transfers.cdc import TableChanges
 from airflow_provider_dtaas.transfers.cdc_start import cdc_source
@@ -58,6 +59,7 @@ class SqlServerApplyChangesOperator(TableTask):
                 self._record_schema_changes(plan, state, execution_id, _by_destination(changes))
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
+        stats.cdc_lag(self.dag_id, plan.source_name, totals["lag_seconds"])
         destinations = {f"{name} changes": d for name, d in totals["destinations"].items()}
         result = self._finished(
             plan,

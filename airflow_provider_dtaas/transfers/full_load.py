@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from airflow_provider_dtaas import stats
 from airflow_provider_dtaas.core.batches import ValueConversionError
 from airflow_provider_dtaas.core.capture_instances import CaptureInstanceError
 from airflow_provider_dtaas.core.keyset import KeyChunk
@@ -206,6 +207,7 @@ class TableTask(BaseOperator):
             destinations={},
             error=f"{type(err).__name__}: {err}"[:4000],
         )
+        stats.table_failed(self.dag_id, plan.source_name)
         message = f"spec {self.spec_name}, table {plan.source_name}: {type(err).__name__}: {err}"
         permanent_read = isinstance(err, SourceReadError) and not err.transient
         if isinstance(err, PERMANENT_ERRORS) or permanent_read:
@@ -233,6 +235,13 @@ class TableTask(BaseOperator):
             seconds=seconds,
             destinations=destinations,
             accumulate=accumulate,
+        )
+        stats.table_loaded(
+            self.dag_id,
+            plan.source_name,
+            rows=rows,
+            bytes_written=sum(d["bytes"] for d in destinations.values()),
+            seconds=seconds,
         )
         self.log.info(
             "table %s: loaded %d rows in %.1f s (%.0f rows/s)",

@@ -10,7 +10,9 @@ the user had clicked its buttons; each is written to the DTaaS audit log.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import os
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Annotated, Any
@@ -24,6 +26,7 @@ from airflow_provider_dtaas.ui import queries
 
 PREFIX = "/dtaas"
 STATE_CONN_ID = "dtaas_state"
+METRICS_TOKEN_ENV = "DTAAS_METRICS_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
 # the stream looks for new progress this often; operators write at most every 0.5 s per chunk
 STREAM_POLL_SECONDS = 0.5
 STREAM_KEEPALIVE_SECONDS = 15.0
@@ -145,6 +148,19 @@ def _dtaas_dags() -> list[str]:
         return [str(dag_id) for dag_id in session.scalars(query)]
 
 
+def _check_metrics_token(request: Request) -> None:
+    """Prometheus scrapes without an Airflow login: when ``DTAAS_METRICS_TOKEN`` is set on the
+    api-server, a scrape must send it as a bearer token (Prometheus' ``authorization`` setting)."""
+    expected = os.environ.get(METRICS_TOKEN_ENV)
+    if not expected:
+        return
+    sent = request.headers.get("authorization", "")
+    if not hmac.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
+        raise HTTPException(
+            status_code=401, detail=f"send the token of {METRICS_TOKEN_ENV} as a bearer token"
+        )
+
+
 def _page() -> HTMLResponse:
     return HTMLResponse(_STATIC.joinpath("index.html").read_text("utf-8"))
 
@@ -174,6 +190,15 @@ def create_app() -> FastAPI:
         if "/" in name or suffix not in _STATIC_TYPES or not _STATIC.joinpath(name).is_file():
             raise HTTPException(status_code=404, detail="not found")
         return Response(_STATIC.joinpath(name).read_bytes(), media_type=_STATIC_TYPES[suffix])
+
+    @app.get("/metrics", summary="Prometheus metrics of every DTaaS run (text format)")
+    def metrics(request: Request) -> Response:
+        _check_metrics_token(request)
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from airflow_provider_dtaas.ui.metrics import render
+
+        return Response(render(_state()), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/transfers", summary="Every DTaaS DAG you may read, with its last run")
     def transfers(user: UserDep) -> list[dict[str, Any]]:

@@ -49,10 +49,29 @@ def tokens(e2e_stack: Stack) -> dict[str, str]:
     return {user: _token(e2e_stack, user) for user in airflow_stack.USERS}
 
 
+def _scrape(stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The DAG's samples at ``/dtaas/metrics``, by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{stack.cfg.api_url}/dtaas/metrics", timeout=30).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("dag_id") == DAG
+    }
+
+
 @pytest.fixture(scope="module")
-def progress_run(e2e_stack: Stack) -> str:
-    """A run of the progress spec, started as soon as the DAG is parsed (tests watch it run)."""
+def metrics_before(e2e_stack: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The scrape before this module's runs (the state store keeps earlier sessions' runs)."""
     e2e_stack.client.wait_for_dag(DAG)
+    return _scrape(e2e_stack)
+
+
+@pytest.fixture(scope="module")
+def progress_run(e2e_stack: Stack, metrics_before: dict[Any, float]) -> str:
+    """A run of the progress spec, started as soon as the DAG is parsed (tests watch it run)."""
     return e2e_stack.client.trigger(DAG)
 
 
@@ -244,3 +263,23 @@ def test_an_operator_resyncs_one_table_in_a_new_audited_run(
     # begin_run records who started the run: Airflow's triggering user, here through our API
     assert ("operator", "trigger", run_id, {"run_type": "manual", "tables": ["dbo.customers"]}) in entries
     assert json.dumps(audit).count(tokens["operator"]) == 0  # no credential lands in the audit log
+
+
+def test_prometheus_scrape_agrees_with_the_runs(
+    e2e_stack: Stack, progress_run: str, metrics_before: dict[Any, float]
+) -> None:
+    """What this module's runs added: the progress run (orders and customers) and the operator's
+    resync (customers only)."""
+    assert e2e_stack.client.wait_for_run(DAG, progress_run) == "success"
+    after = _scrape(e2e_stack)
+
+    def added(name: str, *labels: tuple[str, str]) -> float:
+        key = (name, tuple(sorted((("dag_id", DAG), *labels))))
+        return after[key] - metrics_before.get(key, 0.0)
+
+    spec = ("spec", "e2e_progress")
+    assert added("dtaas_tasks_total", spec, ("status", "success")) == 2
+    assert added("dtaas_table_rows_processed_total", ("table", "dbo.orders")) == ORDERS
+    assert added("dtaas_table_rows_processed_total", ("table", "dbo.customers")) == 2 * 1000
+    assert added("dtaas_table_failures_total", ("table", "dbo.orders")) == 0
+    assert after[("dtaas_task_rows_processed", (("dag_id", DAG), spec))] == 1000  # the resync, last

@@ -302,3 +302,71 @@ def test_begin_run_audits_who_started_it_and_a_changed_spec(state_conn: str) -> 
         ("r3", "bob", "trigger", {"run_type": "manual", "tables": ["dbo.a"]}),
         ("r3", "bob", "spec_changed", {"from": "aaaa", "to": "bbbb"}),
     ]
+
+
+def _metric(text: str, name: str, **labels: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+def test_prometheus_metrics_count_runs_rows_failures_and_schema_changes(state_conn: str) -> None:
+    from airflow_provider_dtaas.ui.metrics import render
+
+    hook = DtaasStateHook(state_conn)
+    dag_id, _run_id, first = _run(hook, ["dbo.a", "dbo.b"])
+    hook.finish_table(
+        execution_id=first,
+        source_table="dbo.a",
+        status="success",
+        rows=10,
+        bytes_written=100,
+        seconds=1.0,
+        destinations={},
+    )
+    hook.begin_table(execution_id=first, source_table="dbo.b", attempt=2)  # its first attempt failed
+    hook.finish_table(
+        execution_id=first,
+        source_table="dbo.b",
+        status="failed",
+        rows=0,
+        bytes_written=0,
+        seconds=1.0,
+        destinations={},
+        error="boom",
+    )
+    hook.record_schema_changes(
+        execution_id=first,
+        source_table="dbo.a",
+        destination="snowflake",
+        target="DB.S.A",
+        changes=[{"kind": "add", "column": "C", "new_type": "NUMBER(10,0)"}],
+    )
+    hook.finish_execution(first, ["dbo.a", "dbo.b"])
+    _dag, _second_run, second = _run(hook, ["dbo.a"], dag_id=dag_id)
+    hook.finish_table(
+        execution_id=second,
+        source_table="dbo.a",
+        status="success",
+        rows=5,
+        bytes_written=50,
+        seconds=1.0,
+        destinations={},
+    )
+    hook.finish_execution(second, ["dbo.a"])
+    _run(hook, ["dbo.a"], dag_id=dag_id)  # a third run, still going
+    text = render(hook).decode()
+    spec = dag_id.removeprefix("dtaas_")
+    assert _metric(text, "dtaas_tasks_total", dag_id=dag_id, status="failed") == 1
+    assert _metric(text, "dtaas_tasks_total", dag_id=dag_id, status="success") == 1
+    assert _metric(text, "dtaas_tasks_running", dag_id=dag_id, spec=spec) == 1
+    assert _metric(text, "dtaas_task_rows_processed", dag_id=dag_id) == 5
+    assert _metric(text, "dtaas_table_rows_processed_total", dag_id=dag_id, table="dbo.a") == 15
+    assert _metric(text, "dtaas_table_bytes_written_total", dag_id=dag_id, table="dbo.a") == 150
+    assert _metric(text, "dtaas_table_failures_total", dag_id=dag_id, table="dbo.b") == 2
+    assert _metric(text, "dtaas_table_failures_total", dag_id=dag_id, table="dbo.a") == 0
+    assert _metric(text, "dtaas_table_schema_changes_total", dag_id=dag_id, table="dbo.a") == 1

@@ -1,0 +1,119 @@
+"""Prometheus metrics of every DTaaS run, computed from the state store at each scrape.
+
+Served by the plugin at ``/dtaas/metrics`` in Prometheus' text format. Counters are sums over the
+state store's history, so they survive restarts of any Airflow component and agree with the
+progress view; the same events also go out through Airflow's Stats (StatsD or OpenTelemetry) from
+the operators (:mod:`airflow_provider_dtaas.stats`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from airflow_provider_dtaas.hooks.state import DtaasStateHook
+
+_RUNS = """
+SELECT dag_id, spec_name, status, count(*) FROM dtaas.executions GROUP BY dag_id, spec_name, status
+"""
+_LAST_RUN = """
+SELECT DISTINCT ON (dag_id) dag_id, spec_name, extract(epoch FROM completed_at - started_at)::float8,
+       rows_processed
+FROM dtaas.executions WHERE completed_at IS NOT NULL ORDER BY dag_id, completed_at DESC, id DESC
+"""
+# a table's failures: every attempt that was retried, plus its last attempt when that failed; both
+# only grow, so the counter never goes down when a retried table succeeds
+_TABLES = """
+SELECT e.dag_id, t.source_table, COALESCE(SUM(t.rows_processed), 0)::bigint,
+       COALESCE(SUM(t.bytes_written), 0)::bigint,
+       COALESCE(SUM(t.attempt - 1 + CASE WHEN t.status = 'failed' THEN 1 ELSE 0 END), 0)::bigint
+FROM dtaas.table_executions t JOIN dtaas.executions e ON e.id = t.execution_id
+WHERE t.status <> 'running' OR t.attempt > 1
+GROUP BY e.dag_id, t.source_table
+"""
+_SCHEMA_CHANGES = """
+SELECT e.dag_id, h.source_table, count(*) FROM dtaas.schema_history h
+JOIN dtaas.executions e ON e.id = h.execution_id GROUP BY e.dag_id, h.source_table
+"""
+_CDC = """
+SELECT DISTINCT ON (dag_id, source_table) dag_id, source_table, lag_seconds,
+       extract(epoch FROM committed_at)::float8
+FROM dtaas.cdc_windows WHERE kind = 'changes' AND committed_at IS NOT NULL
+ORDER BY dag_id, source_table, window_id DESC
+"""
+
+
+class StateStoreCollector(Collector):
+    """One scrape: a handful of grouped queries against the state store."""
+
+    def __init__(self, state: DtaasStateHook) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Any]:
+        runs = CounterMetricFamily(
+            "dtaas_tasks", "Finished DTaaS runs by status", labels=["dag_id", "spec", "status"]
+        )
+        running = GaugeMetricFamily(
+            "dtaas_tasks_running", "DTaaS runs in progress", labels=["dag_id", "spec"]
+        )
+        for dag_id, spec, status, count in self.state.get_records(_RUNS):
+            if status == "running":
+                running.add_metric([dag_id, spec], count)
+            else:
+                runs.add_metric([dag_id, spec, status], count)
+        duration = GaugeMetricFamily(
+            "dtaas_task_duration_seconds", "Duration of the last finished run", labels=["dag_id", "spec"]
+        )
+        rows = GaugeMetricFamily(
+            "dtaas_task_rows_processed", "Rows of the last finished run", labels=["dag_id", "spec"]
+        )
+        for dag_id, spec, seconds, processed in self.state.get_records(_LAST_RUN):
+            duration.add_metric([dag_id, spec], seconds or 0.0)
+            rows.add_metric([dag_id, spec], processed or 0)
+        yield from (runs, running, duration, rows)
+        yield from self._tables()
+        yield from self._cdc()
+
+    def _tables(self) -> Iterator[Any]:
+        labels = ["dag_id", "table"]
+        rows = CounterMetricFamily("dtaas_table_rows_processed", "Rows loaded, over all runs", labels=labels)
+        written = CounterMetricFamily(
+            "dtaas_table_bytes_written", "Bytes written, over all runs", labels=labels
+        )
+        failures = CounterMetricFamily(
+            "dtaas_table_failures", "Failed attempts of a table, over all runs", labels=labels
+        )
+        for dag_id, table, processed, size, failed in self.state.get_records(_TABLES):
+            rows.add_metric([dag_id, table], processed)
+            written.add_metric([dag_id, table], size)
+            failures.add_metric([dag_id, table], failed)
+        changes = CounterMetricFamily(
+            "dtaas_table_schema_changes", "Schema changes found on a table's targets", labels=labels
+        )
+        for dag_id, table, count in self.state.get_records(_SCHEMA_CHANGES):
+            changes.add_metric([dag_id, table], count)
+        yield from (rows, written, failures, changes)
+
+    def _cdc(self) -> Iterator[Any]:
+        labels = ["dag_id", "table"]
+        lag = GaugeMetricFamily(
+            "dtaas_cdc_lag_seconds", "Commit-to-apply lag of the last applied CDC window", labels=labels
+        )
+        applied = GaugeMetricFamily(
+            "dtaas_cdc_last_applied_timestamp_seconds", "When the last CDC window was applied", labels=labels
+        )
+        for dag_id, table, seconds, at in self.state.get_records(_CDC):
+            if seconds is not None:
+                lag.add_metric([dag_id, table], seconds)
+            applied.add_metric([dag_id, table], at)
+        yield from (lag, applied)
+
+
+def render(state: DtaasStateHook) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StateStoreCollector(state))
+    return generate_latest(registry)
