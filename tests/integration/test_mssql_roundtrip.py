@@ -289,6 +289,7 @@ def test_every_type_lands_in_snowflake_with_its_value(every_type_table, snowflak
         hook.iter_record_batches("dbo", TABLE, columns, batch_rows=2, order_by=["id"])
     ):
         sink.write(0, part, batch)
+    sink.finish_chunk(0)
     sink.commit(3, sink.written())
 
     snowflake = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn)
