@@ -34,11 +34,18 @@ _QUERY_TAG = re.compile(
 )
 # Query tags the stand-in was sent, newest last (fakesnow 0.12 does not implement QUERY_TAG).
 QUERY_TAGS: list[str] = []
+# A quoted table-stage name (@"DB"."S".%"T"): fakesnow 0.12 resolves only the unquoted form, which
+# names the same table when the name is upper case.
+_QUOTED_TABLE_STAGE = re.compile(r'(?<=[.@])%"([A-Z_][A-Z0-9_$]*)"')
+_STAGE_STATEMENT = re.compile(r"^\s*(?:PUT|COPY|LIST|LS|REMOVE|RM)\b", re.IGNORECASE)
+_TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:IF\s+EXISTS\s+)?(?P<name>.+?)\s*;?\s*$", re.I | re.S)
 
 
 class StageRemove:
     """Adds Snowflake's ``REMOVE @stage/path`` and ``ALTER SESSION SET QUERY_TAG`` to fakesnow 0.12,
-    which lack them (tags are recorded in ``QUERY_TAGS``).
+    which lack them (tags are recorded in ``QUERY_TAGS``); resolves quoted upper-case table-stage
+    names (``@"DB"."S".%"T"``); and makes ``TRUNCATE TABLE`` forget the table's load history, as
+    Snowflake does (fakesnow keeps it, so the same files would be skipped by the next COPY).
 
     The files under the path are deleted from fakesnow's internal-stage folder and the statement is
     answered, like Snowflake does, with one ``(name, result)`` row per removed file.
@@ -60,6 +67,12 @@ class StageRemove:
         raw = b"".join(chunks)
         gzipped = any(k == b"content-encoding" and v == b"gzip" for k, v in scope.get("headers", []))
         body = json.loads(gzip.decompress(raw) if gzipped else raw)
+        staging = _STAGE_STATEMENT.match(body.get("sqlText", ""))
+        if staging:
+            body["sqlText"] = _QUOTED_TABLE_STAGE.sub(r"%\1", body["sqlText"])
+        truncated = _TRUNCATE.match(body.get("sqlText", ""))
+        if truncated:
+            _forget_load_history(_session_token(scope), truncated["name"])
         match = _REMOVE.match(body.get("sqlText", ""))
         tagged = _QUERY_TAG.match(body.get("sqlText", ""))
         if tagged:
@@ -67,7 +80,7 @@ class StageRemove:
             body["sqlText"] = "SELECT 'Statement executed successfully.' AS \"status\""
         if match:
             body["sqlText"] = _answer_sql(_remove_files(match["stage"], (match["path"] or "/").lstrip("/")))
-        if match or tagged:
+        if match or tagged or staging:
             raw = json.dumps(body).encode()
             headers = [
                 (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
@@ -83,6 +96,29 @@ class StageRemove:
             return {"type": "http.request", "body": raw, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def _session_token(scope: Scope) -> str:
+    auth = dict(scope.get("headers", [])).get(b"authorization", b"").decode()
+    return auth.removeprefix('Snowflake Token="').removesuffix('"')
+
+
+def _forget_load_history(token: str, name: str) -> None:
+    """Delete the load history of a table about to be truncated (the session's DuckDB database)."""
+    import sqlglot
+    from fakesnow import server
+
+    conn = server.sessions.get(token)
+    if conn is None:
+        return
+    table = sqlglot.exp.to_table(name, dialect="snowflake")
+    catalog = table.catalog or conn.database
+    schema = table.db or conn.schema
+    conn._duck_conn.cursor().execute(
+        f"DELETE FROM {catalog}._fs_information_schema._fs_load_history"
+        " WHERE SCHEMA_NAME = ? AND TABLE_NAME = ?",
+        [schema, table.name],
+    )
 
 
 def _remove_files(stage_var: str, path: str) -> list[str]:
@@ -112,7 +148,29 @@ def _answer_sql(removed: list[str]) -> str:
 def build_app() -> ASGIApp:
     from fakesnow.server import app
 
+    _match_columns_as_written()
     return StageRemove(app)
+
+
+def _match_columns_as_written() -> None:
+    """fakesnow 0.12 upper-cases the table's column names before ``COPY ... MATCH_BY_COLUMN_NAME``,
+    so ``CASE_SENSITIVE`` never matches a lower-case column; Snowflake compares names as written."""
+    from fakesnow import copy_into
+
+    def table_columns(table: Any, duck_conn: Any, current_database: Any, current_schema: Any) -> list[str]:
+        described = copy_into._describe_table(table, duck_conn, current_database, current_schema)
+        return [str(name) for name, _kind in described]
+
+    def match(parquet: list[str], target: list[str], mode: Any) -> dict[str, str]:
+        if mode == copy_into.MatchByColumnName.NONE:
+            return {}
+        if mode == copy_into.MatchByColumnName.CASE_SENSITIVE:
+            return {column: column for column in target if column in parquet}
+        by_upper = {name.upper(): name for name in parquet}
+        return {column: by_upper[column.upper()] for column in target if column.upper() in by_upper}
+
+    copy_into._get_table_columns = table_columns  # type: ignore[assignment]
+    copy_into._match_parquet_columns = match  # type: ignore[assignment]
 
 
 def ensure_certificates(certs_dir: Path) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_dtaas.core.identifiers import safe_key
+from airflow_provider_dtaas.core.snowflake_names import cased
 from airflow_provider_dtaas.core.spec import TableSpec, TaskSpec
 from airflow_provider_dtaas.core.spec_loader import SpecError, SpecProblem, load_spec, locate
 
@@ -85,6 +86,9 @@ class SnowflakeTarget:
     external_stage_prefix: str = ""
     storage_integration: str | None = None
     cdc_columns: bool = False  # _DTAAS_LSN, _DTAAS_SEQVAL, _DTAAS_DELETED: the target receives changes
+    stage_kind: str = "named"  # named: the stage above | table: the staging table's own stage
+    put_parallel: int = 4  # files of one chunk uploaded at once
+    column_case: str = "upper"  # upper | lower | preserve
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class TablePlan:
     parallel_chunks: int = 1
     primary_key: tuple[str, ...] | None = None  # the spec's key, when the catalog declares none
     hash_columns: tuple[str, ...] = ()
+    variant_columns: tuple[str, ...] = ()  # text holding JSON, stored as Snowflake VARIANT
     cdc: CdcPlan | None = None
 
     @property
@@ -137,7 +142,7 @@ class TablePlan:
             data["snowflake"] = {f.name: getattr(self.snowflake, f.name) for f in fields(self.snowflake)}
         if self.cdc is not None:
             data["cdc"] = {f.name: getattr(self.cdc, f.name) for f in fields(self.cdc)}
-        for key in ("include_columns", "exclude_columns", "primary_key", "hash_columns"):
+        for key in ("include_columns", "exclude_columns", "primary_key", "hash_columns", "variant_columns"):
             if data[key] is not None:
                 data[key] = list(data[key])
         return data
@@ -161,13 +166,13 @@ class TablePlan:
             parallel_chunks=int(data.get("parallel_chunks") or 1),
             primary_key=tuple(data["primary_key"]) if data.get("primary_key") else None,
             hash_columns=tuple(data.get("hash_columns") or ()),
+            variant_columns=tuple(data.get("variant_columns") or ()),
             cdc=CdcPlan(**data["cdc"]) if data.get("cdc") else None,
         )
 
 
 def _target_name(source: str, case: str, prefix: str, suffix: str) -> str:
-    cased = {"upper": source.upper(), "lower": source.lower()}.get(case, source)
-    return f"{prefix}{cased}{suffix}"
+    return f"{prefix}{cased(source, case)}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -254,6 +259,9 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
             external_stage_prefix=dest_sf.external_stage_prefix,
             storage_integration=dest_sf.storage_integration,
             cdc_columns=spec.applies_changes,
+            stage_kind=dest_sf.stage_kind,
+            put_parallel=dest_sf.put_parallel,
+            column_case=dest_sf.column_case,
         )
     return TablePlan(
         source_schema=schema,
@@ -269,6 +277,7 @@ def plan_table(spec: TaskSpec, table: TableSpec) -> TablePlan:
         include_columns=tuple(table.columns.include) if table.columns and table.columns.include else None,
         exclude_columns=tuple(table.columns.exclude or ()) if table.columns else (),
         hash_columns=tuple(table.columns.hash or ()) if table.columns else (),
+        variant_columns=tuple(table.columns.variant or ()) if table.columns else (),
         row_filter=table.row_filter,
         cdc=_cdc_plan(spec, table),
     )
@@ -318,7 +327,7 @@ def plan_tables(spec: TaskSpec, *, spec_file: str = "") -> list[TablePlan]:
 def mode_problems(spec: TaskSpec) -> list[tuple[str, str]]:
     """(key, message) for settings that do not fit the spec's mode."""
     modes = "modes cdc and full_load_and_cdc"
-    found = _watermark_problems(spec)
+    found = _watermark_problems(spec) + _variant_problems(spec)
     if not spec.uses_cdc:
         if "cdc" in spec.model_fields_set:
             found.append(("cdc", f"cdc options apply to {modes}, not {spec.mode}"))
@@ -382,6 +391,21 @@ def _watermark_problems(spec: TaskSpec) -> list[tuple[str, str]]:
         )
         for position, table in enumerate(spec.tables)
         if not (table.watermark_column or spec.watermark_column)
+    ]
+
+
+def _variant_problems(spec: TaskSpec) -> list[tuple[str, str]]:
+    """VARIANT is a Snowflake type: columns.variant needs the Snowflake destination."""
+    if spec.destinations.snowflake is not None:
+        return []
+    return [
+        (
+            f"tables[{position}].columns.variant",
+            "VARIANT is a Snowflake type and this spec has no Snowflake destination; remove variant "
+            "(S3 files keep the JSON text as it is)",
+        )
+        for position, table in enumerate(spec.tables)
+        if table.columns is not None and table.columns.variant
     ]
 
 

@@ -174,6 +174,25 @@ def plan_drift(
     return DriftPlan(tuple(changes), tuple(add), tuple(alter), tuple(load))
 
 
+def refuse_case_changes(
+    target: str, existing: Sequence[tuple[str, str]], wanted: Sequence[tuple[str, str]], case: str
+) -> None:
+    """Refuse source columns whose target column exists spelled in another case (``column_case``
+    changed, or a table made by hand): quoted names differ by case, so they would not load."""
+    spelled = {name.upper(): name for name, _kind in existing}
+    clashes = [
+        f"{name} (target: {spelled[name.upper()]})"
+        for name, _kind in wanted
+        if name.upper() in spelled and spelled[name.upper()] != name
+    ]
+    if clashes:
+        raise SchemaDriftError(
+            f"Snowflake table {target}: columns {', '.join(clashes)} exist in another case than "
+            f"column_case {case} gives; rename the target's columns, or drop the table (the next load "
+            "creates it), or set column_case to match"
+        )
+
+
 def _advice(policy: str, refused: Sequence[SchemaChange]) -> str:
     if policy == "fail":
         return "Apply the change to the target yourself, or set handle_schema_drift: evolve"

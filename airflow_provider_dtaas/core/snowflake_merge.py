@@ -11,10 +11,11 @@ set ``_DTAAS_DELETED`` and keep the row (and its LSN, which keeps guarding it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from airflow_provider_dtaas.core.identifiers import quote_snowflake, quote_snowflake_path
+from airflow_provider_dtaas.core.snowflake_sql import staged_value
 
 OP, LSN, SEQVAL, DELETED, SYNCED_AT, RUN_ID = (
     "_DTAAS_OP",
@@ -39,9 +40,11 @@ def merge_window_sql(
     soft_delete: bool,
     synced_at: bool = True,
     run_id: str | None = None,
+    variant: Collection[str] = (),
 ) -> tuple[str, tuple[Any, ...]]:
     """One MERGE of the staging table's changes into the target (``columns`` include ``key``), and
-    its bound values; the metadata columns get the time of the MERGE and the run id when asked."""
+    its bound values; the metadata columns get the time of the MERGE and the run id when asked.
+    ``variant`` columns are parsed from their JSON text as the changes are reduced."""
     if not key:
         raise ValueError(f"table {target}: CDC needs a key to merge on")
     missing = [k for k in key if k not in columns]
@@ -50,8 +53,10 @@ def merge_window_sql(
     q = quote_snowflake
     data = [q(c) for c in columns]
     partition = ", ".join(q(k) for k in key)
+    picked = [f"{staged_value(c, variant=True)} AS {q(c)}" if c in variant else q(c) for c in columns]
     reduced = (
-        f"SELECT * FROM {quote_snowflake_path(database, schema, staging)} WHERE {q(OP)} <> 'B'"
+        f"SELECT {', '.join([*picked, q(OP), q(LSN), q(SEQVAL)])}"
+        f" FROM {quote_snowflake_path(database, schema, staging)} WHERE {q(OP)} <> 'B'"
         f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {q(LSN)} DESC, {q(SEQVAL)} DESC) = 1"
     )
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from airflow_provider_dtaas.core.identifiers import quote_snowflake, quote_snowflake_path
@@ -64,14 +64,28 @@ def create_stage_sql(database: str, schema: str, stage: str) -> str:
 
 
 def stage_location(database: str, schema: str, stage: str, path: str) -> str:
+    """A folder of a named internal stage: ``@"DB"."S"."STAGE"/path/``."""
     _check_stage_path(path)
     return f"@{quote_snowflake_path(database, schema, stage)}/{path.strip('/')}/"
 
 
-def put_sql(local_file: str, location: str) -> str:
-    if "'" in local_file:
-        raise ValueError(f"local file path {local_file!r} must not contain quotes")
-    return f"PUT 'file://{local_file}' {location} OVERWRITE = TRUE AUTO_COMPRESS = FALSE PARALLEL = 4"
+def table_stage_location(database: str, schema: str, table: str, path: str) -> str:
+    """A folder of a table's own stage: ``@"DB"."S".%"TABLE"/path/``. Snowflake loads a table stage
+    only into its own table."""
+    _check_stage_path(path)
+    return f"@{quote_snowflake_path(database, schema)}.%{quote_snowflake(table)}/{path.strip('/')}/"
+
+
+def put_sql(local_files: str, location: str, *, parallel: int = 4) -> str:
+    """Upload a local file, or every file a glob (``/tmp/x/chunk-00001/*.parquet``) matches, with
+    ``parallel`` files in flight at once (Snowflake allows 1 to 99)."""
+    if "'" in local_files:
+        raise ValueError(f"local file path {local_files!r} must not contain quotes")
+    if not 1 <= parallel <= 99:
+        raise ValueError(f"PUT PARALLEL must be 1 to 99, not {parallel}")
+    return (
+        f"PUT 'file://{local_files}' {location} OVERWRITE = TRUE AUTO_COMPRESS = FALSE PARALLEL = {parallel}"
+    )
 
 
 def copy_parquet_sql(database: str, schema: str, table: str, location: str) -> str:
@@ -86,6 +100,14 @@ RUN_ID = "_DTAAS_RUN_ID"
 METADATA_TYPES = {SYNCED_AT: "TIMESTAMP_TZ(6)", RUN_ID: "VARCHAR(250)"}
 
 
+def staged_value(column: str, *, variant: bool = False) -> str:
+    """The staging table's value of ``column`` as the target stores it: a VARIANT column is staged
+    as JSON text and parsed on the way in (``PARSE_JSON`` fails the statement on text that is not
+    JSON: nothing becomes NULL silently)."""
+    quoted = quote_snowflake(column)
+    return f"PARSE_JSON({quoted})" if variant else quoted
+
+
 def replace_rows_sql(
     database: str,
     schema: str,
@@ -96,13 +118,14 @@ def replace_rows_sql(
     synced_at: bool = False,
     run_id: str | None = None,
     not_deleted: bool = False,
+    variant: Collection[str] = (),
 ) -> list[tuple[str, tuple[Any, ...]]]:
     """(statement, bound values) that make the target hold exactly the staging table's rows, in one
     transaction; the metadata columns get the load's time and run id (bound, never pasted), and a
     target that receives changes gets ``_DTAAS_DELETED`` false (its LSN columns stay NULL: any
-    change applies over a snapshot row)."""
+    change applies over a snapshot row). ``variant`` columns are parsed from their JSON text."""
     names = [quote_snowflake(c) for c in columns]
-    values = list(names)
+    values = [staged_value(c, variant=c in variant) for c in columns]
     bound: tuple[Any, ...] = ()
     if not_deleted:
         names.append(quote_snowflake("_DTAAS_DELETED"))
@@ -129,6 +152,22 @@ def replace_rows_sql(
 
 def count_sql(database: str, schema: str, table: str) -> str:
     return f"SELECT COUNT(*) FROM {quote_snowflake_path(database, schema, table)}"
+
+
+def not_json_count_sql(database: str, schema: str, table: str, column: str, *, op_column: str = "") -> str:
+    """How many values of a text column are not JSON (empty text included: it is no JSON value);
+    with ``op_column``, change rows only, not before-images (``'B'``, which a MERGE skips)."""
+    quoted = quote_snowflake(column)
+    changes = f" AND {quote_snowflake(op_column)} <> 'B'" if op_column else ""
+    return (
+        f"SELECT COUNT(*) FROM {quote_snowflake_path(database, schema, table)}"
+        f" WHERE {quoted} IS NOT NULL AND TRY_PARSE_JSON({quoted}) IS NULL{changes}"
+    )
+
+
+def truncate_sql(database: str, schema: str, table: str) -> str:
+    """Empty a table and forget which files were loaded into it (so the same files load again)."""
+    return f"TRUNCATE TABLE {quote_snowflake_path(database, schema, table)}"
 
 
 def drop_table_sql(database: str, schema: str, table: str) -> str:

@@ -180,9 +180,25 @@ class SnowflakeSpec(_Model):
     )
     database: str = Field(min_length=1)
     schema_: str = Field(alias="schema", min_length=1)
-    stage: str = Field(default="DTAAS_STAGE", min_length=1, description="internal named stage")
+    stage: str = Field(
+        default="DTAAS_STAGE", min_length=1, description="stage_kind named: the internal named stage"
+    )
+    stage_kind: Literal["named", "table"] = Field(
+        default="named",
+        description="load_from stage: named: files go to the internal named stage `stage` (created if "
+        "missing); table: to the table stage of each load's staging table (no stage object needed)",
+    )
+    put_parallel: int = Field(
+        default=4,
+        ge=1,
+        le=99,
+        description="load_from stage: files of one chunk uploaded at once (PUT PARALLEL)",
+    )
     table_case: Literal["upper", "lower", "preserve"] = Field(
         default="upper", description="case of target table names derived from source names"
+    )
+    column_case: Literal["upper", "lower", "preserve"] = Field(
+        default="upper", description="case of target column names derived from source names"
     )
     table_prefix: str = ""
     table_suffix: str = ""
@@ -208,6 +224,17 @@ class SnowflakeSpec(_Model):
             raise ValueError("load_from: s3 needs external_stage (a stage whose URL is the S3 bucket)")
         if self.load_from == "stage" and (self.external_stage or self.storage_integration):
             raise ValueError("external_stage and storage_integration are used only with load_from: s3")
+        stage_only = sorted({"stage_kind", "put_parallel"} & self.model_fields_set)
+        if self.load_from == "s3" and stage_only:
+            verb = "are" if len(stage_only) > 1 else "is"
+            raise ValueError(
+                f"{' and '.join(stage_only)} {verb} used only with load_from: stage (s3 PUTs nothing)"
+            )
+        if self.stage_kind == "table" and "stage" in self.model_fields_set:
+            raise ValueError(
+                "stage names a named stage; stage_kind: table puts the files in the staging table's own "
+                "stage, so remove stage or set stage_kind: named"
+            )
         return self
 
 
@@ -283,8 +310,14 @@ class ColumnSelection(_Model):
         min_length=1,
         description="columns replaced by the SHA-256 of their value, computed by the source server",
     )
+    variant: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="text columns holding JSON, stored in Snowflake as VARIANT (PARSE_JSON; a value that "
+        "is not JSON fails the load)",
+    )
 
-    @field_validator("include", "exclude", "hash")
+    @field_validator("include", "exclude", "hash", "variant")
     @classmethod
     def _valid_names(cls, names: list[str] | None) -> list[str] | None:
         for name in names or []:
@@ -295,8 +328,27 @@ class ColumnSelection(_Model):
     def _one_of(self) -> ColumnSelection:
         if self.include is not None and self.exclude is not None:
             raise ValueError("use either include or exclude, not both")
-        if self.include is None and self.exclude is None and self.hash is None:
-            raise ValueError("name the columns to include, to exclude or to hash")
+        if self.include is None and self.exclude is None and self.hash is None and self.variant is None:
+            raise ValueError("name the columns to include, to exclude, to hash or to load as variant")
+        return self
+
+    @model_validator(mode="after")
+    def _variant_is_loaded_json(self) -> ColumnSelection:
+        variant = {name.lower(): name for name in self.variant or []}
+        clashes = [
+            f"{variant[name.lower()]} is {why}"
+            for names, why in (
+                (self.hash, "hashed (a hash is hex text, not JSON)"),
+                (self.exclude, "excluded"),
+            )
+            for name in names or []
+            if name.lower() in variant
+        ]
+        if self.include is not None:
+            included = {name.lower() for name in self.include}
+            clashes += [f"{name} is not included" for key, name in variant.items() if key not in included]
+        if clashes:
+            raise ValueError(f"variant columns must be loaded as they are: {'; '.join(clashes)}")
         return self
 
 

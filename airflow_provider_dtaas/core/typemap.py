@@ -65,6 +65,12 @@ class MappedColumn:
     def name(self) -> str:
         return self.source.name
 
+    @property
+    def staging_type(self) -> str:
+        """The type of the column in the staging table that COPY fills from Parquet: a VARIANT
+        column is staged as its JSON text (converted by PARSE_JSON on the way into the target)."""
+        return "VARCHAR" if self.snowflake_type == VARIANT else self.snowflake_type
+
     def select_expression(self) -> str:
         """T-SQL for this column in the extraction query, aliased to its own name."""
         quoted = quote_mssql(self.source.name)
@@ -106,6 +112,23 @@ def hash_column(column: SourceColumn) -> MappedColumn:
 
 class UnsupportedTypeError(ValueError):
     """A source column whose type DTaaS will not carry silently."""
+
+
+VARIANT = "VARIANT"
+# Source types whose values are text a spec may declare to be JSON (columns.variant): SQL Server's
+# character types, and PostgreSQL's (char, varchar, text are among them) plus json and jsonb.
+_JSON_TEXT = {"char", "varchar", "nchar", "nvarchar", "text", "ntext", "json", "jsonb"}
+
+
+def variant_column(column: MappedColumn, *, table: str = "") -> MappedColumn:
+    """A text column the spec declares to hold JSON: read and carried as text, stored as VARIANT."""
+    if column.source.data_type.lower() not in _JSON_TEXT or column.arrow_type != pa.string():
+        raise ColumnSelectionError(
+            f"table {table}: columns.variant names {column.name}, which is "
+            f"{column.source.declaration()}, not text; VARIANT is for text columns holding JSON, so "
+            "remove it from columns.variant"
+        )
+    return MappedColumn(column.source, column.arrow_type, VARIANT, column.transport)
 
 
 # Exact text widths of CONVERT(..., 121) at 7 fraction digits.
@@ -219,13 +242,16 @@ def map_selected(
     columns: list[SourceColumn],
     *,
     hashed: tuple[str, ...] = (),
+    variant: tuple[str, ...] = (),
     table: str = "",
     mapper: ColumnMapper = map_column,
 ) -> list[MappedColumn]:
-    """Map the selected columns, hashing those the spec names (hashed columns skip the type map)."""
+    """Map the selected columns, hashing those the spec names (hashed columns skip the type map) and
+    storing the ``variant`` ones as VARIANT."""
     to_hash = {name.lower() for name in hashed}
+    as_json = {name.lower() for name in variant}
     plain = map_columns([c for c in columns if c.name.lower() not in to_hash], table=table, mapper=mapper)
-    by_name = {c.name: c for c in plain}
+    by_name = {c.name: variant_column(c, table=table) if c.name.lower() in as_json else c for c in plain}
     return [hash_column(c) if c.name.lower() in to_hash else by_name[c.name] for c in columns]
 
 
@@ -243,12 +269,13 @@ def select_columns(
     include: tuple[str, ...] | None = None,
     exclude: tuple[str, ...] = (),
     hashed: tuple[str, ...] = (),
+    variant: tuple[str, ...] = (),
     table: str = "",
 ) -> list[SourceColumn]:
     """Apply a spec's include/exclude lists (names compared case-insensitively, as SQL Server does);
-    ``hashed`` names are only checked to exist (see :func:`map_selected`)."""
+    ``hashed`` and ``variant`` names are only checked to exist (see :func:`map_selected`)."""
     by_name = {c.name.lower(): c for c in columns}
-    named = [*(include or ()), *exclude, *hashed]
+    named = [*(include or ()), *exclude, *hashed, *variant]
     unknown = [n for n in named if n.lower() not in by_name]
     if unknown:
         raise ColumnSelectionError(

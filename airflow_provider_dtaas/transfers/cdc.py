@@ -390,6 +390,7 @@ class TableChanges(WatermarkChangesMixin):
             include=plan.include_columns,
             exclude=plan.exclude_columns,
             hashed=plan.hash_columns,
+            variant=plan.variant_columns,
             table=self.table,
         )
         if instance.columns == EVERY_COLUMN:
@@ -419,7 +420,11 @@ class TableChanges(WatermarkChangesMixin):
                 f"{instance.name}, or left out by columns): changes cannot be matched to rows without them"
             )
         mapped = map_selected(
-            read, hashed=plan.hash_columns, table=self.table, mapper=self.source.source_dialect.map_column
+            read,
+            hashed=plan.hash_columns,
+            variant=plan.variant_columns,
+            table=self.table,
+            mapper=self.source.source_dialect.map_column,
         )
         return mapped, key
 

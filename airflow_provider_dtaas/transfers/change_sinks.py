@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
-from airflow_provider_dtaas.core.snowflake_merge import CHANGE_STAGING_COLUMNS, merge_window_sql
+from airflow_provider_dtaas.core.snowflake_merge import CHANGE_STAGING_COLUMNS, OP, merge_window_sql
+from airflow_provider_dtaas.core.snowflake_names import cased
 from airflow_provider_dtaas.core.typemap import MappedColumn
 from airflow_provider_dtaas.transfers.sinks import SinkResult, SnowflakeStageSink
 
@@ -34,6 +35,8 @@ class SnowflakeChangeSink(SnowflakeStageSink):
     :param key: the table's key columns (source names): the MERGE matches rows on them.
     :param soft_delete: a delete sets ``_DTAAS_DELETED`` instead of removing the row.
     """
+
+    staging_extra = CHANGE_STAGING_COLUMNS
 
     def __init__(
         self,
@@ -52,7 +55,7 @@ class SnowflakeChangeSink(SnowflakeStageSink):
         )
         digest = hashlib.sha256(f"{run_id}|{from_lsn}".encode()).hexdigest()[:12].upper()
         self.staging = f"{target.table}__DTAAS_CDC_{digest}"
-        self.key = [name.upper() for name in key]
+        self.key = [cased(name, target.column_case) for name in key]
         self.soft_delete = soft_delete
         self.counts: dict[str, int] = {"inserted": 0, "updated": 0, "deleted": 0}
 
@@ -63,22 +66,30 @@ class SnowflakeChangeSink(SnowflakeStageSink):
         wanted = [c.name for c in self.columns] + list(_CHANGE_FIELDS)
         picked = pa.RecordBatch.from_arrays([batch.column(names.index(n)) for n in wanted], names=wanted)
         staged = picked.rename_columns(self.target_columns + [name.upper() for name in _CHANGE_FIELDS])
-        self._put(chunk, part, staged)
+        self._write_file(chunk, part, staged)
+
+    @property
+    def _keeps_staging_on_abort(self) -> bool:
+        """A failed window is read and staged again whole: nothing of it is kept."""
+        return False
 
     def commit(self, rows: int, files: list[dict[str, Any]]) -> SinkResult:
         t = self.target
-        present = self._stage(files, rows, CHANGE_STAGING_COLUMNS)
+        present = self._stage(files, rows)
+        # a column the target lacks (schema drift frozen) is left out
+        loaded = [c for c in self.target_columns if c in present]
+        self._check_json(loaded, op_column=OP)
         statement, bound = merge_window_sql(
             t.database,
             t.schema,
             t.table,
             self.staging,
             key=self.key,
-            # a column the target lacks (schema drift frozen) is left out
-            columns=[c for c in self.target_columns if c in present],
+            columns=loaded,
             soft_delete=self.soft_delete,
             synced_at=sql.SYNCED_AT in present,
             run_id=self.run_id if t.run_id_column and sql.RUN_ID in present else None,
+            variant=self.variant_columns,
         )
         result = self._session.execute(statement, bound)
         inserted, updated, deleted = (int(v or 0) for v in [*result[0], 0, 0, 0][:3])

@@ -19,6 +19,7 @@ from airflow_provider_dtaas.core.plan import TablePlan
 from airflow_provider_dtaas.core.run_params import RESNAPSHOT_PARAM, requested_tables, wanted
 from airflow_provider_dtaas.core.s3_layout import PartitionColumnError
 from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
+from airflow_provider_dtaas.core.snowflake_names import ColumnNameCollisionError
 from airflow_provider_dtaas.core.source_table import KeyChoiceError
 from airflow_provider_dtaas.core.typemap import (
     ColumnSelectionError,
@@ -39,6 +40,7 @@ from airflow_provider_dtaas.hooks.snowflake import SnowflakeDestinationError
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.transfers.cdc import CdcKeyError
 from airflow_provider_dtaas.transfers.cdc_start import CdcSourceError, cdc_source, snapshot_start
+from airflow_provider_dtaas.transfers.sinks import NotJsonError
 from airflow_provider_dtaas.transfers.table_load import (
     SourceConnectionTypeError,
     TableLoad,
@@ -62,6 +64,8 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     DestinationEncryptionError,
     PartitionColumnError,
     SchemaDriftError,
+    ColumnNameCollisionError,
+    NotJsonError,
     SnowflakeDestinationError,
     VariableError,
     RetentionGapError,

@@ -7,10 +7,8 @@ it wrote (``discard_chunk``); ``commit`` is the single step that makes the load 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,20 +16,33 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from airflow_provider_dtaas.core import snowflake_external as external
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
-from airflow_provider_dtaas.core.schema_drift import plan_drift
-from airflow_provider_dtaas.core.snowflake_merge import CDC_TARGET_COLUMNS, DELETED
-from airflow_provider_dtaas.core.typemap import MappedColumn
+from airflow_provider_dtaas.core.schema_drift import plan_drift, refuse_case_changes
+from airflow_provider_dtaas.core.snowflake_merge import CDC_TARGET_COLUMNS, CHANGE_STAGING_COLUMNS, DELETED
+from airflow_provider_dtaas.core.snowflake_names import target_column_names
+from airflow_provider_dtaas.core.typemap import VARIANT, MappedColumn
+from airflow_provider_dtaas.transfers.stage_files import ChunkFiles, chunk_folder
 
 log = logging.getLogger(__name__)
 
 
 class RowCountMismatchError(RuntimeError):
     """The destination holds a different number of rows than were read."""
+
+
+class NotJsonError(ValueError):
+    """A column loaded as VARIANT holds text that is not JSON."""
+
+
+# Columns DTaaS adds to targets and change staging tables: no source column may take their names.
+RESERVED_COLUMNS = (
+    *sql.METADATA_TYPES,
+    *(name for name, _kind in CDC_TARGET_COLUMNS),
+    *(name for name, _kind in CHANGE_STAGING_COLUMNS),
+)
 
 
 @dataclass
@@ -71,20 +82,17 @@ class Sink(Protocol):
     def abort(self) -> None: ...
 
 
-def part_name(chunk: int, part: int) -> str:
-    return f"part-{chunk:05d}-{part:05d}.parquet"
-
-
-def parquet_bytes(batch: pa.RecordBatch, compression: str) -> bytes:
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_batches([batch]), buffer, compression=compression)  # type: ignore[arg-type]
-    return buffer.getvalue()
-
-
 class SnowflakeStageSink:
-    """PUT each chunk to an internal stage, COPY into a staging table, then replace the target."""
+    """PUT each chunk's files to an internal stage, COPY them into a staging table, then replace the
+    target.
+
+    The stage is the spec's named stage, or (``stage_kind: table``) the staging table's own table
+    stage: Snowflake loads a table stage only into its own table, so the staging table is created by
+    ``prepare`` (before any PUT) and emptied, not replaced, by ``commit``.
+    """
 
     name = "snowflake"
+    staging_extra: tuple[tuple[str, str], ...] = ()  # staging columns beyond the table's
 
     def __init__(
         self,
@@ -100,19 +108,28 @@ class SnowflakeStageSink:
         self.target = target
         self.hook = hook
         self.columns = columns
-        self.target_columns = [c.name.upper() for c in columns]
-        self.staging = f"{target.table}__DTAAS_STAGING"
-        self.location = sql.stage_location(
-            target.database, target.schema, target.stage, f"{target.table}/{run_token}"
+        self.target_columns = target_column_names(
+            [c.name for c in columns], target.column_case, table=source_table, reserved=RESERVED_COLUMNS
         )
+        self.staging = f"{target.table}__DTAAS_STAGING"
+        self.run_token = run_token
         self.run_id = run_id
         self.source_table = source_table
         self.query_tag = json.dumps({"dtaas": {"dag_id": dag_id, "run_id": run_id, "table": source_table}})
         self.schema_changes: list[dict[str, Any]] = []
         self._stack = ExitStack()
         self._session: Any = None
-        self._tmpdir = ""
+        self._files: ChunkFiles | None = None
         self._staged: list[dict[str, Any]] = []
+
+    @property
+    def location(self) -> str:
+        """The stage folder of this load: on the named stage under the table's name, or in the
+        staging table's own stage."""
+        t = self.target
+        if t.stage_kind == "table":
+            return sql.table_stage_location(t.database, t.schema, self.staging, self.run_token)
+        return sql.stage_location(t.database, t.schema, t.stage, f"{t.table}/{self.run_token}")
 
     @property
     def target_name(self) -> str:
@@ -162,6 +179,7 @@ class SnowflakeStageSink:
                     )
                 )
                 return
+            refuse_case_changes(self.target_name, existing, wanted, t.column_case)
             plan = plan_drift(
                 f"{t.database}.{t.schema}.{t.table}",
                 existing,
@@ -169,7 +187,7 @@ class SnowflakeStageSink:
                 policy=t.handle_schema_drift,
                 reserved=[*sql.METADATA_TYPES, *(name for name, _kind in CDC_TARGET_COLUMNS)],
             )
-            present = {name.upper() for name, _kind in existing}
+            present = {name for name, _kind in existing}
             missing = [m for m in self._metadata() if m[0] not in present]
             if t.handle_schema_drift != "evolve":
                 # the CDC bookkeeping columns guard every MERGE: added under any drift policy
@@ -187,9 +205,22 @@ class SnowflakeStageSink:
             log.warning("Snowflake table %s.%s.%s: %s", t.database, t.schema, t.table, change.describe())
 
     def _prepare_stage(self, session: Any) -> None:
+        """Named stage: create it if missing. Table stage: create the staging table (and so its
+        stage) now, before any PUT. Either way, clear this load's folder."""
         t = self.target
-        session.execute(sql.create_stage_sql(t.database, t.schema, t.stage))
+        if t.stage_kind == "table":
+            session.execute(self._create_staging_sql())
+        else:
+            session.execute(sql.create_stage_sql(t.database, t.schema, t.stage))
         session.execute(sql.remove_sql(self.location))
+
+    def _create_staging_sql(self) -> str:
+        """The staging table: the table's columns (VARIANT ones as their JSON text) and ``staging_extra``."""
+        t = self.target
+        columns = [
+            (name, c.staging_type) for name, c in zip(self.target_columns, self.columns, strict=True)
+        ] + list(self.staging_extra)
+        return sql.create_table_sql(t.database, t.schema, self.staging, columns, replace=True)
 
     def _copy_into_staging(self, files: list[dict[str, Any]]) -> None:
         if files:
@@ -205,37 +236,39 @@ class SnowflakeStageSink:
 
     def open(self) -> None:
         self._session = self._stack.enter_context(self._attributed_session())
-        self._tmpdir = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="dtaas-sf-"))
+        self._files = ChunkFiles(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="dtaas-sf-")))
 
     def close(self) -> None:
         self._stack.close()
         self._session = None
+        self._files = None
 
     def _chunk_location(self, chunk: int) -> str:
-        return f"{self.location}chunk-{chunk:05d}/"
+        return f"{self.location}{chunk_folder(chunk)}/"
 
     def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> None:
-        self._put(chunk, part, batch.rename_columns(self.target_columns))
+        self._write_file(chunk, part, batch.rename_columns(self.target_columns))
 
-    def _put(self, chunk: int, part: int, renamed: pa.RecordBatch) -> None:
-        """PUT one batch, its columns named as in Snowflake, as a Parquet file in the chunk's folder."""
-        name = part_name(chunk, part)
-        path = os.path.join(self._tmpdir, name)
-        data = parquet_bytes(renamed, "zstd")
-        with open(path, "wb") as handle:
-            handle.write(data)
-        try:
-            self._session.execute(sql.put_sql(path, self._chunk_location(chunk)))
-        finally:
-            os.remove(path)
-        self._staged.append({"name": name, "chunk": chunk, "rows": renamed.num_rows, "bytes": len(data)})
+    def _write_file(self, chunk: int, part: int, renamed: pa.RecordBatch) -> None:
+        """Keep one batch, its columns named as in Snowflake, as a local Parquet file of its chunk."""
+        assert self._files is not None, "open() the sink before writing"
+        self._staged.append(self._files.add(chunk, part, renamed))
 
     def finish_chunk(self, chunk: int) -> None:
-        """Nothing to finish: every batch is PUT as it is written."""
+        """PUT the chunk's files with one statement, ``put_parallel`` at a time, then delete them."""
+        assert self._files is not None, "open() the sink before finishing a chunk"
+        pattern = self._files.pattern(chunk)
+        if pattern is not None:
+            put = sql.put_sql(pattern, self._chunk_location(chunk), parallel=self.target.put_parallel)
+            self._session.execute(put)
+        self._files.clear(chunk)
 
     def discard_chunk(self, chunk: int) -> None:
-        """Remove the chunk's stage folder: what this process and any earlier attempt put there."""
+        """Remove the chunk's stage folder (what this process and any earlier attempt put there) and
+        its local files not yet PUT."""
         self._session.execute(sql.remove_sql(self._chunk_location(chunk)))
+        if self._files is not None:
+            self._files.clear(chunk)
         self._staged = [f for f in self._staged if f["chunk"] != chunk]
 
     def written(self) -> list[dict[str, Any]]:
@@ -245,16 +278,19 @@ class SnowflakeStageSink:
         t = self.target
         # load the columns the target has (freeze leaves new source columns out) and fill metadata
         present = self._stage(files, rows)
+        loaded = [c for c in self.target_columns if c in present]
+        self._check_json(loaded)
         self._session.execute_all(
             sql.replace_rows_sql(
                 t.database,
                 t.schema,
                 t.table,
                 self.staging,
-                [c for c in self.target_columns if c in present],
+                loaded,
                 synced_at=t.synced_at_column and sql.SYNCED_AT in present,
                 run_id=self.run_id if t.run_id_column and sql.RUN_ID in present else None,
                 not_deleted=t.cdc_columns and DELETED in present,
+                variant=self.variant_columns,
             )
         )
         self._cleanup()
@@ -265,18 +301,43 @@ class SnowflakeStageSink:
             bytes_written=sum(int(f["bytes"]) for f in files),
         )
 
-    def _stage(
-        self, files: list[dict[str, Any]], rows: int, extra: tuple[tuple[str, str], ...] = ()
-    ) -> set[str]:
-        """Create this load's staging table (the table's columns and ``extra``), COPY ``files`` into
-        it and check it holds ``rows``; return the target's column names as they are now."""
+    @property
+    def variant_columns(self) -> frozenset[str]:
+        """The Snowflake names of the columns stored as VARIANT."""
+        return frozenset(
+            name
+            for name, c in zip(self.target_columns, self.columns, strict=True)
+            if c.snowflake_type == VARIANT
+        )
+
+    def _check_json(self, loaded: list[str], *, op_column: str = "") -> None:
+        """Refuse a load whose VARIANT columns hold text that is not JSON, before the target changes
+        (values are counted, never shown)."""
         t = self.target
-        columns = [
-            (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
-        ] + list(extra)
+        for column in (c for c in loaded if c in self.variant_columns):
+            count = int(
+                self._session.scalar(
+                    sql.not_json_count_sql(t.database, t.schema, self.staging, column, op_column=op_column)
+                )
+            )
+            if count:
+                raise NotJsonError(
+                    f"table {self.source_table}: column {column} is loaded as VARIANT (columns.variant) and "
+                    f"{count} of its values are not JSON; the target {t.table} was left as it was. Fix "
+                    "the values at the source, or remove the column from columns.variant to load it as text"
+                )
+
+    def _stage(self, files: list[dict[str, Any]], rows: int) -> set[str]:
+        """Empty this load's staging table (with a named stage: create it anew; with a table stage it
+        holds the files, so it is truncated, which also lets the same files load again), COPY
+        ``files`` into it and check it holds ``rows``; return the target's column names as they are."""
+        t = self.target
         if self._session is None:
             self.open()
-        self._session.execute(sql.create_table_sql(t.database, t.schema, self.staging, columns, replace=True))
+        if t.stage_kind == "table":
+            self._session.execute(sql.truncate_sql(t.database, t.schema, self.staging))
+        else:
+            self._session.execute(self._create_staging_sql())
         self._copy_into_staging(files)
         staged = int(self._session.scalar(sql.count_sql(t.database, t.schema, self.staging)))
         if staged != rows:
@@ -285,18 +346,25 @@ class SnowflakeStageSink:
                 f"{rows} were read; the target {t.table} was left as it was"
             )
         return {
-            str(row["COLUMN_NAME"]).upper()
+            str(row["COLUMN_NAME"])
             for row in self._session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
         }
 
+    @property
+    def _keeps_staging_on_abort(self) -> bool:
+        """A table stage lives and dies with its staging table: kept, so a retried commit finds the files."""
+        return self.target.stage_kind == "table"
+
     def abort(self) -> None:
         """Roll back and drop the staging table; staged files stay, so a retried commit (the commit
-        task of a chunked load) finds them. The next load's ``prepare`` clears the stage folder."""
+        task of a chunked load) finds them (with a table stage the staging table holds them and
+        stays too). The next load's ``prepare`` clears the stage folder."""
         try:
             if self._session is not None:
                 t = self.target
                 self._session.execute("ROLLBACK")
-                self._session.execute(sql.drop_table_sql(t.database, t.schema, self.staging))
+                if not self._keeps_staging_on_abort:
+                    self._session.execute(sql.drop_table_sql(t.database, t.schema, self.staging))
         except Exception:
             log.warning(
                 "could not clean up Snowflake staging objects for %s", self.target.table, exc_info=True
@@ -306,8 +374,8 @@ class SnowflakeStageSink:
 
     def _cleanup(self) -> None:
         t = self.target
-        self._session.execute(sql.drop_table_sql(t.database, t.schema, self.staging))
         self._session.execute(sql.remove_sql(self.location))
+        self._session.execute(sql.drop_table_sql(t.database, t.schema, self.staging))
 
 
 class SnowflakeExternalStageSink(SnowflakeStageSink):
@@ -339,6 +407,9 @@ class SnowflakeExternalStageSink(SnowflakeStageSink):
 
     def write(self, chunk: int, part: int, batch: pa.RecordBatch) -> None:
         """Nothing to write: the S3 destination writes the files."""
+
+    def finish_chunk(self, chunk: int) -> None:
+        """Nothing to upload: the S3 destination wrote the files."""
 
     def discard_chunk(self, chunk: int) -> None:
         """Nothing staged here to discard."""

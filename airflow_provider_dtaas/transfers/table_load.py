@@ -93,6 +93,7 @@ class TableLoad:
             include=plan.include_columns,
             exclude=plan.exclude_columns,
             hashed=plan.hash_columns,
+            variant=plan.variant_columns,
             table=plan.source_name,
         )
         columns = self._map_selected(chosen)
@@ -158,6 +159,7 @@ class TableLoad:
         return map_selected(
             chosen,
             hashed=self.plan.hash_columns,
+            variant=self.plan.variant_columns,
             table=self.plan.source_name,
             mapper=self.source.source_dialect.map_column,
         )

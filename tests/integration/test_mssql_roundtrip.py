@@ -344,6 +344,7 @@ def test_every_type_lands_in_snowflake_with_its_declared_type_and_value(  # type
         hook.iter_record_batches("dbo", TABLE, columns, batch_rows=2, order_by=["id"])
     ):
         load.write(0, part, _without_values(batch, gaps))
+    load.finish_chunk(0)
     load.commit(3, load.written())
 
     problems = []

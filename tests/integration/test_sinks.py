@@ -2,26 +2,43 @@
 when ``DTAAS_TEST_SNOWFLAKE_CONN`` / ``_DATABASE`` are set, on a real account; each test writes to a
 schema of its own (``snowflake_place``), dropped afterwards.
 
-Stand-in workarounds these tests rely on (devstack/snowflake.py, tests only, never production SQL):
+Stand-in workarounds these tests rely on (fakesnow 0.12.1; devstack/snowflake.py, tests only, never
+production SQL):
 
-- ``REMOVE @stage/path``: fakesnow 0.12 has none; the stand-in deletes the files under the path from
+- ``REMOVE @stage/path``: fakesnow has none; the stand-in deletes the files under the path from
   fakesnow's stage folder and answers one (name, result) row per file, as Snowflake does. The sink
   sends it when it prepares a load, discards a chunk and after a commit, so the stage-cleanup and
   discarded-chunk tests check the shim on fakesnow and Snowflake itself on a real account.
-- ``ALTER SESSION SET QUERY_TAG``: fakesnow 0.12 has none; the stand-in answers it (and records the
+- ``ALTER SESSION SET QUERY_TAG``: fakesnow has none; the stand-in answers it (and records the
   tag). Every sink session sends it.
+- A quoted table-stage name (``@"DB"."S".%"T"``) is not resolved; the stand-in rewrites it to the
+  unquoted form, which names the same table when the name is upper case (so the table-stage tests
+  use upper-case table names; other names are checked by parsing in ``tests/unit/test_snowflake_sql.py``).
+- ``TRUNCATE TABLE`` keeps the table's load history, so the next COPY would skip the same files;
+  the stand-in forgets it, as Snowflake does (the retried table-stage commit relies on it).
+- ``COPY ... MATCH_BY_COLUMN_NAME = CASE_SENSITIVE`` upper-cases the table's column names, so a
+  lower-case column never matches; the stand-in is patched to compare names as written
+  (``column_case`` lower and preserve rely on it).
+- ``PARSE_JSON`` of text that is not JSON is an HTTP 500 there (Snowflake: error 100069), so the
+  test of bad JSON stops at DTaaS's own check, which runs first on both.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from airflow_provider_dtaas.core.identifiers import quote_snowflake_path
-from airflow_provider_dtaas.core.typemap import SourceColumn, map_columns
-from airflow_provider_dtaas.transfers.sinks import RowCountMismatchError, SnowflakeStageSink
+from airflow_provider_dtaas.core.plan import SnowflakeTarget
+from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
+from airflow_provider_dtaas.core.snowflake_names import ColumnNameCollisionError
+from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_columns, map_selected
+from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+from airflow_provider_dtaas.transfers.change_sinks import SnowflakeChangeSink
+from airflow_provider_dtaas.transfers.sinks import NotJsonError, RowCountMismatchError, SnowflakeStageSink
 from tests.integration.snowflake_place import SnowflakePlace
 
 COLUMNS = map_columns(
@@ -44,8 +61,23 @@ def _batch(start: int, count: int) -> pa.RecordBatch:
     )
 
 
+def _sink(target: SnowflakeTarget, columns: list[MappedColumn] = COLUMNS) -> SnowflakeStageSink:
+    hook = DtaasSnowflakeHook(snowflake_conn_id=target.conn_id)
+    return SnowflakeStageSink(target, hook=hook, run_token="run=r1", columns=columns, source_table="dbo.t")
+
+
 def _sf_sink(place: SnowflakePlace) -> SnowflakeStageSink:
-    return SnowflakeStageSink(place.target("T"), hook=place.hook(), run_token="run=r1", columns=COLUMNS)
+    return _sink(place.target("T"))
+
+
+def _load(sink: SnowflakeStageSink, *chunks: list[pa.RecordBatch]) -> None:
+    sink.prepare()
+    sink.open()
+    for chunk, batches in enumerate(chunks):
+        for part, batch in enumerate(batches):
+            sink.write(chunk, part, batch)
+        sink.finish_chunk(chunk)
+    sink.commit(sum(b.num_rows for batches in chunks for b in batches), sink.written())
 
 
 def _snowflake_rows(place: SnowflakePlace) -> list[tuple[object, ...]]:
@@ -64,8 +96,9 @@ def test_snowflake_load_replaces_the_table_atomically(snowflake_place: Snowflake
     sink = _sf_sink(snowflake_place)
     sink.prepare()
     sink.open()
-    for chunk, batch in enumerate(batches):
-        sink.write(0, chunk, batch)
+    for part, batch in enumerate(batches):
+        sink.write(0, part, batch)
+    sink.finish_chunk(0)
     sink.commit(503, sink.written())
     expected = [(r["id"], r["name"], r["amount"]) for r in pa.Table.from_batches(batches).to_pylist()]
     assert _snowflake_rows(snowflake_place) == expected
@@ -75,6 +108,7 @@ def test_snowflake_load_replaces_the_table_atomically(snowflake_place: Snowflake
     again.prepare()
     again.open()
     again.write(0, 0, _batch(10, 2))
+    again.finish_chunk(0)
     again.commit(2, again.written())
     assert _snowflake_rows(snowflake_place) == [
         (10, "Zoë 10", Decimal("0.10")),
@@ -87,6 +121,7 @@ def test_snowflake_count_mismatch_leaves_the_previous_table_intact(snowflake_pla
     good.prepare()
     good.open()
     good.write(0, 0, _batch(0, 5))
+    good.finish_chunk(0)
     good.commit(5, good.written())
     before = _snowflake_rows(snowflake_place)
 
@@ -94,6 +129,7 @@ def test_snowflake_count_mismatch_leaves_the_previous_table_intact(snowflake_pla
     bad.prepare()
     bad.open()
     bad.write(0, 0, _batch(100, 3))
+    bad.finish_chunk(0)
     with pytest.raises(RowCountMismatchError, match=r"holds 3 rows, 4 were read; the target T was left"):
         bad.commit(4, bad.written())
     bad.abort()
@@ -111,6 +147,7 @@ def test_snowflake_stage_files_are_removed_after_the_load(snowflake_place: Snowf
     sink.prepare()
     sink.open()
     sink.write(0, 0, _batch(0, 3))
+    sink.finish_chunk(0)  # the chunk's files are PUT when it is finished
     assert _staged(snowflake_place) == ["dtaas_stage/T/run=r1/chunk-00000/part-00000-00000.parquet"]
     sink.commit(3, sink.written())
     assert _staged(snowflake_place) == []
@@ -121,10 +158,16 @@ def test_a_discarded_chunk_is_not_loaded_into_snowflake(snowflake_place: Snowfla
     sink.prepare()
     sink.open()
     sink.write(0, 0, _batch(0, 4))
+    sink.finish_chunk(0)
     sink.write(1, 0, _batch(4, 3))
     sink.write(1, 1, _batch(7, 3))
-    sink.discard_chunk(1)
+    sink.finish_chunk(1)
+    sink.discard_chunk(1)  # staged, then discarded: its stage folder is removed
     sink.write(1, 0, _batch(4, 6))
+    sink.write(1, 1, _batch(100, 1))
+    sink.discard_chunk(1)  # written, not yet PUT: its local files are deleted
+    sink.write(1, 0, _batch(4, 6))
+    sink.finish_chunk(1)
     result = sink.commit(10, sink.written())
     assert result.files == 2
     assert [row[0] for row in _snowflake_rows(snowflake_place)] == list(range(10))
@@ -137,7 +180,9 @@ def test_a_retried_commit_finds_the_staged_files_of_a_failed_one(snowflake_place
     writer.prepare()
     writer.open()
     writer.write(0, 0, _batch(0, 4))
+    writer.finish_chunk(0)
     writer.write(1, 0, _batch(4, 2))
+    writer.finish_chunk(1)
     files = writer.written()
     writer.close()
     failing = _sf_sink(snowflake_place)
@@ -147,3 +192,189 @@ def test_a_retried_commit_finds_the_staged_files_of_a_failed_one(snowflake_place
     retried = _sf_sink(snowflake_place)
     retried.commit(6, files)
     assert [row[0] for row in _snowflake_rows(snowflake_place)] == list(range(6))
+
+
+def _ids(place: SnowflakePlace, table: str) -> list[Any]:
+    return [row[0] for row in place.records(f'SELECT "ID" FROM {place.path(table)} ORDER BY 1')]
+
+
+def _column_names(place: SnowflakePlace, table: str) -> list[str]:
+    return [
+        str(row[0])
+        for row in place.records(
+            f"SELECT COLUMN_NAME FROM {place.information_schema('COLUMNS')}"
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            (place.schema, table),
+        )
+    ]
+
+
+def test_a_table_stage_load_creates_no_stage_and_leaves_no_files(snowflake_place: SnowflakePlace) -> None:
+    place = snowflake_place
+    sink = _sink(place.target("TS", stage_kind="table", put_parallel=8))
+    sink.prepare()
+    sink.open()
+    sink.write(0, 0, _batch(0, 3))
+    sink.write(0, 1, _batch(3, 2))
+    stage = f'LIST @{quote_snowflake_path(place.database, place.schema)}.%"TS__DTAAS_STAGING"'
+    assert place.records(stage) == []  # batches wait on local disk for their chunk
+    sink.finish_chunk(0)
+    assert sorted(row[0] for row in place.records(stage)) == [
+        "run=r1/chunk-00000/part-00000-00000.parquet",
+        "run=r1/chunk-00000/part-00000-00001.parquet",
+    ]
+    sink.commit(5, sink.written())
+    assert _ids(place, "TS") == [0, 1, 2, 3, 4]
+    assert place.records(f"SHOW STAGES IN SCHEMA {quote_snowflake_path(place.database, place.schema)}") == []
+    gone = place.records(
+        f"SELECT COUNT(*) FROM {place.information_schema('TABLES')}"
+        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'TS__DTAAS_STAGING'",
+        (place.schema,),
+    )
+    assert gone[0][0] == 0  # and its stage with it
+
+
+def test_a_retried_commit_on_a_table_stage_loads_the_files_again(snowflake_place: SnowflakePlace) -> None:
+    """A failed commit keeps the staging table (it holds the table stage's files); the retry
+    empties it, which lets the same files load again, and loads them once."""
+    target = snowflake_place.target("TR", stage_kind="table")
+    writer = _sink(target)
+    writer.prepare()
+    writer.open()
+    writer.write(0, 0, _batch(0, 4))
+    writer.finish_chunk(0)
+    writer.write(1, 0, _batch(4, 2))
+    writer.finish_chunk(1)
+    files = writer.written()
+    writer.close()
+    failing = _sink(target)
+    with pytest.raises(RowCountMismatchError):
+        failing.commit(7, files)
+    failing.abort()
+    _sink(target).commit(6, files)
+    assert _ids(snowflake_place, "TR") == list(range(6))
+
+
+@pytest.mark.parametrize(
+    ("case", "names"),
+    [
+        ("upper", ["ID", "NAME", "AMOUNT"]),
+        ("lower", ["id", "name", "amount"]),
+        ("preserve", ["Id", "name", "AMOUNT"]),
+    ],
+)
+def test_column_case_names_the_target_columns(
+    snowflake_place: SnowflakePlace, case: str, names: list[str]
+) -> None:
+    place = snowflake_place
+    sources = [
+        SourceColumn("Id", "bigint", nullable=False),
+        SourceColumn("name", "nvarchar", max_length=50),
+        SourceColumn("AMOUNT", "decimal", precision=18, scale=2),
+    ]
+    table = f"CASE_{case.upper()}"
+    columns = map_columns(sources)
+    batch = _batch(0, 3).rename_columns([c.name for c in sources])
+    target = place.target(table, column_case=case, synced_at_column=False, run_id_column=False)
+    _load(_sink(target, columns), [batch])
+    assert _column_names(place, table) == names
+    quoted = ", ".join(f'"{n}"' for n in names)
+    assert place.records(f"SELECT {quoted} FROM {place.path(table)} ORDER BY 1")[1] == (
+        1,
+        "Zoë 1",
+        Decimal("0.01"),
+    )
+
+
+def test_two_source_columns_that_meet_after_casing_are_refused(snowflake_place: SnowflakePlace) -> None:
+    columns = map_columns([SourceColumn("name", "nvarchar", max_length=5), SourceColumn("NAME", "int")])
+    with pytest.raises(
+        ColumnNameCollisionError, match=r"source column NAME and source column name would both be"
+    ):
+        _sink(snowflake_place.target("TWINS"), columns)
+    preserved = _sink(snowflake_place.target("TWINS", column_case="preserve"), columns)
+    assert len(preserved.target_columns) == 2
+
+
+def test_a_changed_column_case_is_refused_before_anything_loads(snowflake_place: SnowflakePlace) -> None:
+    _load(_sink(snowflake_place.target("RECASED")), [_batch(0, 2)])
+    with pytest.raises(SchemaDriftError, match=r"columns id \(target: ID\), name \(target: NAME\), amount"):
+        _sink(snowflake_place.target("RECASED", column_case="lower")).prepare()
+    assert _ids(snowflake_place, "RECASED") == [0, 1]
+
+
+JSON_COLUMNS = map_selected(
+    [SourceColumn("id", "bigint", nullable=False), SourceColumn("doc", "nvarchar", max_length=-1)],
+    variant=("doc",),
+)
+
+
+def _docs(ids: list[int], docs: list[str | None]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict({"id": pa.array(ids, pa.int64()), "doc": pa.array(docs, pa.string())})
+
+
+def _changes(rows: list[tuple[int, str | None, str, str]]) -> pa.RecordBatch:
+    """(id, doc, operation, lsn) change rows as a window's batch carries them."""
+    return pa.RecordBatch.from_pydict(
+        {
+            "id": pa.array([r[0] for r in rows], pa.int64()),
+            "doc": pa.array([r[1] for r in rows], pa.string()),
+            "_dtaas_op": [r[2] for r in rows],
+            "_dtaas_lsn": [r[3] for r in rows],
+            "_dtaas_seqval": ["0x" + "0" * 20] * len(rows),
+        }
+    )
+
+
+@pytest.mark.parametrize("stage_kind", ["named", "table"])
+def test_json_text_lands_as_variant_by_full_load_and_by_merge(
+    snowflake_place: SnowflakePlace, stage_kind: str
+) -> None:
+    place = snowflake_place
+    table = f"DOCS_{stage_kind.upper()}"
+    target = place.target(table, stage_kind=stage_kind, cdc_columns=True)
+    _load(_sink(target, JSON_COLUMNS), [_docs([1, 2, 3, 4], ['{"a": 1}', "[1, 2]", None, "null"])])
+    kind = place.records(
+        f"SELECT DATA_TYPE FROM {place.information_schema('COLUMNS')}"
+        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND COLUMN_NAME = 'DOC'",
+        (place.schema, table),
+    )
+    assert kind == [("VARIANT",)]
+    read = f'SELECT "ID", "DOC":a, "DOC" IS NULL FROM {place.path(table)} ORDER BY 1'
+    assert [(r[0], r[1], r[2]) for r in place.records(read)] == [
+        (1, "1", False),
+        (2, None, False),
+        (3, None, True),  # SQL NULL stays NULL
+        (4, None, False),  # the JSON text null is a JSON null, not a missing value
+    ]
+
+    window = SnowflakeChangeSink(
+        target,
+        hook=place.hook(),
+        from_lsn="0" * 19 + "1",
+        to_lsn="0" * 19 + "2",
+        key=["id"],
+        soft_delete=False,
+        columns=JSON_COLUMNS,
+        run_id="r2",
+        source_table="dbo.docs",
+    )
+    window.prepare()
+    window.open()
+    lsn = "0x" + "0" * 19 + "9"
+    window.write(0, 0, _changes([(1, '{"a": 7}', "U", lsn), (5, '{"a": 5}', "I", lsn), (2, None, "D", lsn)]))
+    window.finish_chunk(0)
+    window.commit(3, window.written())
+    assert [r[:2] for r in place.records(read)] == [(1, "7"), (3, None), (4, None), (5, "5")]
+
+
+def test_text_that_is_not_json_fails_the_load_and_leaves_the_target(snowflake_place: SnowflakePlace) -> None:
+    target = snowflake_place.target("BADDOCS")
+    _load(_sink(target, JSON_COLUMNS), [_docs([1], ['{"a": 1}'])])
+    with pytest.raises(
+        NotJsonError, match=r"column DOC is loaded as VARIANT .* 2 of its values are not JSON"
+    ):
+        _load(_sink(target, JSON_COLUMNS), [_docs([1, 2, 3], ["{oops", "", '"fine"'])])
+    assert snowflake_place.records(f'SELECT "ID", "DOC":a FROM {snowflake_place.path("BADDOCS")}') == [
+        (1, "1")
+    ]

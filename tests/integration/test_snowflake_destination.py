@@ -66,6 +66,7 @@ def load(
     sink.prepare()
     sink.open()
     sink.write(0, 0, batch(columns, rows))
+    sink.finish_chunk(0)
     sink.commit(len(rows), sink.written())
     return sink
 
@@ -266,6 +267,7 @@ def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(
     sink.prepare()
     sink.open()
     sink.write(0, 0, batch(columns, [{"id": 1, "name": "a", "amount": None}]))
+    sink.finish_chunk(0)
     assert sink.written() == []  # nothing is PUT: the S3 destination wrote the files
     sink.manifest = {
         "format": "parquet",

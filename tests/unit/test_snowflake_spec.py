@@ -87,3 +87,57 @@ def test_an_unknown_drift_policy_is_named() -> None:
         SpecError, match=r"sf.yaml:3: handle_schema_drift: Input should be 'evolve', 'freeze' or"
     ):
         parse_spec(spec_text("role: R", drift="ignore"), display_name="sf.yaml")
+
+
+def test_stage_upload_and_naming_options_reach_the_plan_with_their_defaults() -> None:
+    (default,) = plan_tables(parse_spec(spec_text("role: R"), display_name="sf.yaml"))
+    assert default.snowflake is not None
+    sf = default.snowflake
+    assert (sf.stage_kind, sf.stage, sf.put_parallel, sf.column_case) == ("named", "DTAAS_STAGE", 4, "upper")
+    text = spec_text("stage_kind: table\nput_parallel: 32\ncolumn_case: preserve\ntable_case: lower")
+    (plan,) = plan_tables(parse_spec(text, display_name="sf.yaml"))
+    assert plan.snowflake is not None
+    sf = plan.snowflake
+    assert (sf.stage_kind, sf.put_parallel, sf.column_case, sf.table) == ("table", 32, "preserve", "orders")
+    assert type(plan).from_dict(plan.to_dict()) == plan
+
+
+def test_variant_columns_reach_the_plan_and_survive_serialisation() -> None:
+    text = spec_text("role: R").replace(
+        "tables: [dbo.orders]", "tables:\n  - name: dbo.events\n    columns: {variant: [payload, Meta]}"
+    )
+    (plan,) = plan_tables(parse_spec(text, display_name="sf.yaml"))
+    assert plan.variant_columns == ("payload", "Meta")
+    assert type(plan).from_dict(plan.to_dict()) == plan
+
+
+@pytest.mark.parametrize(
+    ("snowflake_lines", "message"),
+    [
+        (
+            "stage_kind: table\nstage: LOADS",
+            "sf.yaml:6: destinations.snowflake: stage names a named stage; stage_kind: table puts the files "
+            "in the staging table's own stage, so remove stage or set stage_kind: named",
+        ),
+        (
+            "load_from: s3\nexternal_stage: LAKE\nput_parallel: 8",
+            "sf.yaml:6: destinations.snowflake: put_parallel is used only with load_from: stage "
+            "(s3 PUTs nothing)",
+        ),
+        (
+            "put_parallel: 100",
+            "sf.yaml:9: destinations.snowflake.put_parallel: Input should be less than or equal to 99 "
+            "(got: 100)",
+        ),
+        (
+            "column_case: camel",
+            "sf.yaml:9: destinations.snowflake.column_case: Input should be 'upper', 'lower' or 'preserve' "
+            "(got: 'camel')",
+        ),
+    ],
+    ids=["stage-with-table-stage", "parallel-without-put", "parallel-too-high", "unknown-case"],
+)
+def test_bad_stage_and_naming_options_are_named(snowflake_lines: str, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(spec_text(snowflake_lines), display_name="sf.yaml")
+    assert [str(p) for p in caught.value.problems] == [message]

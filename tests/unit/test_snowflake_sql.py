@@ -66,6 +66,7 @@ def test_stage_paths_are_restricted() -> None:
 
 HOSTILE = 'T"; DROP TABLE X; --'
 LOCATION = sql.stage_location("DB", "S", "STG", "T/run=1")
+TABLE_STAGE = sql.table_stage_location("DB", "S", HOSTILE, "run=1")
 MANIFEST = {
     "format": "csv",
     "compression": "gzip",
@@ -135,11 +136,26 @@ STATEMENTS: list[Any] = [
         exp.Put,
         id="put_sql",
     ),
+    pytest.param(
+        sql.put_sql("/tmp/dtaas-sf-x/chunk-00000/*.parquet", f"{TABLE_STAGE}chunk-00000/", parallel=16),
+        exp.Put,
+        id="put_sql-table-stage",
+    ),
     pytest.param(sql.copy_parquet_sql("DB", "S", HOSTILE, LOCATION), exp.Copy, id="copy_parquet_sql"),
+    pytest.param(
+        sql.copy_parquet_sql("DB", "S", HOSTILE, TABLE_STAGE), exp.Copy, id="copy_parquet_sql-table-stage"
+    ),
     # sqlglot has no REMOVE: it keeps the statement whole as a Command (still one statement)
     pytest.param(sql.remove_sql(LOCATION), exp.Command, id="remove_sql"),
     pytest.param(sql.remove_sql(f"{LOCATION}chunk-00001/"), exp.Command, id="remove_sql-chunk"),
+    pytest.param(sql.remove_sql(TABLE_STAGE), exp.Command, id="remove_sql-table-stage"),
     pytest.param(sql.count_sql("DB", "S", HOSTILE), exp.Select, id="count_sql"),
+    pytest.param(
+        sql.not_json_count_sql("DB", "S", HOSTILE, 'D"OC', op_column="_DTAAS_OP"),
+        exp.Select,
+        id="not_json_count_sql",
+    ),
+    pytest.param(sql.truncate_sql("DB", "S", HOSTILE), exp.TruncateTable, id="truncate_sql"),
     pytest.param(sql.drop_table_sql("DB", "S", HOSTILE), exp.Drop, id="drop_table_sql"),
     pytest.param(
         sql.add_column_sql("DB", "S", HOSTILE, 'C"2', "VARCHAR(10)", comment="it's"),
@@ -239,3 +255,67 @@ def test_comments_name_the_source_and_survive_quotes() -> None:
 def test_plain_warehouse_and_role_names_resolve_as_snowflake_resolves_them() -> None:
     assert sql.use_sql("WAREHOUSE", "compute_wh") == "USE WAREHOUSE compute_wh"
     assert sql.use_sql("ROLE", "Loader Role") == 'USE ROLE "Loader Role"'
+
+
+def test_a_table_stage_location_quotes_the_table_after_the_percent_sign() -> None:
+    location = sql.table_stage_location("DB", "S", 'my "T"', "run=1")
+    assert location == '@"DB"."S".%"my ""T"""/run=1/'
+    with pytest.raises(ValueError, match="stage path"):
+        sql.table_stage_location("DB", "S", "T", "../x")
+
+
+def test_put_copy_and_remove_of_a_table_stage_are_one_snowflake_statement_each() -> None:
+    """sqlglot parses PUT and COPY of a table stage; REMOVE it keeps as a command, so its text is
+    checked exactly."""
+    location = sql.table_stage_location("DB", "S", "T__DTAAS_STAGING", "run=1/chunk-00000")
+    put = sql.put_sql("/tmp/dtaas-sf-x/chunk-00000/*.parquet", location, parallel=16)
+    assert put == (
+        "PUT 'file:///tmp/dtaas-sf-x/chunk-00000/*.parquet'"
+        ' @"DB"."S".%"T__DTAAS_STAGING"/run=1/chunk-00000/'
+        " OVERWRITE = TRUE AUTO_COMPRESS = FALSE PARALLEL = 16"
+    )
+    parsed_put = sqlglot.parse_one(put, read="snowflake")
+    assert isinstance(parsed_put, sqlglot.exp.Put)
+    assert parsed_put.args["target"].sql() == '@"DB"."S".%"T__DTAAS_STAGING"/run=1/chunk-00000/'
+    copy = sqlglot.parse_one(sql.copy_parquet_sql("DB", "S", "T__DTAAS_STAGING", location), read="snowflake")
+    assert isinstance(copy, sqlglot.exp.Copy)
+    assert copy.this.name == "T__DTAAS_STAGING"  # loads the table whose stage holds the files
+    assert f"FROM {location} " in copy.sql("snowflake")
+    assert sql.remove_sql(location) == 'REMOVE @"DB"."S".%"T__DTAAS_STAGING"/run=1/chunk-00000/'
+    truncate = sqlglot.parse_one(sql.truncate_sql("DB", "S", "T__DTAAS_STAGING"), read="snowflake")
+    assert isinstance(truncate, sqlglot.exp.TruncateTable)
+
+
+@pytest.mark.parametrize("parallel", [0, 100])
+def test_put_parallelism_stays_within_what_snowflake_allows(parallel: int) -> None:
+    with pytest.raises(ValueError, match="PUT PARALLEL must be 1 to 99"):
+        sql.put_sql("/tmp/x/*.parquet", '@"DB"."S"."STG"/T/', parallel=parallel)
+
+
+def test_variant_columns_are_parsed_from_their_json_text_on_the_way_in() -> None:
+    statements = sql.replace_rows_sql("DB", "S", "T", "STG", ["ID", "DOC"], variant={"DOC"})
+    insert = statements[2][0]
+    assert (
+        insert == 'INSERT INTO "DB"."S"."T" ("ID", "DOC") SELECT "ID", PARSE_JSON("DOC") FROM "DB"."S"."STG"'
+    )
+    assert len(sqlglot.parse(insert, read="snowflake")) == 1
+    check = sql.not_json_count_sql("DB", "S", "STG", "DOC", op_column="_DTAAS_OP")
+    assert check == (
+        'SELECT COUNT(*) FROM "DB"."S"."STG" WHERE "DOC" IS NOT NULL AND TRY_PARSE_JSON("DOC") IS NULL'
+        " AND \"_DTAAS_OP\" <> 'B'"
+    )
+    assert len(sqlglot.parse(check, read="snowflake")) == 1
+
+
+def test_a_merge_parses_variant_columns_once_as_it_reduces_the_changes() -> None:
+    from airflow_provider_dtaas.core.snowflake_merge import merge_window_sql
+
+    statement, _bound = merge_window_sql(
+        "DB", "S", "T", "STG", key=["ID"], columns=["ID", "DOC"], soft_delete=False, variant={"DOC"}
+    )
+    assert (
+        'USING (SELECT "ID", PARSE_JSON("DOC") AS "DOC", "_DTAAS_OP", "_DTAAS_LSN", "_DTAAS_SEQVAL" '
+        'FROM "DB"."S"."STG"' in statement
+    )
+    assert 'UPDATE SET "DOC" = s."DOC"' in statement  # the parsed value, not the text
+    assert len(sqlglot.parse(statement, read="snowflake")) == 1

@@ -180,3 +180,50 @@ def test_hashed_columns_are_hashed_by_the_server_from_their_exact_text() -> None
 def test_a_hashed_column_must_exist() -> None:
     with pytest.raises(ColumnSelectionError, match=r"table dbo.people: no column named nope"):
         select_columns([SourceColumn("id", "int")], hashed=("nope",), table="dbo.people")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(SourceColumn("doc", "nvarchar", max_length=-1), id="nvarchar-max"),
+        pytest.param(SourceColumn("doc", "varchar", max_length=4000), id="varchar"),
+        pytest.param(SourceColumn("doc", "ntext"), id="ntext"),
+        pytest.param(SourceColumn("doc", "jsonb"), id="postgres-jsonb"),
+    ],
+)
+def test_a_text_column_holding_json_lands_as_variant_staged_as_text(source: SourceColumn) -> None:
+    from airflow_provider_dtaas.core.pg_typemap import map_pg_column
+
+    mapper = map_pg_column if source.data_type == "jsonb" else map_column
+    plain = mapper(source)
+    (mapped,) = map_selected([source], variant=("DOC",), mapper=mapper)
+    assert (mapped.snowflake_type, mapped.staging_type, mapped.arrow_type) == (
+        "VARIANT",
+        "VARCHAR",
+        pa.string(),
+    )
+    assert mapped.select_expression() == plain.select_expression()  # read exactly as the text column
+
+
+@pytest.mark.parametrize(
+    ("source", "declared"),
+    [
+        (SourceColumn("doc", "int"), "int"),
+        (SourceColumn("doc", "xml", max_length=-1), "xml"),
+        (SourceColumn("doc", "varbinary", max_length=-1), "varbinary(max)"),
+        (SourceColumn("doc", "uniqueidentifier"), "uniqueidentifier"),
+    ],
+    ids=["int", "xml", "varbinary", "guid"],
+)
+def test_variant_is_refused_for_a_column_that_is_not_text(source: SourceColumn, declared: str) -> None:
+    with pytest.raises(ColumnSelectionError) as caught:
+        map_selected([source], variant=("doc",), table="dbo.events")
+    assert str(caught.value) == (
+        f"table dbo.events: columns.variant names doc, which is {declared}, not text; VARIANT is for text "
+        "columns holding JSON, so remove it from columns.variant"
+    )
+
+
+def test_a_variant_column_must_exist() -> None:
+    with pytest.raises(ColumnSelectionError, match=r"table dbo.events: no column named payload"):
+        select_columns([SourceColumn("id", "int")], variant=("payload",), table="dbo.events")
