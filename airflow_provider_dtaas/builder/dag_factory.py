@@ -46,6 +46,8 @@ def build_dag(spec: TaskSpec, *, spec_file: str, plans: list[TablePlan] | None =
         "retry_delay": timedelta(seconds=spec.retry_delay_seconds),
         "owner": "dtaas",
     }
+    if spec.queue:
+        default_args["queue"] = spec.queue
     with DAG(
         dag_id=spec.dag_id,
         description=spec.description or f"DTaaS {spec.mode} from {spec.source.conn_id} ({spec_file})",

@@ -15,6 +15,7 @@ from airflow_provider_dtaas.core.row_filter import render_row_filter
 
 _TABLE_NAME = re.compile(r"^(?P<schema>[^.]+)\.(?P<table>[^.]+)$")
 _SPEC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 
 def _check_identifier(name: str) -> str:
@@ -529,6 +530,11 @@ class TaskSpec(_Model):
         "tasks at once, on any Celery worker",
     )
     parallel_tables: int = Field(default=3, ge=1, le=64, description="tables loaded at the same time")
+    queue: str | None = Field(
+        default=None,
+        description="the Celery queue this spec's tasks go to (workers started with --queues <name>); "
+        "default: Airflow's default queue",
+    )
     state_conn_id: str = "dtaas_state"
     retry_enabled: bool = True
     max_retries: int = Field(default=3, ge=0, le=20)
@@ -552,6 +558,13 @@ class TaskSpec(_Model):
     tables: list[TableSpec] = Field(
         default_factory=list, validate_default=True, description="tables listed by name"
     )
+
+    @field_validator("queue")
+    @classmethod
+    def _valid_queue(cls, value: str | None) -> str | None:
+        if value is not None and not _QUEUE_NAME.match(value):
+            raise ValueError("a Celery queue name: letters, digits, '_', '.' or '-' (at most 100)")
+        return value
 
     @field_validator("name")
     @classmethod

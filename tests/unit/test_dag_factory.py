@@ -204,3 +204,11 @@ def test_an_incremental_dag_has_one_load_increment_task_per_table(no_network: No
     assert orders.cdc is not None
     assert orders.cdc.watermark_column == "updated_at"
     assert set(dag.params.keys()) == {"tables", "resnapshot"}
+
+
+def test_a_spec_queue_sends_every_task_of_its_dag_to_that_celery_queue() -> None:
+    spec = parse_spec(VALID.replace("name: sales", "name: sales\nqueue: dtaas_big"), display_name="s.yaml")
+    dag = build_dag(spec, spec_file="s.yaml")
+    assert {task.queue for task in dag.tasks} == {"dtaas_big"}
+    default = build_dag(parse_spec(VALID, display_name="s.yaml"), spec_file="s.yaml")
+    assert "dtaas_big" not in {task.queue for task in default.tasks}
