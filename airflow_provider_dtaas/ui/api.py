@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.ui import queries
+from airflow_provider_dtaas.ui.reader import HeldConnection
 
 PREFIX = "/dtaas"
 STATE_CONN_ID = "dtaas_state"
@@ -288,18 +289,27 @@ def create_app() -> FastAPI:
 
 async def _events(request: Request, dag_id: str, run_id: str | None) -> AsyncIterator[str]:
     """``event: run`` with the run's view whenever it changes; a comment now and then keeps proxies open."""
-    last = ""
-    quiet = 0.0
-    while not await request.is_disconnected():
-        view = await asyncio.to_thread(queries.run_view, _state(), dag_id, run_id)
-        if view is not None:
-            view["throughput"] = await asyncio.to_thread(queries.throughput, _state(), view["execution_id"])
-            payload = json.dumps(view, sort_keys=True)
-            if payload != last:
+    reader = await asyncio.to_thread(HeldConnection, _state())
+    try:
+        last = ""
+        quiet = 0.0
+        while not await request.is_disconnected():
+            payload = await asyncio.to_thread(_run_payload, reader, dag_id, run_id)
+            if payload is not None and payload != last:
                 last, quiet = payload, 0.0
                 yield f"event: run\ndata: {payload}\n\n"
-        if quiet >= STREAM_KEEPALIVE_SECONDS:
-            quiet = 0.0
-            yield ": keep-alive\n\n"
-        await asyncio.sleep(STREAM_POLL_SECONDS)
-        quiet += STREAM_POLL_SECONDS
+            if quiet >= STREAM_KEEPALIVE_SECONDS:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(STREAM_POLL_SECONDS)
+            quiet += STREAM_POLL_SECONDS
+    finally:
+        await asyncio.to_thread(reader.close)
+
+
+def _run_payload(reader: HeldConnection, dag_id: str, run_id: str | None) -> str | None:
+    view = queries.run_view(reader, dag_id, run_id)
+    if view is None:
+        return None
+    view["throughput"] = queries.throughput(reader, view["execution_id"])
+    return json.dumps(view, sort_keys=True)

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from airflow_provider_dtaas.hooks.state import DtaasStateHook
+from airflow_provider_dtaas.ui.reader import Reader
 
 _RUNS = """
 SELECT dag_id, spec_name, status, count(*) FROM dtaas.executions GROUP BY dag_id, spec_name, status
@@ -50,7 +50,7 @@ ORDER BY dag_id, source_table, window_id DESC
 class StateStoreCollector(Collector):
     """One scrape: a handful of grouped queries against the state store."""
 
-    def __init__(self, state: DtaasStateHook) -> None:
+    def __init__(self, state: Reader) -> None:
         self.state = state
 
     def collect(self) -> Iterator[Any]:
@@ -113,7 +113,7 @@ class StateStoreCollector(Collector):
         yield from (lag, applied)
 
 
-def render(state: DtaasStateHook) -> bytes:
+def render(state: Reader) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StateStoreCollector(state))
     return generate_latest(registry)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from airflow_provider_dtaas.hooks.state import DtaasStateHook
+from airflow_provider_dtaas.ui.reader import Reader
 
 _OVERVIEW = """
 WITH wanted AS (
@@ -124,9 +124,7 @@ WHERE execution_id = %s ORDER BY sampled_at
 MAX_POINTS = 120
 
 
-def overview(
-    state: DtaasStateHook, readable: Iterable[str], known: Iterable[str] = ()
-) -> list[dict[str, Any]]:
+def overview(state: Reader, readable: Iterable[str], known: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Per DAG the user may read, of those that ran or are ``known`` DTaaS DAGs (not run yet): its
     last run, rows loaded today, CDC lag at the last applied window, the last run's failed tables."""
     rows = state.get_records(_OVERVIEW, parameters={"known": sorted(known), "readable": sorted(readable)})
@@ -137,7 +135,7 @@ def overview(
 
 
 def run_view(
-    state: DtaasStateHook, dag_id: str, run_id: str | None, *, now: datetime | None = None
+    state: Reader, dag_id: str, run_id: str | None, *, now: datetime | None = None
 ) -> dict[str, Any] | None:
     """A run (the DAG's latest when ``run_id`` is None): overall figures and one entry per table."""
     found = state.get_first(_EXECUTION, parameters=(dag_id, run_id, run_id))
@@ -155,7 +153,7 @@ def run_view(
     return _jsonable(execution)
 
 
-def throughput(state: DtaasStateHook, execution_id: int) -> list[dict[str, float]]:
+def throughput(state: Reader, execution_id: int) -> list[dict[str, float]]:
     """Rows per second over the run, from the tables' progress samples: ``[{t, rows, rows_per_s}]``."""
     samples = state.get_records(_SAMPLES, parameters=(execution_id,))
     return throughput_series([(str(t), float(at), int(rows)) for t, at, rows in samples])
@@ -188,7 +186,7 @@ def throughput_series(
     return points
 
 
-def audit_log(state: DtaasStateHook, dag_id: str, limit: int = 50) -> list[dict[str, Any]]:
+def audit_log(state: Reader, dag_id: str, limit: int = 50) -> list[dict[str, Any]]:
     rows = state.get_records(
         "SELECT at, actor, action, run_id, detail FROM dtaas.audit_log WHERE dag_id = %s"
         " ORDER BY at DESC LIMIT %s",
