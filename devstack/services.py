@@ -37,6 +37,12 @@ def ensure_chromium() -> None:
         _apt_install("chromium")
 
 
+def ensure_promtool() -> None:
+    """Debian's promtool (package prometheus), which checks and unit-tests the shipped alert rules."""
+    if shutil.which("promtool") is None:
+        _apt_install("prometheus")
+
+
 def ensure_redis(cfg: StackConfig) -> None:
     if port_open(cfg.redis_port, cfg.redis_host):
         return

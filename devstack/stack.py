@@ -23,6 +23,7 @@ def ensure_services(cfg: StackConfig) -> None:
     services.ensure_postgres(cfg)
     services.ensure_redis(cfg)
     services.ensure_chromium()
+    services.ensure_promtool()
 
 
 def _require_free_ports(cfg: StackConfig) -> None:

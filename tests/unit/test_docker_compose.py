@@ -141,3 +141,103 @@ def test_the_seed_runs_once_the_server_is_healthy_and_before_the_worker_reads() 
 @pytest.mark.parametrize("variable", ["DTAAS_MSSQL_SA_PASSWORD", "DTAAS_MSSQL_READER_PASSWORD"])
 def test_the_readme_tells_how_to_set_each_sql_server_password(variable: str) -> None:
     assert variable in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+# -- workers and monitoring ----------------------------------------------------------------------
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> host path of a service's bind mounts ("./..." sources)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            mounts[target] = source
+    return mounts
+
+
+def _flag(command: list[str], name: str) -> str:
+    values = [word.split("=", 1)[1] for word in command if word.startswith(f"{name}=")]
+    assert len(values) == 1, (name, command)
+    return values[0]
+
+
+def test_two_celery_workers_each_reachable_by_its_hostname() -> None:
+    services = _services()
+    workers = {name: s for name, s in services.items() if s.get("command") == ["airflow", "celery", "worker"]}
+    assert set(workers) == {"celery-worker", "celery-worker-2"}
+    for name, worker in workers.items():
+        # Airflow fetches a running task's log from the hostname it recorded: the service name resolves
+        assert worker["hostname"] == name
+        assert worker["depends_on"]["mssql-seed"] == {"condition": "service_completed_successfully"}
+
+
+@pytest.mark.parametrize(
+    ("service", "image"),
+    [
+        ("statsd-exporter", r"prom/statsd-exporter:v\d+\.\d+\.\d+"),
+        ("prometheus", r"prom/prometheus:v\d+\.\d+\.\d+"),
+        ("grafana", r"grafana/grafana:\d+\.\d+\.\d+"),
+    ],
+)
+def test_each_monitoring_service_is_pinned_to_a_release(service: str, image: str) -> None:
+    assert re.fullmatch(image, _services()[service]["image"])
+
+
+def test_airflow_sends_statsd_to_the_exporter_under_the_prefix_the_mapping_reads() -> None:
+    compose = _compose()
+    env = compose["x-airflow"]["environment"]
+    exporter = compose["services"]["statsd-exporter"]
+    assert env["AIRFLOW__METRICS__STATSD_ON"] == "True"
+    assert env["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter"
+    assert _flag(exporter["command"], "--statsd.listen-udp") == f":{env['AIRFLOW__METRICS__STATSD_PORT']}"
+    assert env["AIRFLOW__METRICS__LEGACY_NAMES_ON"] == "True", (
+        "the mapping reads pools and executors from them"
+    )
+    mapping = yaml.safe_load((REPO_ROOT / "deploy/statsd/mapping.yml").read_text(encoding="utf-8"))
+    prefix = env["AIRFLOW__METRICS__STATSD_PREFIX"] + "."
+    assert all(rule["match"].startswith(prefix) for rule in mapping["mappings"])
+    # the StatsD client resolves the exporter's name once, when an Airflow process starts
+    assert compose["x-airflow"]["depends_on"]["statsd-exporter"] == {"condition": "service_started"}
+    mounts = _mounts(exporter)
+    assert mounts[_flag(exporter["command"], "--statsd.mapping-config")] == "./deploy/statsd/mapping.yml"
+
+
+def test_prometheus_mounts_its_config_and_the_alert_rules_and_scrapes_the_services() -> None:
+    services = _services()
+    prometheus = services["prometheus"]
+    mounts = _mounts(prometheus)
+    config_path = _flag(prometheus["command"], "--config.file")
+    assert mounts[config_path] == "./deploy/prometheus/prometheus.yml"
+    config = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
+    config_dir = config_path.rsplit("/", 1)[0]
+    for rule_file in config["rule_files"]:
+        assert mounts[f"{config_dir}/{rule_file}"] == f"./deploy/prometheus/{rule_file}"
+    assert "./deploy/prometheus/alerts.yml" in mounts.values()
+    retention = _flag(prometheus["command"], "--storage.tsdb.retention.time")
+    assert retention.endswith("d")
+    assert int(retention[:-1]) > 7, "DtaasRunDurationHigh averages over 7 days"
+    exporter_port = _flag(services["statsd-exporter"]["command"], "--web.listen-address").lstrip(":")
+    api_port = services["api-server"]["command"][-1]
+    targets = {t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]}
+    assert {f"statsd-exporter:{exporter_port}", f"api-server:{api_port}"} <= targets
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    services = _services()
+    grafana = services["grafana"]
+    mounts = _mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+    provider = yaml.safe_load(
+        (REPO_ROOT / "deploy/grafana/provisioning/dashboards/dtaas.yml").read_text(encoding="utf-8")
+    )
+    assert mounts[provider["providers"][0]["options"]["path"]] == "./deploy/grafana/dashboards"
+    datasource = yaml.safe_load(
+        (REPO_ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text(encoding="utf-8")
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+    assert "prometheus" in services
+    assert re.match(
+        _REQUIRED.format(name="GRAFANA_ADMIN_PASSWORD"), grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    )
+    assert "GRAFANA_ADMIN_PASSWORD" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
