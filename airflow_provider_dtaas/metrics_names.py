@@ -82,7 +82,7 @@ CDC_LAST_APPLIED_TIMESTAMP_SECONDS = Metric(
     "dtaas_cdc_last_applied_timestamp_seconds",
     "gauge",
     ("dag_id", "table"),
-    "Unix time of the source commit of the last applied CDC window.",
+    "Unix time DTaaS last finished applying the table's changes (a run that found none counts).",
 )
 
 ENDPOINT_METRICS: tuple[Metric, ...] = (

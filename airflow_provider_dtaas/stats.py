@@ -1,10 +1,8 @@
 """DTaaS's metrics through Airflow's Stats, for StatsD and OpenTelemetry users.
 
-Names (under Airflow's ``[metrics] statsd_prefix``): ``dtaas.table.<dag_id>.<schema-table>.rows``,
-``.bytes``, ``.failures`` (counters) and ``.duration`` (timer); ``dtaas.cdc.<dag_id>.<schema-table>.
-lag_seconds`` (gauge); ``dtaas.task.<dag_id>.success`` / ``.failed`` (counters) and ``.duration``
-(timer). A metric that cannot be sent never fails a task. The plugin's ``/dtaas/metrics`` serves
-the same facts to Prometheus from the state store.
+The names are in :mod:`airflow_provider_dtaas.metrics_names` (under Airflow's ``[metrics]
+statsd_prefix``). A metric that cannot be sent never fails a task. The plugin's ``/dtaas/metrics``
+serves the same facts to Prometheus from the state store.
 """
 
 from __future__ import annotations
@@ -12,38 +10,37 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from airflow_provider_dtaas import metrics_names as names
+
 log = logging.getLogger(__name__)
 
 
 def table_loaded(dag_id: str, table: str, *, rows: int, bytes_written: int, seconds: float) -> None:
-    name = _table(dag_id, table)
-    _send("incr", f"{name}.rows", rows)
-    _send("incr", f"{name}.bytes", bytes_written)
-    _send("timing", f"{name}.duration", timedelta(seconds=seconds))
+    where = _where(dag_id, table)
+    _send("incr", names.STATSD_TABLE_ROWS.format(**where), rows)
+    _send("incr", names.STATSD_TABLE_BYTES.format(**where), bytes_written)
+    _send("timing", names.STATSD_TABLE_DURATION.format(**where), timedelta(seconds=seconds))
 
 
 def table_failed(dag_id: str, table: str) -> None:
-    _send("incr", f"{_table(dag_id, table)}.failures", 1)
+    _send("incr", names.STATSD_TABLE_FAILURES.format(**_where(dag_id, table)), 1)
 
 
 def cdc_lag(dag_id: str, table: str, seconds: float | None) -> None:
     if seconds is not None:
-        _send("gauge", f"dtaas.cdc.{dag_id}.{_group(table)}.lag_seconds", seconds)
+        _send("gauge", names.STATSD_CDC_LAG_SECONDS.format(**_where(dag_id, table)), seconds)
 
 
 def run_finished(dag_id: str, status: str, seconds: float | None) -> None:
-    _send("incr", f"dtaas.task.{dag_id}.{'success' if status == 'success' else 'failed'}", 1)
+    counter = names.STATSD_TASK_SUCCESS if status == "success" else names.STATSD_TASK_FAILED
+    _send("incr", counter.format(dag_id=dag_id), 1)
     if seconds is not None:
-        _send("timing", f"dtaas.task.{dag_id}.duration", timedelta(seconds=seconds))
+        _send("timing", names.STATSD_TASK_DURATION.format(dag_id=dag_id), timedelta(seconds=seconds))
 
 
-def _table(dag_id: str, table: str) -> str:
-    return f"dtaas.table.{dag_id}.{_group(table)}"
-
-
-def _group(table: str) -> str:
-    """``schema.table`` as one name segment, as the table's task group id writes it."""
-    return table.replace(".", "-")
+def _where(dag_id: str, table: str) -> dict[str, str]:
+    schema, _, name = table.partition(".")
+    return {"dag_id": dag_id, "table": names.statsd_table(schema, name)}
 
 
 def _send(kind: str, name: str, value: object) -> None:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from airflow_provider_dtaas import metrics_names as names
 from airflow_provider_dtaas.ui.reader import Reader
 
 _RUNS = """
@@ -39,11 +40,17 @@ _SCHEMA_CHANGES = """
 SELECT e.dag_id, h.source_table, count(*) FROM dtaas.schema_history h
 JOIN dtaas.executions e ON e.id = h.execution_id GROUP BY e.dag_id, h.source_table
 """
-_CDC = """
-SELECT DISTINCT ON (dag_id, source_table) dag_id, source_table, lag_seconds,
-       extract(epoch FROM committed_at)::float8
-FROM dtaas.cdc_windows WHERE kind = 'changes' AND committed_at IS NOT NULL
+_CDC_LAG = """
+SELECT DISTINCT ON (dag_id, source_table) dag_id, source_table, lag_seconds
+FROM dtaas.cdc_windows WHERE kind = 'changes' AND committed_at IS NOT NULL AND lag_seconds IS NOT NULL
 ORDER BY dag_id, source_table, window_id DESC
+"""
+# when the table's changes were last applied: any finished apply, also one that found nothing
+_CDC_APPLIED = """
+SELECT e.dag_id, t.source_table, extract(epoch FROM max(t.completed_at))::float8
+FROM dtaas.table_executions t JOIN dtaas.executions e ON e.id = t.execution_id
+WHERE e.mode IN ('cdc', 'full_load_and_cdc', 'incremental') AND t.status = 'success'
+GROUP BY e.dag_id, t.source_table
 """
 
 
@@ -54,23 +61,19 @@ class StateStoreCollector(Collector):
         self.state = state
 
     def collect(self) -> Iterator[Any]:
-        runs = CounterMetricFamily(
-            "dtaas_tasks", "Finished DTaaS runs by status", labels=["dag_id", "spec", "status"]
-        )
-        running = GaugeMetricFamily(
-            "dtaas_tasks_running", "DTaaS runs in progress", labels=["dag_id", "spec"]
-        )
+        runs = _counter(names.TASKS_TOTAL)
+        running = _gauge(names.TASKS_RUNNING)
+        finished: dict[tuple[str, str], dict[str, int]] = {}
         for dag_id, spec, status, count in self.state.get_records(_RUNS):
             if status == "running":
                 running.add_metric([dag_id, spec], count)
             else:
+                finished.setdefault((dag_id, spec), {"success": 0, "failed": 0})[status] = count
+        for (dag_id, spec), counts in finished.items():  # both series from zero, for increase()
+            for status, count in counts.items():
                 runs.add_metric([dag_id, spec, status], count)
-        duration = GaugeMetricFamily(
-            "dtaas_task_duration_seconds", "Duration of the last finished run", labels=["dag_id", "spec"]
-        )
-        rows = GaugeMetricFamily(
-            "dtaas_task_rows_processed", "Rows of the last finished run", labels=["dag_id", "spec"]
-        )
+        duration = _gauge(names.TASK_DURATION_SECONDS)
+        rows = _gauge(names.TASK_ROWS_PROCESSED)
         for dag_id, spec, seconds, processed in self.state.get_records(_LAST_RUN):
             duration.add_metric([dag_id, spec], seconds or 0.0)
             rows.add_metric([dag_id, spec], processed or 0)
@@ -79,38 +82,35 @@ class StateStoreCollector(Collector):
         yield from self._cdc()
 
     def _tables(self) -> Iterator[Any]:
-        labels = ["dag_id", "table"]
-        rows = CounterMetricFamily("dtaas_table_rows_processed", "Rows loaded, over all runs", labels=labels)
-        written = CounterMetricFamily(
-            "dtaas_table_bytes_written", "Bytes written, over all runs", labels=labels
-        )
-        failures = CounterMetricFamily(
-            "dtaas_table_failures", "Failed attempts of a table, over all runs", labels=labels
-        )
+        rows = _counter(names.TABLE_ROWS_PROCESSED_TOTAL)
+        written = _counter(names.TABLE_BYTES_WRITTEN_TOTAL)
+        failures = _counter(names.TABLE_FAILURES_TOTAL)
         for dag_id, table, processed, size, failed in self.state.get_records(_TABLES):
             rows.add_metric([dag_id, table], processed)
             written.add_metric([dag_id, table], size)
             failures.add_metric([dag_id, table], failed)
-        changes = CounterMetricFamily(
-            "dtaas_table_schema_changes", "Schema changes found on a table's targets", labels=labels
-        )
+        changes = _counter(names.TABLE_SCHEMA_CHANGES_TOTAL)
         for dag_id, table, count in self.state.get_records(_SCHEMA_CHANGES):
             changes.add_metric([dag_id, table], count)
         yield from (rows, written, failures, changes)
 
     def _cdc(self) -> Iterator[Any]:
-        labels = ["dag_id", "table"]
-        lag = GaugeMetricFamily(
-            "dtaas_cdc_lag_seconds", "Commit-to-apply lag of the last applied CDC window", labels=labels
-        )
-        applied = GaugeMetricFamily(
-            "dtaas_cdc_last_applied_timestamp_seconds", "When the last CDC window was applied", labels=labels
-        )
-        for dag_id, table, seconds, at in self.state.get_records(_CDC):
-            if seconds is not None:
-                lag.add_metric([dag_id, table], seconds)
+        lag = _gauge(names.CDC_LAG_SECONDS)
+        for dag_id, table, seconds in self.state.get_records(_CDC_LAG):
+            lag.add_metric([dag_id, table], seconds)
+        applied = _gauge(names.CDC_LAST_APPLIED_TIMESTAMP_SECONDS)
+        for dag_id, table, at in self.state.get_records(_CDC_APPLIED):
             applied.add_metric([dag_id, table], at)
         yield from (lag, applied)
+
+
+def _counter(metric: names.Metric) -> CounterMetricFamily:
+    # prometheus_client adds the _total suffix of a counter's samples itself
+    return CounterMetricFamily(metric.name.removesuffix("_total"), metric.help, labels=list(metric.labels))
+
+
+def _gauge(metric: names.Metric) -> GaugeMetricFamily:
+    return GaugeMetricFamily(metric.name, metric.help, labels=list(metric.labels))
 
 
 def render(state: Reader) -> bytes:

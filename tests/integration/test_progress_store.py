@@ -370,3 +370,30 @@ def test_prometheus_metrics_count_runs_rows_failures_and_schema_changes(state_co
     assert _metric(text, "dtaas_table_failures_total", dag_id=dag_id, table="dbo.b") == 2
     assert _metric(text, "dtaas_table_failures_total", dag_id=dag_id, table="dbo.a") == 0
     assert _metric(text, "dtaas_table_schema_changes_total", dag_id=dag_id, table="dbo.a") == 1
+
+
+def test_failed_runs_count_from_zero_and_cdc_applies_are_timestamped(state_conn: str) -> None:
+    from airflow_provider_dtaas.ui.metrics import render
+
+    hook = DtaasStateHook(state_conn)
+    hook.migrate()
+    dag_id = f"dtaas_c{uuid.uuid4().hex[:8]}"
+    run_id = f"manual__{uuid.uuid4()}"
+    execution_id = hook.begin_execution(spec_name="c", dag_id=dag_id, run_id=run_id, mode="cdc", tables=1)
+    hook.begin_table(execution_id=execution_id, source_table="dbo.a", attempt=1)
+    hook.finish_table(
+        execution_id=execution_id,
+        source_table="dbo.a",
+        status="success",
+        rows=0,
+        bytes_written=0,
+        seconds=0.5,
+        destinations={},
+    )  # an apply that found no changes still counts as applied
+    hook.finish_execution(execution_id, ["dbo.a"])
+    text = render(hook).decode()
+    assert _metric(text, "dtaas_tasks_total", dag_id=dag_id, status="success") == 1
+    assert _metric(text, "dtaas_tasks_total", dag_id=dag_id, status="failed") == 0
+    applied = _metric(text, "dtaas_cdc_last_applied_timestamp_seconds", dag_id=dag_id, table="dbo.a")
+    assert applied is not None
+    assert abs(applied - datetime.now(UTC).timestamp()) < 60
