@@ -49,6 +49,12 @@ def airflow_env(cfg: StackConfig, secrets: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # OpenLineage events of every DAG run and task, appended as JSON lines to a file of the stack
+        # (logs/openlineage.jsonl); a real deployment points the transport at its lineage backend
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(cfg.lineage_events), "append": True}
+        ),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": cfg.name,
         "REQUESTS_CA_BUNDLE": str(cfg.ca_bundle),
     }
 

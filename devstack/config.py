@@ -77,6 +77,11 @@ class StackConfig:
         return self.state_dir / "logs"
 
     @property
+    def lineage_events(self) -> Path:
+        """The stack's OpenLineage events, one JSON line each (the file transport appends to it)."""
+        return self.logs_dir / "openlineage.jsonl"
+
+    @property
     def pids_dir(self) -> Path:
         return self.state_dir / "pids"
 

@@ -49,6 +49,7 @@ from airflow_provider_dtaas.hooks.progress import ProgressWriter
 from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
+from airflow_provider_dtaas.task_log import table_log
 from airflow_provider_dtaas.transfers.cdc_start import cdc_plan, start_position
 from airflow_provider_dtaas.transfers.change_sinks import SnowflakeChangeSink
 from airflow_provider_dtaas.transfers.s3_sink import change_window_sink
@@ -83,7 +84,7 @@ class TableChanges(WatermarkChangesMixin):
         self.run_id = run_id
         self.source = source
         self.state = state
-        self.log = log
+        self.log = table_log(log)  # lines with fields: spec, table, window, LSNs, part, rows
         self.run_date = run_date or datetime.now(UTC)
         self.s3_target = s3_target if s3_target is not None else plan.s3
         self.table = plan.source_name
@@ -93,6 +94,9 @@ class TableChanges(WatermarkChangesMixin):
         self.progress = progress
         # what the Snowflake target's drift policy changed, per window: {destination, target, changes}
         self.schema_changes: list[dict[str, Any]] = []
+        # for the task's lineage: the columns read (last window) and, per destination, bytes and files
+        self.columns: list[MappedColumn] = []
+        self.written: dict[str, dict[str, int]] = {}
 
     def apply(self) -> dict[str, Any]:
         """Apply every window up to the horizon; return the totals (changes, counts, windows, lag)."""
@@ -270,6 +274,12 @@ class TableChanges(WatermarkChangesMixin):
                 self.schema_changes.append(changed)
         changes = read = 0
         progress_chunk = -1 - totals["windows"]
+        log = self.log.bind(
+            window=totals["windows"] + 1,
+            from_lsn=str(window.from_lsn),
+            to_lsn=str(window.to_lsn),
+            capture_instance=instance.name,
+        )
         last: tuple[Any, Any] = (None, None)
         synced_at = datetime.now(UTC)
         if self.progress is not None:
@@ -289,6 +299,18 @@ class TableChanges(WatermarkChangesMixin):
                 read += batch.nbytes
                 if self.progress is not None:
                     self.progress.batch(progress_chunk, changes, read)
+                log.info(
+                    "table %s: window %s..%s part %d: %d changes (window total %d)",
+                    self.table,
+                    window.from_lsn,
+                    window.to_lsn,
+                    part,
+                    batch.num_rows,
+                    changes,
+                    part=part,
+                    rows=batch.num_rows,
+                    window_rows=changes,
+                )
                 if instance.name not in (TRACKING, WATERMARK):  # no commit times there: no lag
                     last = (
                         batch.column("__$start_lsn")[-1].as_py(),
@@ -333,7 +355,13 @@ class TableChanges(WatermarkChangesMixin):
         totals["bytes"] += sum(int(d["bytes"]) for d in destinations.values())
         totals["lag_seconds"] = counts.lag_seconds
         totals["destinations"] = destinations
-        self.log.info(
+        self.columns = columns
+        for name, done in destinations.items():
+            total = self.written.setdefault(name, {"bytes": 0, "files": 0})
+            total["bytes"] += int(done["bytes"])
+            total["files"] += int(done["files"])
+        seconds = time.monotonic() - started
+        log.info(
             "table %s: window %s..%s of %s: %d changes (%d inserted, %d updated, %d deleted) in %.1f s; "
             "lag %s s",
             self.table,
@@ -344,8 +372,14 @@ class TableChanges(WatermarkChangesMixin):
             counts.inserted,
             counts.updated,
             counts.deleted,
-            time.monotonic() - started,
+            seconds,
             "?" if counts.lag_seconds is None else f"{counts.lag_seconds:.1f}",
+            rows=changes,
+            inserted=counts.inserted,
+            updated=counts.updated,
+            deleted=counts.deleted,
+            seconds=round(seconds, 3),
+            lag_seconds=counts.lag_seconds,
         )
 
     def _read(

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow_provider_dtaas import stats
 from airflow_provider_dtaas.core.run_params import RESNAPSHOT_PARAM, requested_tables, wanted
+from airflow_provider_dtaas.lineage import Loaded
 from airflow_provider_dtaas.transfers.cdc import TableChanges
 from airflow_provider_dtaas.transfers.cdc_start import cdc_source
 from airflow_provider_dtaas.transfers.full_load import TableTask
@@ -20,7 +21,9 @@ class SqlServerApplyChangesOperator(TableTask):
     either loaded the table or was skipped because its changes continue. In mode incremental it is
     the table's only task (``load_increment``): it upserts the rows whose watermark grew.
 
-    Takes the parameters of the table-load operators (spec, table plan, connections).
+    Takes the parameters of the table-load operators (spec, table plan, connections). Its lineage
+    names the source table and the destinations; its COMPLETE event counts the changes it applied
+    and the bytes and files it wrote, over all windows.
     """
 
     ui_color = "#d4efdf"
@@ -44,7 +47,7 @@ class SqlServerApplyChangesOperator(TableTask):
                 run_id=run_id,
                 source=cdc_source(load.source, plan.source_name),
                 state=state,
-                log=self.log,
+                log=self.table_log(plan),
                 run_date=run_date(context),
                 s3_target=rendered_prefix(plan, run_id, context) if plan.s3 is not None else None,
                 reread=wanted(
@@ -54,12 +57,18 @@ class SqlServerApplyChangesOperator(TableTask):
             )
             try:
                 totals = changes.apply()
-            finally:
-                progress.close()  # the changes a window applied stand even when a later window fails
+            finally:  # the changes a window applied stand even when a later window fails
+                progress.close()
                 self._record_schema_changes(plan, state, execution_id, _by_destination(changes))
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
         stats.cdc_lag(self.dag_id, plan.source_name, totals["lag_seconds"])
+        self._loaded = Loaded(
+            columns=tuple(changes.columns),
+            rows=int(totals["changes"]),
+            written=changes.written,
+            s3_prefix=changes.s3_target.table_prefix if changes.s3_target is not None else None,
+        )
         destinations = {f"{name} changes": d for name, d in totals["destinations"].items()}
         result = self._finished(
             plan,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -38,6 +38,8 @@ from airflow_provider_dtaas.hooks.s3 import (
 )
 from airflow_provider_dtaas.hooks.snowflake import SnowflakeDestinationError
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
+from airflow_provider_dtaas.lineage import Loaded, operator_lineage, table_lineage
+from airflow_provider_dtaas.task_log import table_log
 from airflow_provider_dtaas.transfers.cdc import CdcKeyError
 from airflow_provider_dtaas.transfers.cdc_start import CdcSourceError, cdc_source, snapshot_start
 from airflow_provider_dtaas.transfers.sinks import NotJsonError
@@ -45,6 +47,9 @@ from airflow_provider_dtaas.transfers.table_load import (
     SourceConnectionTypeError,
     TableLoad,
 )
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 
 class TableLoadError(RuntimeError):
@@ -79,7 +84,11 @@ PREPARED_KEY = "prepared"
 
 
 class TableTask(BaseOperator):
-    """Common ground of the table-load operators: the plan, the run bookkeeping, error mapping.
+    """Common ground of the table-load operators: the plan, the run bookkeeping, error mapping,
+    lineage.
+
+    Each task reports the datasets it reads and writes to Airflow's OpenLineage integration (see
+    :mod:`airflow_provider_dtaas.lineage`); its COMPLETE event adds their schemas and what it wrote.
 
     :param spec_name: name of the task spec this load belongs to.
     :param table_plan: the table's plan (``TablePlan.to_dict()``), built from the spec.
@@ -90,6 +99,9 @@ class TableTask(BaseOperator):
 
     template_fields: Sequence[str] = ("source_database",)
     ui_color = "#cfe8fc"
+    lineage_outputs = True  # False: the task writes nothing its lineage should name
+    _loaded: Loaded | None = None  # what execute read and wrote, for the COMPLETE event
+    _skipped = False  # a skipped task moved no data: its COMPLETE event names no dataset
 
     def __init__(
         self,
@@ -124,16 +136,20 @@ class TableTask(BaseOperator):
         forced = wanted(plan.source_name, requested_tables(context.get("params"), RESNAPSHOT_PARAM) or set())
         start = snapshot_start(plan, source=source, state=state, dag_id=self.dag_id, force=forced)
         if start is None:
+            self._skipped = True
             raise AirflowSkipException(
                 f"table {plan.source_name}: no snapshot needed; its changes continue from the saved "
                 "CDC position (trigger with resnapshot to load it in full again)"
             )
-        self.log.info(
+        load.log.info(
             "table %s: %s; changes resume after %s on %s",
             plan.source_name,
             start.reason,
             start.position.lsn,
             start.position.capture_instance,
+            lsn=str(start.position.lsn),
+            capture_instance=start.position.capture_instance,
+            snapshot=start.kind,
         )
         return {"kind": start.kind, "position": start.position.to_json(), "reason": start.reason}
 
@@ -163,6 +179,7 @@ class TableTask(BaseOperator):
         plan = TablePlan.from_dict(self.table_plan)
         context["dtaas_table"] = plan.source_name  # shown as the map index of discovered tables
         if not wanted(plan.source_name, requested_tables(context.get("params"))):
+            self._skipped = True
             raise AirflowSkipException(f"table {plan.source_name} is not in this run's 'tables' parameter")
         load = TableLoad(
             plan,
@@ -170,7 +187,7 @@ class TableTask(BaseOperator):
             context=context,
             mssql_conn_id=self.mssql_conn_id,
             source_database=self.source_database,
-            log=self.log,
+            log=self.table_log(plan),
             dag_id=self.dag_id,
         )
         state = DtaasStateHook(self.state_conn_id)
@@ -184,8 +201,34 @@ class TableTask(BaseOperator):
             execution_id=execution_id,
             source_table=plan.source_name,
             attempt=int(context["ti"].try_number),
-            log=self.log,
+            log=self.table_log(plan),
         )
+
+    def table_log(self, plan: TablePlan) -> Any:
+        """The task's logger with the spec and table on every line (fields of the structured log)."""
+        return table_log(self.log, spec=self.spec_name, table=plan.source_name)
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage[Any, Any]:
+        """The table read and, unless ``lineage_outputs`` is False, its destinations."""
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """The same datasets with their schemas and what the task wrote (also sent on failure)."""
+        return self._lineage(self._loaded)
+
+    def _lineage(self, loaded: Loaded | None) -> OperatorLineage[Any, Any]:
+        if self._skipped:
+            return operator_lineage([], [])
+        plan = TablePlan.from_dict(self.table_plan)
+        return table_lineage(plan, self.mssql_conn_id, self.source_database, loaded, self.lineage_outputs)
+
+    def _record_lineage(
+        self, load: TableLoad, prepared: dict[str, Any], rows: int | None = None, written: Any = None
+    ) -> None:
+        try:
+            self._loaded = load.loaded(prepared, rows, written)
+        except Exception as err:  # lineage never fails a load
+            self.log.warning("table %s: lineage without schemas or counts: %s", load.plan.source_name, err)
 
     def _record_schema_changes(
         self, plan: TablePlan, state: DtaasStateHook, execution_id: int, prepared: dict[str, Any]
@@ -247,12 +290,17 @@ class TableTask(BaseOperator):
             bytes_written=sum(d["bytes"] for d in destinations.values()),
             seconds=seconds,
         )
-        self.log.info(
+        self.table_log(plan).info(
             "table %s: loaded %d rows in %.1f s (%.0f rows/s)",
             plan.source_name,
             rows,
             seconds,
             rows / seconds if seconds else 0.0,
+            rows=rows,
+            bytes_written=sum(d["bytes"] for d in destinations.values()),
+            seconds=round(seconds, 3),
+            rows_per_second=round(rows / seconds if seconds else 0.0, 1),
+            destinations=sorted(destinations),
         )
         return {
             "table": plan.source_name,
@@ -291,6 +339,7 @@ class SqlServerFullLoadOperator(TableTask):
             raise
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
+        self._record_lineage(load, prepared, rows, destinations)
         return self._finished(plan, state, execution_id, rows, destinations, time.monotonic() - started)
 
 
@@ -298,8 +347,11 @@ class SqlServerPlanChunksOperator(TableTask):
     """First step of a table loaded by several tasks: describe, map, plan chunks, prepare destinations.
 
     Returns the chunk list, which the ``load_chunk`` tasks are mapped over, and pushes the prepared
-    load (columns, key, batch size, chunks) under the XCom key ``prepared``.
+    load (columns, key, batch size, chunks) under the XCom key ``prepared``. Its lineage names the
+    source table only: the destinations are written by the chunk tasks and the commit.
     """
+
+    lineage_outputs = False
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         plan, load, state, execution_id = self._start(context)
@@ -317,6 +369,7 @@ class SqlServerPlanChunksOperator(TableTask):
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
         context["ti"].xcom_push(key=PREPARED_KEY, value=prepared)
+        self._record_lineage(load, prepared)
         return list(prepared["chunks"])
 
 
@@ -344,6 +397,7 @@ class SqlServerLoadChunkOperator(TableTask):
                 (result,) = load.copy_chunks(prepared, [chunk], clear_first=True, progress=progress)
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
+        self._record_lineage(load, prepared)  # schemas; the commit reports the counts
         return result
 
 
@@ -369,5 +423,6 @@ class SqlServerCommitLoadOperator(TableTask):
             self._snapshot_done(plan, state, prepared, rows, context["run_id"])
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err
+        self._record_lineage(load, prepared, rows, destinations)
         seconds = time.time() - float(prepared["started_at"])  # the table's whole load, all its tasks
         return self._finished(plan, state, execution_id, rows, destinations, seconds)

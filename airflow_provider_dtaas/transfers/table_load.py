@@ -35,6 +35,8 @@ from airflow_provider_dtaas.hooks.s3 import (
     DtaasS3Hook,
 )
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+from airflow_provider_dtaas.lineage import Loaded
+from airflow_provider_dtaas.task_log import expected_rows, progress_pct, table_log
 from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
 from airflow_provider_dtaas.transfers.sinks import Sink, SnowflakeExternalStageSink, SnowflakeStageSink
 
@@ -83,7 +85,7 @@ class TableLoad:
             if plan.row_filter is None
             else transpile_row_filter(plan.row_filter, self.source.source_dialect.row_filter_dialect)
         )
-        self.log = log
+        self.log = table_log(log)  # lines with fields: spec, table, chunk, part, rows, progress_pct
 
     def prepare(self) -> dict[str, Any]:
         plan = self.plan
@@ -130,6 +132,13 @@ class TableLoad:
             plan.chunk_rows,
             batch_rows,
             plan.batch_size_mb,
+            estimated_rows=described.estimated_rows,
+            size_mb=described.size_mb,
+            key=list(key_names),
+            chunks=len(chunks),
+            chunk_rows=plan.chunk_rows,
+            batch_rows=batch_rows,
+            batch_size_mb=plan.batch_size_mb,
         )
         return {
             "schema_changes": schema_changes,
@@ -141,6 +150,15 @@ class TableLoad:
             "estimated_rows": described.estimated_rows,
             "started_at": time.time(),
         }
+
+    def loaded(
+        self, prepared: dict[str, Any], rows: int | None = None, written: dict[str, Any] | None = None
+    ) -> Loaded:
+        """What this load reads and wrote (columns, rows, bytes and files per destination, the S3
+        prefix resolved), for the task's OpenLineage COMPLETE event."""
+        prefix = rendered_prefix(self.plan, self.run_id, self.context).table_prefix if self.plan.s3 else None
+        columns, _key = self._columns(prepared)
+        return Loaded(columns=tuple(columns), rows=rows, written=written, s3_prefix=prefix)
 
     def _columns(self, prepared: dict[str, Any]) -> tuple[list[MappedColumn], list[MappedColumn]]:
         chosen = [SourceColumn(**c) for c in prepared["columns"]]
@@ -183,6 +201,9 @@ class TableLoad:
         columns, key = self._columns(prepared)
         sinks = self._sinks(columns, prepared)
         results: list[dict[str, Any]] = []
+        # progress_pct of the log lines: of the table's estimate, shared among its chunks
+        expected = expected_rows(prepared.get("estimated_rows"), len(chunks), len(prepared["chunks"]))
+        done = 0
         with ExitStack() as sinks_open, ExitStack() as reading:
             for sink in sinks:
                 sink.open()
@@ -200,7 +221,14 @@ class TableLoad:
                         progress.start_chunk(chunk.index)
                     try:
                         rows, read = self._copy_chunk(
-                            conn, columns, key, sinks, chunk, prepared["batch_rows"], progress
+                            conn,
+                            columns,
+                            key,
+                            sinks,
+                            chunk,
+                            prepared["batch_rows"],
+                            progress,
+                            (done, expected),
                         )
                         break
                     except (SourceReadError, SourceUnreachableError) as err:
@@ -221,6 +249,7 @@ class TableLoad:
                     sink.name: [f for f in sink.written() if f["chunk"] == chunk.index] for sink in sinks
                 }
                 results.append({"chunk": chunk.index, "rows": rows, "files": files})
+                done += rows
         return results
 
     def _wait_before_retry(self, chunk: KeyChunk, err: Exception, failures: int) -> None:
@@ -233,6 +262,11 @@ class TableLoad:
             delay,
             failures + 1,
             CHUNK_RETRIES + 1,
+            chunk=chunk.index,
+            attempt=failures + 1,
+            attempts=CHUNK_RETRIES + 1,
+            delay_seconds=delay,
+            error=type(err).__name__,
         )
         time.sleep(delay)
 
@@ -245,8 +279,10 @@ class TableLoad:
         chunk: KeyChunk,
         batch_rows: int,
         progress: ProgressWriter | None = None,
+        done_of: tuple[int, int | None] = (0, None),
     ) -> tuple[int, int]:
-        """Copy one chunk; its rows and the bytes read (Arrow's in-memory size)."""
+        """Copy one chunk; its rows and the bytes read (Arrow's in-memory size). ``done_of``: the rows
+        this copy wrote before the chunk and the rows it expects in all (for the log's progress)."""
         plan = self.plan
         rows = read = 0
         batches = self.source.iter_record_batches(
@@ -267,13 +303,21 @@ class TableLoad:
             read += batch.nbytes
             if progress is not None:
                 progress.batch(chunk.index, rows, read)
+            percent = progress_pct(done_of[0] + rows, done_of[1])
             self.log.info(
-                "table %s: chunk %d part %d: %d rows (chunk total %d)",
+                "table %s: chunk %d part %d: %d rows (chunk total %d%s)",
                 plan.source_name,
                 chunk.index,
                 part,
                 batch.num_rows,
                 rows,
+                "" if percent is None else f", about {percent:g} % done",
+                chunk=chunk.index,
+                part=part,
+                rows=batch.num_rows,
+                chunk_total=rows,
+                bytes_read=read,
+                progress_pct=percent,
             )
         return rows, read
 
