@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import re
 import shutil
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +39,23 @@ _QUERY_TAG = re.compile(
 QUERY_TAGS: list[str] = []
 
 
+@dataclass(frozen=True)
+class RecordedStatement:
+    """One statement as a client sent it; ``session`` is a digest of its session token (statements
+    of one connection share it)."""
+
+    session: str
+    text: str
+
+
+# Every statement the stand-in was sent, newest last (the most recent few thousand).
+STATEMENTS: deque[RecordedStatement] = deque(maxlen=5000)
+
+
 class StageRemove:
     """Adds Snowflake's ``REMOVE @stage/path`` and ``ALTER SESSION SET QUERY_TAG`` to fakesnow 0.12,
-    which lack them (tags are recorded in ``QUERY_TAGS``).
+    which lack them (tags are recorded in ``QUERY_TAGS``), and records every statement in
+    ``STATEMENTS``.
 
     The files under the path are deleted from fakesnow's internal-stage folder and the statement is
     answered, like Snowflake does, with one ``(name, result)`` row per removed file.
@@ -60,6 +77,7 @@ class StageRemove:
         raw = b"".join(chunks)
         gzipped = any(k == b"content-encoding" and v == b"gzip" for k, v in scope.get("headers", []))
         body = json.loads(gzip.decompress(raw) if gzipped else raw)
+        STATEMENTS.append(RecordedStatement(_session_of(scope), body.get("sqlText", "")))
         match = _REMOVE.match(body.get("sqlText", ""))
         tagged = _QUERY_TAG.match(body.get("sqlText", ""))
         if tagged:
@@ -83,6 +101,11 @@ class StageRemove:
             return {"type": "http.request", "body": raw, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def _session_of(scope: Scope) -> str:
+    token = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+    return hashlib.sha256(token).hexdigest()[:12]
 
 
 def _remove_files(stage_var: str, path: str) -> list[str]:

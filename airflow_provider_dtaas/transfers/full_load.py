@@ -116,7 +116,9 @@ class TableTask(BaseOperator):
             return None  # mode incremental's first window is the whole table
         source = cdc_source(load.source, plan.source_name)
         forced = wanted(plan.source_name, requested_tables(context.get("params"), RESNAPSHOT_PARAM) or set())
-        start = snapshot_start(plan, source=source, state=state, dag_id=self.dag_id, force=forced)
+        start = snapshot_start(
+            plan, source=source, state=state, dag_id=self.dag_id, run_id=context["run_id"], force=forced
+        )
         if start is None:
             raise AirflowSkipException(
                 f"table {plan.source_name}: no snapshot needed; its changes continue from the saved "
@@ -173,6 +175,7 @@ class TableTask(BaseOperator):
     def _record_schema_changes(
         self, plan: TablePlan, state: DtaasStateHook, execution_id: int, prepared: dict[str, Any]
     ) -> None:
+        """Record the schema changes the load carried out (after its commit: they are applied there)."""
         for destination, changed in prepared.get("schema_changes", {}).items():
             state.record_schema_changes(
                 execution_id=execution_id,
@@ -255,10 +258,10 @@ class SqlServerFullLoadOperator(TableTask):
             cdc_start = self._snapshot_start(plan, load, state, context)
             prepared = load.prepare()
             prepared["cdc_start"] = cdc_start
-            self._record_schema_changes(plan, state, execution_id, prepared)
             chunks = [KeyChunk.from_json(c) for c in prepared["chunks"]]
             results = load.copy_chunks(prepared, chunks, clear_first=False)
             rows, destinations = load.commit(prepared, results)
+            self._record_schema_changes(plan, state, execution_id, prepared)
             self._snapshot_done(plan, state, prepared, rows, context["run_id"])
         except AirflowSkipException:
             raise
@@ -283,7 +286,6 @@ class SqlServerPlanChunksOperator(TableTask):
             cdc_start = self._snapshot_start(plan, load, state, context)
             prepared = load.prepare()
             prepared["cdc_start"] = cdc_start
-            self._record_schema_changes(plan, state, execution_id, prepared)
         except AirflowSkipException:
             raise
         except Exception as err:
@@ -337,6 +339,7 @@ class SqlServerCommitLoadOperator(TableTask):
         results = [r for r in (ti.xcom_pull(task_ids=self.chunk_task_id) or []) if r is not None]
         try:
             rows, destinations = load.commit(prepared, results)
+            self._record_schema_changes(plan, state, execution_id, prepared)
             self._snapshot_done(plan, state, prepared, rows, context["run_id"])
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err

@@ -8,12 +8,10 @@ it wrote (``discard_chunk``); ``commit`` is the single step that makes the load 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -23,7 +21,7 @@ import pyarrow.parquet as pq
 from airflow_provider_dtaas.core import snowflake_external as external
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
-from airflow_provider_dtaas.core.schema_drift import plan_drift
+from airflow_provider_dtaas.core.schema_drift import DriftPlan, plan_drift
 from airflow_provider_dtaas.core.snowflake_merge import CDC_TARGET_COLUMNS, DELETED
 from airflow_provider_dtaas.core.typemap import MappedColumn
 
@@ -101,13 +99,13 @@ class SnowflakeStageSink:
         self.hook = hook
         self.columns = columns
         self.target_columns = [c.name.upper() for c in columns]
-        self.staging = f"{target.table}__DTAAS_STAGING"
+        self.staging = sql.staging_table(target.table, "STAGING", f"{dag_id}|{run_id}")
         self.location = sql.stage_location(
             target.database, target.schema, target.stage, f"{target.table}/{run_token}"
         )
         self.run_id = run_id
         self.source_table = source_table
-        self.query_tag = json.dumps({"dtaas": {"dag_id": dag_id, "run_id": run_id, "table": source_table}})
+        self.query_tag = sql.query_tag(dag_id=dag_id, run_id=run_id, table=source_table)
         self.schema_changes: list[dict[str, Any]] = []
         self._stack = ExitStack()
         self._session: Any = None
@@ -120,17 +118,10 @@ class SnowflakeStageSink:
         t = self.target
         return f"{t.database}.{t.schema}.{t.table}"
 
-    @contextmanager
-    def _attributed_session(self) -> Iterator[Any]:
+    def _attributed_session(self) -> AbstractContextManager[Any]:
         """A session on the spec's role and warehouse, tagged with DAG, run and table for cost reports."""
         t = self.target
-        with self.hook.session() as session:
-            if t.role:
-                session.execute(sql.use_sql("ROLE", t.role))
-            if t.warehouse:
-                session.execute(sql.use_sql("WAREHOUSE", t.warehouse))
-            session.execute(sql.query_tag_sql(), (self.query_tag,))
-            yield session
+        return self.hook.session(role=t.role, warehouse=t.warehouse, query_tag=self.query_tag)
 
     def _metadata(self) -> list[tuple[str, str]]:
         t = self.target
@@ -139,18 +130,29 @@ class SnowflakeStageSink:
         return found + list(CDC_TARGET_COLUMNS) if t.cdc_columns else found
 
     def prepare(self) -> None:
-        """Create what is missing, bring an existing target in line with ``handle_schema_drift``,
-        and clear what an earlier attempt of this run left on the stage (it would be loaded)."""
+        """Create what is missing, check an existing target against ``handle_schema_drift`` (a refused
+        change fails the load here, before the source is read), drop staging tables that crashed runs
+        left, and clear what an earlier attempt of this run left on the stage (it would be loaded).
+
+        The ADD / ALTER COLUMNs the policy allows run at commit, just before the replace
+        (:meth:`_evolve_target`), so a load that fails earlier leaves the target's schema as it was.
+        """
         t = self.target
-        wanted = [(name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)]
         with self._attributed_session() as session:
             session.execute(sql.create_schema_sql(t.database, t.schema))
             self._prepare_stage(session)
-            existing = [
-                (str(row["COLUMN_NAME"]), sql.catalog_type(row))
-                for row in session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
-            ]
+            for name in session.drop_stale_staging(t.database, t.schema, t.table):
+                log.warning(
+                    "Snowflake table %s (run %s): dropped stale staging table %s",
+                    self.target_name,
+                    self.run_id,
+                    name,
+                )
+            existing = self._existing_columns(session)
             if not existing:
+                wanted = [
+                    (n, c.snowflake_type) for n, c in zip(self.target_columns, self.columns, strict=True)
+                ]
                 session.execute(
                     sql.create_table_sql(
                         t.database,
@@ -162,29 +164,57 @@ class SnowflakeStageSink:
                     )
                 )
                 return
-            plan = plan_drift(
-                f"{t.database}.{t.schema}.{t.table}",
-                existing,
-                wanted,
-                policy=t.handle_schema_drift,
-                reserved=[*sql.METADATA_TYPES, *(name for name, _kind in CDC_TARGET_COLUMNS)],
-            )
-            present = {name.upper() for name, _kind in existing}
-            missing = [m for m in self._metadata() if m[0] not in present]
-            if t.handle_schema_drift != "evolve":
-                # the CDC bookkeeping columns guard every MERGE: added under any drift policy
-                missing = [m for m in missing if m in CDC_TARGET_COLUMNS]
-            notes = self._comments()
-            for name, kind in (plan.add if t.handle_schema_drift == "evolve" else ()) + tuple(missing):
-                session.execute(
-                    sql.add_column_sql(t.database, t.schema, t.table, name, kind, comment=notes.get(name))
-                )
-            if t.handle_schema_drift == "evolve":
-                for name, kind in plan.alter:
-                    session.execute(sql.alter_column_type_sql(t.database, t.schema, t.table, name, kind))
+        plan, _statements = self._drift(existing)
         self.schema_changes = [asdict(change) for change in plan.changes]
         for change in plan.changes:
             log.warning("Snowflake table %s.%s.%s: %s", t.database, t.schema, t.table, change.describe())
+
+    def _existing_columns(self, session: Any) -> list[tuple[str, str]]:
+        t = self.target
+        return [
+            (str(row["COLUMN_NAME"]), sql.catalog_type(row))
+            for row in session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
+        ]
+
+    def _drift(self, existing: list[tuple[str, str]]) -> tuple[DriftPlan, list[str]]:
+        """This load's drift plan against the target's ``existing`` columns, and the ADD / ALTER
+        COLUMN statements it allows; raises :class:`SchemaDriftError` when the policy refuses."""
+        t = self.target
+        wanted = [(name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)]
+        plan = plan_drift(
+            f"{t.database}.{t.schema}.{t.table}",
+            existing,
+            wanted,
+            policy=t.handle_schema_drift,
+            reserved=[*sql.METADATA_TYPES, *(name for name, _kind in CDC_TARGET_COLUMNS)],
+        )
+        present = {name.upper() for name, _kind in existing}
+        missing = [m for m in self._metadata() if m[0] not in present]
+        if t.handle_schema_drift != "evolve":
+            # the CDC bookkeeping columns guard every MERGE: added under any drift policy
+            missing = [m for m in missing if m in CDC_TARGET_COLUMNS]
+        notes = self._comments()
+        evolve = t.handle_schema_drift == "evolve"
+        statements = [
+            sql.add_column_sql(t.database, t.schema, t.table, name, kind, comment=notes.get(name))
+            for name, kind in (plan.add if evolve else ()) + tuple(missing)
+        ] + [
+            sql.alter_column_type_sql(t.database, t.schema, t.table, name, kind)
+            for name, kind in (plan.alter if evolve else ())
+        ]
+        return plan, statements
+
+    def _evolve_target(self) -> set[str]:
+        """Run the ADD / ALTER COLUMNs the drift policy allows, planned again from the catalog (the
+        commit may run in another process than ``prepare``, or retry after they ran); return the
+        target's column names as they are now. Snowflake commits DDL at once: a replace that fails
+        after this step leaves the new columns (empty) and wider types, never fewer rows."""
+        existing = self._existing_columns(self._session)
+        _plan, statements = self._drift(existing)
+        if statements:
+            self._session.execute_all(statements)
+            existing = self._existing_columns(self._session)
+        return {name.upper() for name, _kind in existing}
 
     def _prepare_stage(self, session: Any) -> None:
         t = self.target
@@ -269,7 +299,7 @@ class SnowflakeStageSink:
         self, files: list[dict[str, Any]], rows: int, extra: tuple[tuple[str, str], ...] = ()
     ) -> set[str]:
         """Create this load's staging table (the table's columns and ``extra``), COPY ``files`` into
-        it and check it holds ``rows``; return the target's column names as they are now."""
+        it, check it holds ``rows`` and evolve the target; return the target's column names."""
         t = self.target
         columns = [
             (name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)
@@ -284,10 +314,7 @@ class SnowflakeStageSink:
                 f"Snowflake staging table {t.database}.{t.schema}.{self.staging} holds {staged} rows, "
                 f"{rows} were read; the target {t.table} was left as it was"
             )
-        return {
-            str(row["COLUMN_NAME"]).upper()
-            for row in self._session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
-        }
+        return self._evolve_target()
 
     def abort(self) -> None:
         """Roll back and drop the staging table; staged files stay, so a retried commit (the commit

@@ -24,7 +24,7 @@ from airflow_provider_dtaas.core.plan import SnowflakeTarget
 from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_columns
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
-from airflow_provider_dtaas.transfers.sinks import SnowflakeStageSink
+from airflow_provider_dtaas.transfers.sinks import RowCountMismatchError, SnowflakeStageSink
 
 V1 = [
     SourceColumn("id", "int", nullable=False),
@@ -304,7 +304,8 @@ def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(sno
         "files": [{"key": "raw/dbo/t/run=r1/part-00000-00000.parquet", "rows": 1}],
     }
     with pytest.raises(
-        SnowflakeObjectError, match=r'while running COPY INTO "ITDB"."DRIFT"."T_\w+__DTAAS_STAGING"'
+        SnowflakeObjectError,
+        match=r'while running COPY INTO "ITDB"."DRIFT"."T_\w+__DTAAS_STAGING_[0-9A-F]{12}"',
     ):
         sink.commit(1, [])
     sink.abort()
@@ -391,3 +392,162 @@ def test_a_percent_sign_in_a_column_name_survives_bound_statements(snowflake_con
     assert records(snowflake_conn, table, '"ID", "DISCOUNT%", "_DTAAS_RUN_ID"') == [
         (1, Decimal("12.50"), "manual__r1")
     ]
+
+
+def attributed_sessions(table: str) -> list[list[str]]:
+    """The statements of every stand-in session that named ``table``, each session's in order."""
+    from devstack.snowflake import STATEMENTS
+
+    by_session: dict[str, list[str]] = {}
+    for statement in STATEMENTS:
+        by_session.setdefault(statement.session, []).append(statement.text)
+    return [texts for texts in by_session.values() if any(table in text for text in texts)]
+
+
+def assert_attributed(sessions: list[list[str]], tag: dict[str, Any]) -> None:
+    assert sessions
+    for texts in sessions:
+        assert texts[:2] == ["USE ROLE R", "USE WAREHOUSE WH"], texts[:3]
+        head, _, bound = texts[2].partition(" = ")
+        assert head == "ALTER SESSION SET QUERY_TAG"
+        assert json.loads(bound.strip("'")) == {"dtaas": tag}
+
+
+def test_the_missing_target_check_runs_attributed_on_the_specs_role_and_warehouse(
+    snowflake_conn: str,
+) -> None:
+    from airflow_provider_dtaas.core.plan import plan_tables
+    from airflow_provider_dtaas.core.spec_loader import parse_spec
+    from airflow_provider_dtaas.transfers.cdc_start import missing_target
+    from devstack.snowflake import STATEMENTS
+
+    stand_in_only(snowflake_conn, "the statements are read from the stand-in's recorder")
+    table = fresh()
+    spec = parse_spec(
+        "name: it_attr\nmode: full_load_and_cdc\nsource: {conn_id: it_mssql}\ndestinations:\n"
+        f"  snowflake: {{conn_id: {snowflake_conn}, database: ITDB, schema: DRIFT, role: R, warehouse: WH}}\n"
+        f"tables:\n  - dbo.{table}\n",
+        display_name="it_attr.yaml",
+    )
+    (plan,) = plan_tables(spec)
+    STATEMENTS.clear()
+    missing = missing_target(plan, dag_id="dtaas_it_attr", run_id="scheduled__1")
+    assert missing is not None
+    assert f"ITDB.DRIFT.{table} does not exist" in missing
+    sessions = attributed_sessions(table)
+    assert len(sessions) == 1
+    assert_attributed(
+        sessions, {"dag_id": "dtaas_it_attr", "run_id": "scheduled__1", "table": f"dbo.{table}"}
+    )
+
+
+def test_a_change_window_is_merged_on_attributed_sessions(snowflake_conn: str) -> None:
+    from airflow_provider_dtaas.transfers.change_sinks import SnowflakeChangeSink
+    from devstack.snowflake import STATEMENTS
+
+    stand_in_only(snowflake_conn, "the statements are read from the stand-in's recorder")
+    table = fresh()
+    load(snowflake_conn, table, V1, [{"id": 1, "name": "a", "amount": None}], cdc_columns=True)
+    STATEMENTS.clear()
+    columns = map_columns(V1)
+    target = SnowflakeTarget(
+        conn_id=snowflake_conn,
+        database="ITDB",
+        schema="DRIFT",
+        table=table,
+        stage="DTAAS_STAGE",
+        role="R",
+        warehouse="WH",
+        cdc_columns=True,
+    )
+    sink = SnowflakeChangeSink(
+        target,
+        hook=DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn),
+        from_lsn="00000000000000000010",
+        to_lsn="00000000000000000011",
+        key=["id"],
+        soft_delete=False,
+        columns=columns,
+        run_id="scheduled__2",
+        dag_id="dtaas_it",
+        source_table=f"dbo.{table.lower()}",
+    )
+    changes = pa.RecordBatch.from_pylist(
+        [
+            {
+                "id": 1,
+                "name": "b",
+                "amount": None,
+                "_dtaas_op": "U",
+                "_dtaas_lsn": "0x10",
+                "_dtaas_seqval": "0x1",
+            },
+            {
+                "id": 2,
+                "name": "c",
+                "amount": None,
+                "_dtaas_op": "I",
+                "_dtaas_lsn": "0x11",
+                "_dtaas_seqval": "0x1",
+            },
+        ],
+        schema=pa.schema(
+            [(c.name, c.arrow_type) for c in columns]
+            + [("_dtaas_op", pa.string()), ("_dtaas_lsn", pa.string()), ("_dtaas_seqval", pa.string())]
+        ),
+    )
+    sink.prepare()
+    sink.open()
+    sink.write(0, 0, changes)
+    sink.commit(2, sink.written())
+    sessions = attributed_sessions(table)
+    assert len(sessions) == 2  # prepare's, and the one that stages and merges
+    assert_attributed(
+        sessions, {"dag_id": "dtaas_it", "run_id": "scheduled__2", "table": f"dbo.{table.lower()}"}
+    )
+    assert any(text.startswith("MERGE INTO") for text in sessions[1])
+    assert records(snowflake_conn, table, '"ID", "NAME"') == [(1, "b"), (2, "c")]
+
+
+def test_a_load_that_fails_leaves_the_targets_schema_as_it_was(snowflake_conn: str) -> None:
+    """Columns are added and widened at commit, after the staged rows are counted: a load that fails
+    before its replace leaves the old columns and types (and rows); the next good load evolves."""
+    table = fresh()
+    load(snowflake_conn, table, V1, [{"id": 1, "name": "a", "amount": Decimal("2.00")}])
+    before = catalog(snowflake_conn, table)
+    v2 = [
+        V1[0],
+        SourceColumn("name", "nvarchar", max_length=200),
+        V1[2],
+        SourceColumn("email", "varchar", max_length=100),
+    ]
+    columns = map_columns(v2)
+    target = SnowflakeTarget(
+        conn_id=snowflake_conn,
+        database=DATABASES[snowflake_conn],
+        schema="DRIFT",
+        table=table,
+        stage="DTAAS_STAGE",
+    )
+    sink = SnowflakeStageSink(
+        target,
+        hook=DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn),
+        run_token="run=r2",
+        columns=columns,
+        run_id="r2",
+    )
+    sink.prepare()
+    assert [(c["kind"], c["column"]) for c in sink.schema_changes] == [
+        ("widened", "NAME"),
+        ("added", "EMAIL"),
+    ]
+    sink.open()
+    sink.write(0, 0, batch(columns, [{"id": 2, "name": "b", "amount": None, "email": "b@example.com"}]))
+    with pytest.raises(RowCountMismatchError, match="holds 1 rows, 2 were read"):
+        sink.commit(2, sink.written())
+    sink.abort()
+    assert catalog(snowflake_conn, table) == before
+    assert records(snowflake_conn, table, '"ID", "NAME"') == [(1, "a")]
+    load(snowflake_conn, table, v2, [{"id": 3, "name": "c" * 150, "amount": None, "email": "c@example.com"}])
+    assert catalog(snowflake_conn, table)["NAME"][1] == 200
+    assert records(snowflake_conn, table, '"ID", "NAME", "EMAIL"') == [(3, "c" * 150, "c@example.com")]
