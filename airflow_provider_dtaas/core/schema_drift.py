@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 VARCHAR_MAX = 16_777_216
 BINARY_MAX = 8_388_608
@@ -40,7 +41,22 @@ _FAMILIES = {
 
 
 class SchemaDriftError(RuntimeError):
-    """The source schema changed in a way the table's ``handle_schema_drift`` policy refuses."""
+    """The source schema changed in a way the table's ``handle_schema_drift`` policy refuses.
+
+    :param target: the Snowflake table (``database.schema.table``).
+    :param refused: the changes the policy refused; the state store records them as refused.
+    """
+
+    destination = "snowflake"  # schema drift is checked on Snowflake targets only
+
+    def __init__(self, message: str, *, target: str, refused: Sequence[SchemaChange]) -> None:
+        super().__init__(message)
+        self.target = target
+        self.refused = tuple(refused)
+
+    def history(self) -> list[dict[str, str | None]]:
+        """The refused changes as the schema history records them (``status`` refused)."""
+        return [{**asdict(change), "status": REFUSED} for change in self.refused]
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,10 @@ class SfType:
         return self.family
 
 
+APPLIED = "applied"  # the policy's answer (ADD, ALTER, keep, leave out) was carried out with the load
+REFUSED = "refused"  # the policy refused the change: the table failed and was left as it was
+
+
 @dataclass(frozen=True)
 class SchemaChange:
     """One difference: ``added``, ``widened``, ``dropped``, ``ignored`` (freeze: a new column not
@@ -93,6 +113,13 @@ class SchemaChange:
         if self.kind == "ignored":
             return f"new source column {self.column} {self.new_type} not loaded (handle_schema_drift: freeze)"
         return f"column {self.column} {self.kind}: {self.old_type} -> {self.new_type}"
+
+
+def describe_change(change: Mapping[str, Any]) -> str:
+    """A recorded change (kind, column, old_type, new_type) in words."""
+    return SchemaChange(
+        change["kind"], change["column"], change.get("old_type"), change.get("new_type")
+    ).describe()
 
 
 @dataclass(frozen=True)
@@ -169,7 +196,9 @@ def plan_drift(
         details = "; ".join(c.describe() for c in refused)
         raise SchemaDriftError(
             f"Snowflake table {table}: the source schema changed and handle_schema_drift is {policy}: "
-            f"{details}. {_advice(policy, refused)}"
+            f"{details}. {_advice(policy, refused)}",
+            target=table,
+            refused=refused,
         )
     return DriftPlan(tuple(changes), tuple(add), tuple(alter), tuple(load))
 

@@ -186,7 +186,16 @@ class TableTask(BaseOperator):
             )
 
     def _failed(self, err: Exception, plan: TablePlan, state: DtaasStateHook, execution_id: int) -> Exception:
-        """Record the failure and return the exception the task should raise."""
+        """Record the failure (and a refused schema change in the schema history) and return the
+        exception the task should raise."""
+        if isinstance(err, SchemaDriftError):
+            state.record_schema_changes(
+                execution_id=execution_id,
+                source_table=plan.source_name,
+                destination=err.destination,
+                target=err.target,
+                changes=err.history(),
+            )
         state.finish_table(
             execution_id=execution_id,
             source_table=plan.source_name,

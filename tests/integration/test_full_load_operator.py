@@ -356,3 +356,74 @@ def test_a_new_source_column_is_added_and_recorded_in_the_schema_history(
     )
     assert landed[0] == result["rows"]
     assert landed[1] > 0  # the new column is loaded, not just added
+
+
+REFUSAL_SPEC = """\
+name: it_refusal
+handle_schema_drift: %s
+source: {conn_id: it_mssql}
+destinations:
+  snowflake: {conn_id: it_snowflake, database: ITDB, schema: OPREFUSAL}
+tables:
+  - name: dbo.products
+    columns: {exclude: [%s]}
+"""
+
+
+def test_a_refused_change_is_recorded_as_refused_and_the_run_summary_lists_every_change(
+    run, state_conn: str, snowflake_conn: str
+) -> None:
+    from airflow.sdk import DAG
+
+    from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+    from airflow_provider_dtaas.operators.run_state import EndRunOperator
+
+    context, _plans = run
+    state = DtaasStateHook(state_conn)
+
+    def load(policy: str, excluded: str) -> dict[str, object]:
+        spec = parse_spec(REFUSAL_SPEC % (policy, excluded), display_name="it.yaml").model_copy(
+            update={"state_conn_id": state_conn}
+        )
+        (plan,) = [p.to_dict() for p in plan_tables(spec)]
+        return _operator(plan, state_conn).execute(context)
+
+    def history() -> list[tuple[object, ...]]:
+        rows = state.get_records(
+            "SELECT h.change, h.column_name, h.status FROM dtaas.schema_history h"
+            " JOIN dtaas.executions e ON e.id = h.execution_id WHERE e.run_id = %s ORDER BY h.id",
+            parameters=(context["run_id"],),
+        )
+        return [tuple(r) for r in rows]
+
+    def target_columns() -> list[str]:
+        rows = DtaasSnowflakeHook(snowflake_conn_id=snowflake_conn).get_records(
+            "SELECT column_name FROM ITDB.INFORMATION_SCHEMA.COLUMNS"
+            " WHERE table_schema = 'OPREFUSAL' AND table_name = 'PRODUCTS'"
+        )
+        return [str(r[0]) for r in rows]
+
+    load("evolve", "weight_kg, discontinued")  # the target, without both columns
+    with pytest.raises(
+        AirflowFailException,
+        match=r"SchemaDriftError: .*handle_schema_drift is fail: column WEIGHT_KG \S+ added",
+    ):
+        load("fail", "discontinued")
+    assert history() == [("added", "WEIGHT_KG", "refused")]
+    assert "WEIGHT_KG" not in target_columns()
+
+    load("evolve", "discontinued")  # the table's task cleared after the spec allowed the change
+    assert history() == [("added", "WEIGHT_KG", "refused"), ("added", "WEIGHT_KG", "applied")]
+    assert "WEIGHT_KG" in target_columns()
+
+    with DAG("dtaas_it", schedule=None):
+        end = EndRunOperator(
+            task_id="end_run", spec_name="it_refusal", tables=["dbo.products"], state_conn_id=state_conn
+        )
+    summary = end.execute(context)
+    assert summary["status"] == "success"
+    listed = summary["schema_changes"]["dbo.products"]
+    assert [(c["kind"], c["column"], c["status"], c["target"]) for c in listed] == [
+        ("added", "WEIGHT_KG", "refused", "ITDB.OPREFUSAL.PRODUCTS"),
+        ("added", "WEIGHT_KG", "applied", "ITDB.OPREFUSAL.PRODUCTS"),
+    ]

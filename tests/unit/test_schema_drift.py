@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_dtaas.core.schema_drift import SchemaDriftError, SfType, compare, plan_drift
+from airflow_provider_dtaas.core.schema_drift import (
+    SchemaDriftError,
+    SfType,
+    compare,
+    describe_change,
+    plan_drift,
+)
 
 TARGET = [
     ("ID", "NUMBER(10,0)"),
@@ -84,3 +90,22 @@ def test_fail_stops_on_any_difference_and_passes_an_unchanged_table() -> None:
         plan_drift(
             "DB.S.T", TARGET, [*same, ("EMAIL", "VARCHAR(5)")], policy="fail", reserved=["_DTAAS_RUN_ID"]
         )
+
+
+def test_a_refusal_carries_its_target_and_the_refused_changes_for_the_history() -> None:
+    wanted = [("ID", "NUMBER(10,0)"), ("NAME", "VARCHAR(20)"), ("AMOUNT", "NUMBER(18,2)"), ("NEW", "BOOLEAN")]
+    with pytest.raises(SchemaDriftError) as caught:
+        plan_drift("DB.S.T", TARGET, wanted, policy="evolve", reserved=["_DTAAS_RUN_ID"])
+    assert caught.value.target == "DB.S.T"
+    assert caught.value.destination == "snowflake"
+    # the added column was acceptable: only the narrowing is refused (nothing was applied)
+    assert caught.value.history() == [
+        {
+            "kind": "narrowed",
+            "column": "NAME",
+            "old_type": "VARCHAR(50)",
+            "new_type": "VARCHAR(20)",
+            "status": "refused",
+        }
+    ]
+    assert describe_change(caught.value.history()[0]) == "column NAME narrowed: VARCHAR(50) -> VARCHAR(20)"
