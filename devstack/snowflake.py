@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import re
 import shutil
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +42,37 @@ QUERY_TAGS: list[str] = []
 _QUOTED_TABLE_STAGE = re.compile(r'(?<=[.@])%"([A-Z_][A-Z0-9_$]*)"')
 _STAGE_STATEMENT = re.compile(r"^\s*(?:PUT|COPY|LIST|LS|REMOVE|RM)\b", re.IGNORECASE)
 _TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:IF\s+EXISTS\s+)?(?P<name>.+?)\s*;?\s*$", re.I | re.S)
+# Statements that create or drop tables: the stand-in records when each table was created, which
+# fakesnow 0.12 does not (its INFORMATION_SCHEMA.TABLES.CREATED is 1970-01-01 for every table).
+_TABLE_DDL = re.compile(
+    r"^\s*(?:CREATE\s+(?:OR\s+REPLACE\s+)?(?:TRANSIENT\s+)?TABLE|DROP\s+(?:TABLE|SCHEMA))\b", re.I
+)
+_CREATED = "_fs_global._fs_information_schema._dtaas_created"
+_CREATED_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {_CREATED} (table_catalog VARCHAR, table_schema VARCHAR,"
+    " table_name VARCHAR, created TIMESTAMPTZ, PRIMARY KEY (table_catalog, table_schema, table_name))"
+)
+
+
+@dataclass(frozen=True)
+class RecordedStatement:
+    """One statement as a client sent it; ``session`` is a digest of its session token (statements
+    of one connection share it)."""
+
+    session: str
+    text: str
+
+
+# Every statement the stand-in was sent, newest last (the most recent few thousand).
+STATEMENTS: deque[RecordedStatement] = deque(maxlen=5000)
 
 
 class StageRemove:
     """Adds Snowflake's ``REMOVE @stage/path`` and ``ALTER SESSION SET QUERY_TAG`` to fakesnow 0.12,
-    which lack them (tags are recorded in ``QUERY_TAGS``); resolves quoted upper-case table-stage
-    names (``@"DB"."S".%"T"``); and makes ``TRUNCATE TABLE`` forget the table's load history, as
-    Snowflake does (fakesnow keeps it, so the same files would be skipped by the next COPY).
+    which lack them (tags are recorded in ``QUERY_TAGS``); records every statement, as the client
+    sent it, in ``STATEMENTS``; resolves quoted upper-case table-stage names (``@"DB"."S".%"T"``);
+    and makes ``TRUNCATE TABLE`` forget the table's load history, as Snowflake does (fakesnow keeps
+    it, so the same files would be skipped by the next COPY).
 
     The files under the path are deleted from fakesnow's internal-stage folder and the statement is
     answered, like Snowflake does, with one ``(name, result)`` row per removed file.
@@ -67,12 +94,15 @@ class StageRemove:
         raw = b"".join(chunks)
         gzipped = any(k == b"content-encoding" and v == b"gzip" for k, v in scope.get("headers", []))
         body = json.loads(gzip.decompress(raw) if gzipped else raw)
+        STATEMENTS.append(RecordedStatement(_session_of(scope), body.get("sqlText", "")))
         staging = _STAGE_STATEMENT.match(body.get("sqlText", ""))
         if staging:
             body["sqlText"] = _QUOTED_TABLE_STAGE.sub(r"%\1", body["sqlText"])
         truncated = _TRUNCATE.match(body.get("sqlText", ""))
         if truncated:
             _forget_load_history(_session_token(scope), truncated["name"])
+        if _TABLE_DDL.match(body.get("sqlText", "")):
+            _record_creation(_session_token(scope), body["sqlText"])
         match = _REMOVE.match(body.get("sqlText", ""))
         tagged = _QUERY_TAG.match(body.get("sqlText", ""))
         if tagged:
@@ -121,6 +151,86 @@ def _forget_load_history(token: str, name: str) -> None:
     )
 
 
+def _record_creation(token: str, text: str) -> None:
+    """Note when a table is created (``CREATE OR REPLACE`` makes it anew; ``CREATE`` of a table that
+    exists changes nothing) and forget the tables a ``DROP TABLE`` or ``DROP SCHEMA`` removes."""
+    import sqlglot
+    from fakesnow import server
+
+    conn = server.sessions.get(token)
+    try:
+        statement = sqlglot.parse_one(text, read="snowflake")
+    except sqlglot.errors.ParseError:
+        return
+    if conn is None or not isinstance(statement, sqlglot.exp.Create | sqlglot.exp.Drop):
+        return
+    table = statement.find(sqlglot.exp.Table)
+    if table is None:
+        return
+    kind = str(statement.args.get("kind") or "").upper()
+    if kind == "SCHEMA":  # DROP SCHEMA db.s: sqlglot reads it as a table of catalog db, schema s
+        catalog, schema, name = table.catalog or conn.database, table.db, None
+    else:
+        catalog, schema, name = table.catalog or conn.database, table.db or conn.schema, table.name
+    key = [str(catalog).upper(), str(schema).upper()]
+    cursor = conn._duck_conn.cursor()
+    cursor.execute(_CREATED_DDL)
+    if isinstance(statement, sqlglot.exp.Drop):
+        where = " AND table_name = ?" if name is not None else ""
+        cursor.execute(
+            f"DELETE FROM {_CREATED} WHERE table_catalog = ? AND table_schema = ?{where}",
+            [*key, name.upper()] if name is not None else key,
+        )
+        return
+    conflict = "UPDATE SET created = now()" if statement.args.get("replace") else "NOTHING"
+    cursor.execute(
+        f"INSERT INTO {_CREATED} VALUES (?, ?, ?, now()) ON CONFLICT DO {conflict}", [*key, str(name).upper()]
+    )
+
+
+def age_table(database: str, schema: str, table: str, *, hours: float) -> None:
+    """Tests: make the stand-in report ``table`` as created ``hours`` ago (fakesnow's shared database)."""
+    from fakesnow import server
+
+    server.shared_fs.duck_conn.cursor().execute(
+        f"UPDATE {_CREATED} SET created = now() - to_seconds(?)"
+        " WHERE table_catalog = ? AND table_schema = ? AND table_name = ?",
+        [hours * 3600, database.upper(), schema.upper(), table.upper()],
+    )
+
+
+def _report_creation_times() -> None:
+    """fakesnow 0.12 reports every table as created on 1970-01-01; its INFORMATION_SCHEMA.TABLES view
+    (made per database) reads the times :func:`_record_creation` notes (1970 for tables it never saw)."""
+    from string import Template
+
+    from fakesnow import info_schema
+
+    view = info_schema.SQL_CREATE_INFORMATION_SCHEMA_TABLES_VIEW.template
+    if _CREATED in view:
+        return
+    created = 'to_timestamp(0)::timestamptz AS "CREATED"'
+    where = "where tables.database_name = '${catalog}'"
+    if created not in view or where not in view:
+        raise RuntimeError("fakesnow's INFORMATION_SCHEMA.TABLES view changed: update _report_creation_times")
+    view = view.replace(
+        created, 'coalesce(_dtaas_created.created, to_timestamp(0)::timestamptz) AS "CREATED"'
+    )
+    view = view.replace(
+        where,
+        f"left join {_CREATED} _dtaas_created on"
+        " upper(tables.database_name) = _dtaas_created.table_catalog AND"
+        " upper(tables.schema_name) = _dtaas_created.table_schema AND"
+        " upper(tables.table_name) = _dtaas_created.table_name\n" + where,
+    )
+    info_schema.SQL_CREATE_INFORMATION_SCHEMA_TABLES_VIEW = Template(f"{_CREATED_DDL};\n{view}")
+
+
+def _session_of(scope: Scope) -> str:
+    """A digest of the session token: names a session in ``STATEMENTS`` without keeping the token."""
+    return hashlib.sha256(_session_token(scope).encode()).hexdigest()[:12]
+
+
 def _remove_files(stage_var: str, path: str) -> list[str]:
     from fakesnow.transforms import stage
 
@@ -149,6 +259,7 @@ def build_app() -> ASGIApp:
     from fakesnow.server import app
 
     _match_columns_as_written()
+    _report_creation_times()
     return StageRemove(app)
 
 

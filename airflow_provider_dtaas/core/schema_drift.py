@@ -15,8 +15,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 VARCHAR_MAX = 16_777_216
 BINARY_MAX = 8_388_608
@@ -40,7 +41,22 @@ _FAMILIES = {
 
 
 class SchemaDriftError(RuntimeError):
-    """The source schema changed in a way the table's ``handle_schema_drift`` policy refuses."""
+    """The source schema changed in a way the table's ``handle_schema_drift`` policy refuses.
+
+    :param target: the Snowflake table (``database.schema.table``).
+    :param refused: the changes the policy refused; the state store records them as refused.
+    """
+
+    destination = "snowflake"  # schema drift is checked on Snowflake targets only
+
+    def __init__(self, message: str, *, target: str, refused: Sequence[SchemaChange]) -> None:
+        super().__init__(message)
+        self.target = target
+        self.refused = tuple(refused)
+
+    def history(self) -> list[dict[str, str | None]]:
+        """The refused changes as the schema history records them (``status`` refused)."""
+        return [{**asdict(change), "status": REFUSED} for change in self.refused]
 
 
 @dataclass(frozen=True)
@@ -75,10 +91,15 @@ class SfType:
         return self.family
 
 
+APPLIED = "applied"  # the policy's answer (ADD, ALTER, keep, leave out) was carried out with the load
+REFUSED = "refused"  # the policy refused the change: the table failed and was left as it was
+
+
 @dataclass(frozen=True)
 class SchemaChange:
     """One difference: ``added``, ``widened``, ``dropped``, ``ignored`` (freeze: a new column not
-    loaded), ``narrowed`` or ``incompatible``."""
+    loaded), ``narrowed``, ``incompatible`` or ``recased`` (the target has the column spelled in
+    another case than ``column_case`` gives)."""
 
     kind: str
     column: str
@@ -92,7 +113,16 @@ class SchemaChange:
             return f"column {self.column} {self.old_type} is gone from the source; kept, filled with NULL"
         if self.kind == "ignored":
             return f"new source column {self.column} {self.new_type} not loaded (handle_schema_drift: freeze)"
+        if self.kind == "recased":
+            return f"column {self.column} exists in the target in another case"
         return f"column {self.column} {self.kind}: {self.old_type} -> {self.new_type}"
+
+
+def describe_change(change: Mapping[str, Any]) -> str:
+    """A recorded change (kind, column, old_type, new_type) in words."""
+    return SchemaChange(
+        change["kind"], change["column"], change.get("old_type"), change.get("new_type")
+    ).describe()
 
 
 @dataclass(frozen=True)
@@ -169,7 +199,9 @@ def plan_drift(
         details = "; ".join(c.describe() for c in refused)
         raise SchemaDriftError(
             f"Snowflake table {table}: the source schema changed and handle_schema_drift is {policy}: "
-            f"{details}. {_advice(policy, refused)}"
+            f"{details}. {_advice(policy, refused)}",
+            target=table,
+            refused=refused,
         )
     return DriftPlan(tuple(changes), tuple(add), tuple(alter), tuple(load))
 
@@ -179,17 +211,20 @@ def refuse_case_changes(
 ) -> None:
     """Refuse source columns whose target column exists spelled in another case (``column_case``
     changed, or a table made by hand): quoted names differ by case, so they would not load."""
-    spelled = {name.upper(): name for name, _kind in existing}
-    clashes = [
-        f"{name} (target: {spelled[name.upper()]})"
-        for name, _kind in wanted
-        if name.upper() in spelled and spelled[name.upper()] != name
+    spelled = {name.upper(): (name, kind) for name, kind in existing}
+    refused = [
+        SchemaChange("recased", name, spelled[name.upper()][1], kind)
+        for name, kind in wanted
+        if name.upper() in spelled and spelled[name.upper()][0] != name
     ]
-    if clashes:
+    if refused:
+        clashes = [f"{change.column} (target: {spelled[change.column.upper()][0]})" for change in refused]
         raise SchemaDriftError(
             f"Snowflake table {target}: columns {', '.join(clashes)} exist in another case than "
             f"column_case {case} gives; rename the target's columns, or drop the table (the next load "
-            "creates it), or set column_case to match"
+            "creates it), or set column_case to match",
+            target=target,
+            refused=refused,
         )
 
 

@@ -7,6 +7,8 @@ by :func:`string_literal`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Collection, Sequence
@@ -221,8 +223,45 @@ def alter_column_type_sql(database: str, schema: str, table: str, column: str, s
 
 
 def query_tag_sql() -> str:
-    """The tag (JSON naming DAG, run and table) is bound (``%s``)."""
+    """The tag (JSON naming DAG, run and table, :func:`query_tag`) is bound (``%s``)."""
     return "ALTER SESSION SET QUERY_TAG = %s"
+
+
+def query_tag(*, dag_id: str, run_id: str, table: str) -> str:
+    """The session tag of every statement DTaaS runs for a table: QUERY_HISTORY and cost reports
+    group by it (``query_tag:dtaas.dag_id`` ...)."""
+    return json.dumps({"dtaas": {"dag_id": dag_id, "run_id": run_id, "table": table}})
+
+
+# A staging table is named after its target, its kind and a digest of what makes it unique (the
+# DAG and run of a full load; the run and first LSN of a CDC window), so concurrent runs of one
+# table never share one.
+_STAGING_KINDS = ("STAGING", "CDC")
+STALE_STAGING_HOURS = 24
+
+
+def staging_table(table: str, kind: str, token: str) -> str:
+    """``ORDERS__DTAAS_STAGING_3F2A9C01B7D4``: the staging table of ``table`` for ``token``."""
+    if kind not in _STAGING_KINDS:
+        raise ValueError(f"staging table kind {kind!r} is not one of {_STAGING_KINDS}")
+    return f"{table}__DTAAS_{kind}_{hashlib.sha256(token.encode()).hexdigest()[:12].upper()}"
+
+
+def is_staging_table(table: str, name: str) -> bool:
+    """Whether ``name`` is a staging table of ``table`` (also the unsuffixed ``<table>__DTAAS_STAGING``
+    of earlier versions)."""
+    kinds = "|".join(_STAGING_KINDS)
+    return re.fullmatch(rf"{re.escape(table)}__DTAAS_(?:{kinds})(?:_[0-9A-F]{{12}})?", name) is not None
+
+
+def stale_staging_sql(database: str) -> str:
+    """Tables of a schema whose names start with a prefix and that were created more than a number of
+    hours ago; schema, prefix and the negative hours are bound (``%s``)."""
+    return (
+        f"SELECT TABLE_NAME FROM {quote_snowflake_path(database, 'INFORMATION_SCHEMA', 'TABLES')}"
+        " WHERE TABLE_SCHEMA = %s AND STARTSWITH(TABLE_NAME, %s)"
+        " AND CREATED < DATEADD(HOUR, %s, CURRENT_TIMESTAMP())"
+    )
 
 
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")

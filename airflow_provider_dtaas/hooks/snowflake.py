@@ -9,6 +9,15 @@ from typing import Any
 
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
+from airflow_provider_dtaas.core.snowflake_sql import (
+    STALE_STAGING_HOURS,
+    drop_table_sql,
+    is_staging_table,
+    query_tag_sql,
+    stale_staging_sql,
+    use_sql,
+)
+
 # Seconds; the connector's own default retries failed requests for minutes.
 _DEFAULT_NETWORK_TIMEOUT = 120
 _DEFAULT_LOGIN_TIMEOUT = 30
@@ -30,6 +39,11 @@ class SnowflakeObjectError(SnowflakeDestinationError):
     """An object DTaaS uses (database, warehouse, stage) does not exist or is not visible to the role."""
 
 
+class SnowflakeStatementError(RuntimeError):
+    """A statement failed for another reason (a staged value that does not convert, a constraint, a
+    dropped connection); the message names the statement. Not permanent: the task's retries apply."""
+
+
 # Snowflake error numbers (errno of the connector's errors) and what DTaaS makes of them.
 _AUTHENTICATION = {390100, 390101, 390102, 390144, 390190, 390318}
 _PERMISSION = {3001, 3003, 3540, 3541}
@@ -38,8 +52,9 @@ _MISSING = {2003, 2043, 606, 90105, 390189, 390201}  # 390189/390201: role, ware
 
 def destination_error(err: Exception, *, conn_id: str, statement: str = "") -> Exception:
     """The error a task should raise for a Snowflake failure: a named, permanent error for
-    authentication, permission and missing-object failures; the error itself otherwise (a dropped
-    connection or a timeout is retried by Airflow)."""
+    authentication, permission and missing-object failures; otherwise a
+    :class:`SnowflakeStatementError` naming the statement, or the error itself when there is none
+    (a dropped connection or a timeout is retried by Airflow)."""
     errno = int(getattr(err, "errno", 0) or 0)
     text = " ".join(str(getattr(err, "msg", "") or err).split())
     doing = f" while running {statement.split(' (', 1)[0][:160]}" if statement else ""
@@ -60,6 +75,8 @@ def destination_error(err: Exception, *, conn_id: str, statement: str = "") -> E
             f"{errno}: {text}); create it, grant the role access, or fix database, schema, stage or "
             "warehouse in the spec's snowflake destination"
         )
+    if statement:
+        return SnowflakeStatementError(f"Snowflake failed{doing} (connection {conn_id!r}; {errno}: {text})")
     return err
 
 
@@ -84,7 +101,13 @@ class DtaasSnowflakeHook(SnowflakeHook):
         return connect(**params)
 
     @contextmanager
-    def session(self) -> Iterator[SnowflakeSession]:
+    def session(
+        self, *, role: str | None = None, warehouse: str | None = None, query_tag: str | None = None
+    ) -> Iterator[SnowflakeSession]:
+        """One connection whose statements run in order. Before any of them it switches to ``role``
+        and ``warehouse`` when given (the spec's settings; else the connection's) and sets
+        ``query_tag`` (:func:`~airflow_provider_dtaas.core.snowflake_sql.query_tag`: DAG, run and
+        table), so every statement DTaaS runs is attributed in QUERY_HISTORY and cost reports."""
         from snowflake.connector.errors import Error
 
         conn_id = self.get_conn_id()
@@ -93,7 +116,14 @@ class DtaasSnowflakeHook(SnowflakeHook):
         except Error as err:
             raise destination_error(err, conn_id=conn_id) from err
         with closing(conn):
-            yield SnowflakeSession(conn, conn_id=conn_id)
+            session = SnowflakeSession(conn, conn_id=conn_id)
+            if role:
+                session.execute(use_sql("ROLE", role))
+            if warehouse:
+                session.execute(use_sql("WAREHOUSE", warehouse))
+            if query_tag is not None:
+                session.execute(query_tag_sql(), (query_tag,))
+            yield session
 
 
 class SnowflakeSession:
@@ -135,6 +165,17 @@ class SnowflakeSession:
                 self.execute(statement)
             else:
                 self.execute(statement[0], statement[1])
+
+    def drop_stale_staging(self, database: str, schema: str, table: str) -> list[str]:
+        """Drop the staging tables of ``table`` created more than ``STALE_STAGING_HOURS`` ago and
+        return their names. A failed commit drops its own staging table, so these were left by runs
+        whose worker died mid-commit; a younger one may belong to a concurrent run and stays."""
+        bound = (schema, f"{table}__DTAAS_", -STALE_STAGING_HOURS)
+        stale = [str(row[0]) for row in self.execute(stale_staging_sql(database), bound)]
+        dropped = [name for name in stale if is_staging_table(table, name)]
+        for name in dropped:
+            self.execute(drop_table_sql(database, schema, name))
+        return dropped
 
     def scalar(self, sql: str) -> Any:
         rows = self.execute(sql)

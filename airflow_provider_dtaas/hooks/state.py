@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+from airflow_provider_dtaas.core.schema_drift import APPLIED
 from airflow_provider_dtaas.hooks.cdc_state import CdcStateMixin
 
 STATE_SCHEMA = "dtaas"
@@ -196,11 +197,12 @@ class DtaasStateHook(CdcStateMixin, PostgresHook):
         target: str,
         changes: list[dict[str, Any]],
     ) -> None:
-        """Append a table's schema changes (kind, column, old_type, new_type) to the history."""
+        """Append a table's schema changes (kind, column, old_type, new_type and status: ``applied``
+        when absent, or ``refused``) to the history."""
         for change in changes:
             self._run(
                 "INSERT INTO dtaas.schema_history (execution_id, source_table, destination, target, change,"
-                " column_name, old_type, new_type) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                " column_name, old_type, new_type, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     execution_id,
                     source_table,
@@ -210,11 +212,36 @@ class DtaasStateHook(CdcStateMixin, PostgresHook):
                     change["column"],
                     change.get("old_type"),
                     change.get("new_type"),
+                    change.get("status", APPLIED),
                 ),
             )
 
+    def schema_changes(self, execution_id: int) -> dict[str, list[dict[str, Any]]]:
+        """The run's recorded schema changes per source table, in the order they were recorded."""
+        columns = (
+            "source_table",
+            "destination",
+            "target",
+            "kind",
+            "column",
+            "old_type",
+            "new_type",
+            "status",
+        )
+        rows = self.get_records(
+            "SELECT source_table, destination, target, change, column_name, old_type, new_type, status"
+            " FROM dtaas.schema_history WHERE execution_id = %s ORDER BY id",
+            parameters=(execution_id,),
+        )
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            change = dict(zip(columns, row, strict=True))
+            found.setdefault(change.pop("source_table"), []).append(change)
+        return found
+
     def finish_execution(self, execution_id: int, expected_tables: list[str]) -> dict[str, Any]:
-        """Close a run from its tables' outcomes; a table that never started counts as failed."""
+        """Close a run from its tables' outcomes; a table that never started counts as failed. Each
+        table's summary lists its schema changes (``schema_changes``: applied and refused)."""
         tables = self.table_summaries(execution_id)
         seen = {t["source_table"] for t in tables}
         tables += [
@@ -231,6 +258,9 @@ class DtaasStateHook(CdcStateMixin, PostgresHook):
             for name in expected_tables
             if name not in seen
         ]
+        changes = self.schema_changes(execution_id)
+        for table in tables:
+            table["schema_changes"] = changes.get(table["source_table"], [])
         failed = [t["source_table"] for t in tables if t["status"] != "success"]
         status = "failed" if failed else "success"
         error = f"tables not loaded: {', '.join(failed)}" if failed else None

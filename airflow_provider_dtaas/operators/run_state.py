@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_dtaas import stats
 from airflow_provider_dtaas.core.run_params import RunParamError, check_requested, requested_tables, wanted
+from airflow_provider_dtaas.core.schema_drift import describe_change
 from airflow_provider_dtaas.hooks.state import DtaasStateHook
 
 
@@ -95,6 +96,9 @@ class BeginRunOperator(BaseOperator):
 class EndRunOperator(BaseOperator):
     """Close the run from its tables' outcomes; fail, naming the tables, if any did not load.
 
+    The summary (logged, and returned as XCom) lists each table's outcome and its schema changes,
+    applied and refused.
+
     :param spec_name: name of the task spec.
     :param tables: the source tables (``schema.table``) the run was to load.
     :param discovery_task_id: the task that found more tables at run time, if the spec has patterns.
@@ -141,6 +145,17 @@ class EndRunOperator(BaseOperator):
                 table["rows_processed"],
                 table["seconds"],
             )
+            for change in table.get("schema_changes", []):
+                self.log.info(
+                    "table %s: schema change on %s %s: %s",
+                    table["source_table"],
+                    change["target"],
+                    change["status"],
+                    describe_change(change),
+                )
+        schema_changes = {
+            t["source_table"]: t["schema_changes"] for t in summary["tables"] if t.get("schema_changes")
+        }
         if summary["failed_tables"]:
             errors = "; ".join(
                 f"{t['source_table']}: {t['error'] or 'did not finish'}"
@@ -150,4 +165,8 @@ class EndRunOperator(BaseOperator):
             raise AirflowException(
                 f"spec {self.spec_name}: {len(summary['failed_tables'])} table(s) failed: {errors}"
             )
-        return {"status": summary["status"], "tables": len(summary["tables"])}
+        return {
+            "status": summary["status"],
+            "tables": len(summary["tables"]),
+            "schema_changes": schema_changes,
+        }

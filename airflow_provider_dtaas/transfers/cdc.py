@@ -265,13 +265,6 @@ class TableChanges(WatermarkChangesMixin):
         sinks = self._sinks(columns, key, window)
         for sink in sinks:
             sink.prepare()
-            if isinstance(sink, SnowflakeChangeSink) and sink.schema_changes:
-                changed = {
-                    "destination": sink.name,
-                    "target": sink.target_name,
-                    "changes": sink.schema_changes,
-                }
-                self.schema_changes.append(changed)
         changes = read = 0
         progress_chunk = -1 - totals["windows"]
         log = self.log.bind(
@@ -330,6 +323,12 @@ class TableChanges(WatermarkChangesMixin):
             for sink in sinks:
                 sink.abort()
             raise
+        # the drift policy's changes are carried out by the commit: recorded once it succeeded
+        self.schema_changes += [
+            {"destination": sink.name, "target": sink.target_name, "changes": sink.schema_changes}
+            for sink in sinks
+            if isinstance(sink, SnowflakeChangeSink) and sink.schema_changes
+        ]
         merged = next((s.counts for s in sinks if isinstance(s, SnowflakeChangeSink)), None)
         counts = self._counts(changes, merged, last)
         self.state.commit_window(window_id, counts)

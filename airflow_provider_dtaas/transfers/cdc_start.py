@@ -49,7 +49,13 @@ def cdc_source(source: Any, table: str) -> DtaasMsSqlHook:
 
 
 def snapshot_start(
-    plan: TablePlan, *, source: DtaasMsSqlHook, state: DtaasStateHook, dag_id: str, force: bool = False
+    plan: TablePlan,
+    *,
+    source: DtaasMsSqlHook,
+    state: DtaasStateHook,
+    dag_id: str,
+    run_id: str,
+    force: bool = False,
 ) -> SnapshotStart | None:
     """Whether the table needs a snapshot before its changes, and where they resume after it.
 
@@ -66,7 +72,9 @@ def snapshot_start(
         if not cdc.snapshots_first:
             return None
         kind, reason = "snapshot", "no CDC position is saved for the table yet"
-    elif state.has_loaded(dag_id=dag_id, source_table=plan.source_name) and (missing := missing_target(plan)):
+    elif state.has_loaded(dag_id=dag_id, source_table=plan.source_name) and (
+        missing := missing_target(plan, dag_id=dag_id, run_id=run_id)
+    ):
         kind, reason = "resnapshot", missing  # applying changes to an empty table would lose rows
     else:
         try:
@@ -80,16 +88,19 @@ def snapshot_start(
     return SnapshotStart(kind, start_position(plan, source), reason)
 
 
-def missing_target(plan: TablePlan) -> str | None:
+def missing_target(plan: TablePlan, *, dag_id: str, run_id: str) -> str | None:
     """Why the table must be read whole again although DTaaS loaded it before: its Snowflake target
-    is gone (dropped, or a new account); None while it exists."""
+    is gone (dropped, or a new account); None while it exists. The check runs on the spec's role
+    and warehouse, tagged with the run like the load's own statements."""
     target = plan.snowflake
     if target is None:
         return None
     from airflow_provider_dtaas.core import snowflake_sql as sql
     from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 
-    with DtaasSnowflakeHook(snowflake_conn_id=target.conn_id).session() as session:
+    hook = DtaasSnowflakeHook(snowflake_conn_id=target.conn_id)
+    tag = sql.query_tag(dag_id=dag_id, run_id=run_id, table=plan.source_name)
+    with hook.session(role=target.role, warehouse=target.warehouse, query_tag=tag) as session:
         session.execute(sql.create_schema_sql(target.database, target.schema))
         found = session.records(sql.target_columns_sql(target.database), (target.schema, target.table))
     if found:

@@ -11,7 +11,6 @@ changes nothing. The S3 side of a window is
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
@@ -53,8 +52,7 @@ class SnowflakeChangeSink(SnowflakeStageSink):
         super().__init__(
             target, run_token=f"changes/lsn={from_lsn}-{to_lsn}", columns=columns, run_id=run_id, **kwargs
         )
-        digest = hashlib.sha256(f"{run_id}|{from_lsn}".encode()).hexdigest()[:12].upper()
-        self.staging = f"{target.table}__DTAAS_CDC_{digest}"
+        self.staging = sql.staging_table(target.table, "CDC", f"{run_id}|{from_lsn}")
         self.key = [cased(name, target.column_case) for name in key]
         self.soft_delete = soft_delete
         self.counts: dict[str, int] = {"inserted": 0, "updated": 0, "deleted": 0}
@@ -75,10 +73,9 @@ class SnowflakeChangeSink(SnowflakeStageSink):
 
     def commit(self, rows: int, files: list[dict[str, Any]]) -> SinkResult:
         t = self.target
-        present = self._stage(files, rows)
+        present = self._stage(files, rows, op_column=OP)
         # a column the target lacks (schema drift frozen) is left out
         loaded = [c for c in self.target_columns if c in present]
-        self._check_json(loaded, op_column=OP)
         statement, bound = merge_window_sql(
             t.database,
             t.schema,

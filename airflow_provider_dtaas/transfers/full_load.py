@@ -134,7 +134,9 @@ class TableTask(BaseOperator):
             return None  # mode incremental's first window is the whole table
         source = cdc_source(load.source, plan.source_name)
         forced = wanted(plan.source_name, requested_tables(context.get("params"), RESNAPSHOT_PARAM) or set())
-        start = snapshot_start(plan, source=source, state=state, dag_id=self.dag_id, force=forced)
+        start = snapshot_start(
+            plan, source=source, state=state, dag_id=self.dag_id, run_id=context["run_id"], force=forced
+        )
         if start is None:
             self._skipped = True
             raise AirflowSkipException(
@@ -233,6 +235,7 @@ class TableTask(BaseOperator):
     def _record_schema_changes(
         self, plan: TablePlan, state: DtaasStateHook, execution_id: int, prepared: dict[str, Any]
     ) -> None:
+        """Record the schema changes the load carried out (after its commit: they are applied there)."""
         for destination, changed in prepared.get("schema_changes", {}).items():
             state.record_schema_changes(
                 execution_id=execution_id,
@@ -243,7 +246,16 @@ class TableTask(BaseOperator):
             )
 
     def _failed(self, err: Exception, plan: TablePlan, state: DtaasStateHook, execution_id: int) -> Exception:
-        """Record the failure and return the exception the task should raise."""
+        """Record the failure (and a refused schema change in the schema history) and return the
+        exception the task should raise."""
+        if isinstance(err, SchemaDriftError):
+            state.record_schema_changes(
+                execution_id=execution_id,
+                source_table=plan.source_name,
+                destination=err.destination,
+                target=err.target,
+                changes=err.history(),
+            )
         state.finish_table(
             execution_id=execution_id,
             source_table=plan.source_name,
@@ -328,12 +340,12 @@ class SqlServerFullLoadOperator(TableTask):
             cdc_start = self._snapshot_start(plan, load, state, context)
             prepared = load.prepare()
             prepared["cdc_start"] = cdc_start
-            self._record_schema_changes(plan, state, execution_id, prepared)
             state.record_estimate(execution_id, plan.source_name, prepared["estimated_rows"])
             chunks = [KeyChunk.from_json(c) for c in prepared["chunks"]]
             with self._progress(plan, state, execution_id, context) as progress:
                 results = load.copy_chunks(prepared, chunks, clear_first=False, progress=progress)
             rows, destinations = load.commit(prepared, results)
+            self._record_schema_changes(plan, state, execution_id, prepared)
             self._snapshot_done(plan, state, prepared, rows, context["run_id"])
         except AirflowSkipException:
             raise
@@ -362,7 +374,6 @@ class SqlServerPlanChunksOperator(TableTask):
             cdc_start = self._snapshot_start(plan, load, state, context)
             prepared = load.prepare()
             prepared["cdc_start"] = cdc_start
-            self._record_schema_changes(plan, state, execution_id, prepared)
             state.record_estimate(execution_id, plan.source_name, prepared["estimated_rows"])
         except AirflowSkipException:
             raise
@@ -420,6 +431,7 @@ class SqlServerCommitLoadOperator(TableTask):
         results = [r for r in (ti.xcom_pull(task_ids=self.chunk_task_id) or []) if r is not None]
         try:
             rows, destinations = load.commit(prepared, results)
+            self._record_schema_changes(plan, state, execution_id, prepared)
             self._snapshot_done(plan, state, prepared, rows, context["run_id"])
         except Exception as err:
             raise self._failed(err, plan, state, execution_id) from err

@@ -7,11 +7,9 @@ it wrote (``discard_chunk``); ``commit`` is the single step that makes the load 
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -20,7 +18,7 @@ import pyarrow as pa
 from airflow_provider_dtaas.core import snowflake_external as external
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
-from airflow_provider_dtaas.core.schema_drift import plan_drift, refuse_case_changes
+from airflow_provider_dtaas.core.schema_drift import DriftPlan, plan_drift, refuse_case_changes
 from airflow_provider_dtaas.core.snowflake_merge import CDC_TARGET_COLUMNS, CHANGE_STAGING_COLUMNS, DELETED
 from airflow_provider_dtaas.core.snowflake_names import target_column_names
 from airflow_provider_dtaas.core.typemap import VARIANT, MappedColumn
@@ -111,11 +109,12 @@ class SnowflakeStageSink:
         self.target_columns = target_column_names(
             [c.name for c in columns], target.column_case, table=source_table, reserved=RESERVED_COLUMNS
         )
-        self.staging = f"{target.table}__DTAAS_STAGING"
+        # per run (DAG and run id): concurrent runs never share one; a retry of the run finds its own
+        self.staging = sql.staging_table(target.table, "STAGING", f"{dag_id}|{run_id}")
         self.run_token = run_token
         self.run_id = run_id
         self.source_table = source_table
-        self.query_tag = json.dumps({"dtaas": {"dag_id": dag_id, "run_id": run_id, "table": source_table}})
+        self.query_tag = sql.query_tag(dag_id=dag_id, run_id=run_id, table=source_table)
         self.schema_changes: list[dict[str, Any]] = []
         self._stack = ExitStack()
         self._session: Any = None
@@ -137,17 +136,10 @@ class SnowflakeStageSink:
         t = self.target
         return f"{t.database}.{t.schema}.{t.table}"
 
-    @contextmanager
-    def _attributed_session(self) -> Iterator[Any]:
+    def _attributed_session(self) -> AbstractContextManager[Any]:
         """A session on the spec's role and warehouse, tagged with DAG, run and table for cost reports."""
         t = self.target
-        with self.hook.session() as session:
-            if t.role:
-                session.execute(sql.use_sql("ROLE", t.role))
-            if t.warehouse:
-                session.execute(sql.use_sql("WAREHOUSE", t.warehouse))
-            session.execute(sql.query_tag_sql(), (self.query_tag,))
-            yield session
+        return self.hook.session(role=t.role, warehouse=t.warehouse, query_tag=self.query_tag)
 
     def _metadata(self) -> list[tuple[str, str]]:
         t = self.target
@@ -156,18 +148,29 @@ class SnowflakeStageSink:
         return found + list(CDC_TARGET_COLUMNS) if t.cdc_columns else found
 
     def prepare(self) -> None:
-        """Create what is missing, bring an existing target in line with ``handle_schema_drift``,
-        and clear what an earlier attempt of this run left on the stage (it would be loaded)."""
+        """Create what is missing, check an existing target against ``handle_schema_drift`` (a refused
+        change fails the load here, before the source is read), drop staging tables that crashed runs
+        left, and clear what an earlier attempt of this run left on the stage (it would be loaded).
+
+        The ADD / ALTER COLUMNs the policy allows run at commit, just before the replace
+        (:meth:`_evolve_target`), so a load that fails earlier leaves the target's schema as it was.
+        """
         t = self.target
-        wanted = [(name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)]
         with self._attributed_session() as session:
             session.execute(sql.create_schema_sql(t.database, t.schema))
             self._prepare_stage(session)
-            existing = [
-                (str(row["COLUMN_NAME"]), sql.catalog_type(row))
-                for row in session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
-            ]
+            for name in session.drop_stale_staging(t.database, t.schema, t.table):
+                log.warning(
+                    "Snowflake table %s (run %s): dropped stale staging table %s",
+                    self.target_name,
+                    self.run_id,
+                    name,
+                )
+            existing = self._existing_columns(session)
             if not existing:
+                wanted = [
+                    (n, c.snowflake_type) for n, c in zip(self.target_columns, self.columns, strict=True)
+                ]
                 session.execute(
                     sql.create_table_sql(
                         t.database,
@@ -179,30 +182,62 @@ class SnowflakeStageSink:
                     )
                 )
                 return
-            refuse_case_changes(self.target_name, existing, wanted, t.column_case)
-            plan = plan_drift(
-                f"{t.database}.{t.schema}.{t.table}",
-                existing,
-                wanted,
-                policy=t.handle_schema_drift,
-                reserved=[*sql.METADATA_TYPES, *(name for name, _kind in CDC_TARGET_COLUMNS)],
-            )
-            present = {name for name, _kind in existing}
-            missing = [m for m in self._metadata() if m[0] not in present]
-            if t.handle_schema_drift != "evolve":
-                # the CDC bookkeeping columns guard every MERGE: added under any drift policy
-                missing = [m for m in missing if m in CDC_TARGET_COLUMNS]
-            notes = self._comments()
-            for name, kind in (plan.add if t.handle_schema_drift == "evolve" else ()) + tuple(missing):
-                session.execute(
-                    sql.add_column_sql(t.database, t.schema, t.table, name, kind, comment=notes.get(name))
-                )
-            if t.handle_schema_drift == "evolve":
-                for name, kind in plan.alter:
-                    session.execute(sql.alter_column_type_sql(t.database, t.schema, t.table, name, kind))
+        plan, _statements = self._drift(existing)
         self.schema_changes = [asdict(change) for change in plan.changes]
         for change in plan.changes:
             log.warning("Snowflake table %s.%s.%s: %s", t.database, t.schema, t.table, change.describe())
+
+    def _existing_columns(self, session: Any) -> list[tuple[str, str]]:
+        t = self.target
+        return [
+            (str(row["COLUMN_NAME"]), sql.catalog_type(row))
+            for row in session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
+        ]
+
+    def _drift(self, existing: list[tuple[str, str]]) -> tuple[DriftPlan, list[str]]:
+        """This load's drift plan against the target's ``existing`` columns, and the ADD / ALTER
+        COLUMN statements it allows; raises :class:`SchemaDriftError` when the policy refuses (or a
+        column exists in another case than ``column_case`` gives)."""
+        t = self.target
+        wanted = [(name, c.snowflake_type) for name, c in zip(self.target_columns, self.columns, strict=True)]
+        refuse_case_changes(self.target_name, existing, wanted, t.column_case)
+        plan = plan_drift(
+            self.target_name,
+            existing,
+            wanted,
+            policy=t.handle_schema_drift,
+            reserved=[*sql.METADATA_TYPES, *(name for name, _kind in CDC_TARGET_COLUMNS)],
+        )
+        present = {name for name, _kind in existing}
+        missing = [m for m in self._metadata() if m[0] not in present]
+        if t.handle_schema_drift != "evolve":
+            # the CDC bookkeeping columns guard every MERGE: added under any drift policy
+            missing = [m for m in missing if m in CDC_TARGET_COLUMNS]
+        notes = self._comments()
+        evolve = t.handle_schema_drift == "evolve"
+        statements = [
+            sql.add_column_sql(t.database, t.schema, t.table, name, kind, comment=notes.get(name))
+            for name, kind in (plan.add if evolve else ()) + tuple(missing)
+        ] + [
+            sql.alter_column_type_sql(t.database, t.schema, t.table, name, kind)
+            for name, kind in (plan.alter if evolve else ())
+        ]
+        return plan, statements
+
+    def _evolve_target(self, *, op_column: str = "") -> set[str]:
+        """Check the staged VARIANT values of the columns the load fills, then run the ADD / ALTER
+        COLUMNs the drift policy allows, planned again from the catalog (the commit may run in
+        another process than ``prepare``, or retry after they ran); return the target's column
+        names as they are now. Snowflake commits DDL at once: a replace that fails after this step
+        leaves the new columns (empty) and wider types, never fewer rows."""
+        existing = self._existing_columns(self._session)
+        plan, statements = self._drift(existing)
+        filled = {name for name, _kind in existing} | set(plan.load_columns)
+        self._check_json([c for c in self.target_columns if c in filled], op_column=op_column)
+        if statements:
+            self._session.execute_all(statements)
+            existing = self._existing_columns(self._session)
+        return {name for name, _kind in existing}
 
     def _prepare_stage(self, session: Any) -> None:
         """Named stage: create it if missing. Table stage: create the staging table (and so its
@@ -279,7 +314,6 @@ class SnowflakeStageSink:
         # load the columns the target has (freeze leaves new source columns out) and fill metadata
         present = self._stage(files, rows)
         loaded = [c for c in self.target_columns if c in present]
-        self._check_json(loaded)
         self._session.execute_all(
             sql.replace_rows_sql(
                 t.database,
@@ -327,10 +361,11 @@ class SnowflakeStageSink:
                     "the values at the source, or remove the column from columns.variant to load it as text"
                 )
 
-    def _stage(self, files: list[dict[str, Any]], rows: int) -> set[str]:
+    def _stage(self, files: list[dict[str, Any]], rows: int, *, op_column: str = "") -> set[str]:
         """Empty this load's staging table (with a named stage: create it anew; with a table stage it
         holds the files, so it is truncated, which also lets the same files load again), COPY
-        ``files`` into it and check it holds ``rows``; return the target's column names as they are."""
+        ``files`` into it, check it holds ``rows`` (and JSON in its VARIANT columns; ``op_column``:
+        change rows only) and evolve the target; return the target's column names as they are then."""
         t = self.target
         if self._session is None:
             self.open()
@@ -345,10 +380,7 @@ class SnowflakeStageSink:
                 f"Snowflake staging table {t.database}.{t.schema}.{self.staging} holds {staged} rows, "
                 f"{rows} were read; the target {t.table} was left as it was"
             )
-        return {
-            str(row["COLUMN_NAME"])
-            for row in self._session.records(sql.target_columns_sql(t.database), (t.schema, t.table))
-        }
+        return self._evolve_target(op_column=op_column)
 
     @property
     def _keeps_staging_on_abort(self) -> bool:

@@ -49,6 +49,7 @@ class WatermarkChangesMixin:
     source: Any
     state: Any
     dag_id: str
+    run_id: str
     table: str
     reread: bool
 
@@ -63,7 +64,9 @@ class WatermarkChangesMixin:
         if pending is not None and pending[1]:
             low, high = decode_value(pending[1]["low"]), decode_value(pending[1]["high"])
         else:
-            missing = None if encoded is None else missing_target(plan)
+            missing = (
+                None if encoded is None else missing_target(plan, dag_id=self.dag_id, run_id=self.run_id)
+            )
             if missing:
                 self.log.warning("table %s: %s", self.table, missing)  # type: ignore[attr-defined]
             low = None if self.reread or encoded is None or missing else decode_value(encoded)

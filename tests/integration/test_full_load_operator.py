@@ -1,13 +1,13 @@
 """The full-load operator against the double, moto, PostgreSQL and Snowflake, outside the Celery stack.
 
 The Airflow task context is the one thing mocked here (a plain dict with the keys the operator
-reads); every server is real and reached through its real client. The Snowflake test runs on
+reads); every server is real and reached through its real client. The Snowflake tests run on
 fakesnow and, when ``DTAAS_TEST_SNOWFLAKE_CONN`` / ``_DATABASE`` are set, on a real account, in a
 schema of its own (``snowflake_place``), dropped afterwards.
 
-Stand-in workarounds the Snowflake test relies on (devstack/snowflake.py, tests only): fakesnow 0.12
+Stand-in workarounds the Snowflake tests rely on (devstack/snowflake.py, tests only): fakesnow 0.12
 has no ``REMOVE @stage/path`` and no ``ALTER SESSION SET QUERY_TAG``; the stand-in answers both (it
-deletes the staged files, and records the tag). The load sends both.
+deletes the staged files, and records the tag). The loads send both.
 """
 
 from __future__ import annotations
@@ -364,3 +364,81 @@ def test_a_new_source_column_is_added_and_recorded_in_the_schema_history(
     [landed] = place.records(f'SELECT COUNT(*), COUNT("WEIGHT_KG") FROM {place.path("PRODUCTS")}')
     assert landed[0] == result["rows"]
     assert landed[1] > 0  # the new column is loaded, not just added
+
+
+REFUSAL_SPEC = """\
+name: it_refusal
+handle_schema_drift: {policy}
+source: {{conn_id: it_mssql}}
+destinations:
+  snowflake: {{conn_id: {conn_id}, database: {database}, schema: {schema}}}
+tables:
+  - name: dbo.products
+    columns: {{exclude: [{excluded}]}}
+"""
+
+
+def test_a_refused_change_is_recorded_as_refused_and_the_run_summary_lists_every_change(
+    run, state_conn: str, snowflake_place: SnowflakePlace
+) -> None:
+    from airflow.sdk import DAG
+
+    from airflow_provider_dtaas.operators.run_state import EndRunOperator
+
+    context, _plans = run
+    place = snowflake_place
+    state = DtaasStateHook(state_conn)
+
+    def load(policy: str, excluded: str) -> dict[str, object]:
+        text = REFUSAL_SPEC.format(
+            policy=policy,
+            conn_id=json.dumps(place.conn_id),
+            database=json.dumps(place.database),
+            schema=json.dumps(place.schema),
+            excluded=excluded,
+        )
+        spec = parse_spec(text, display_name="it.yaml").model_copy(update={"state_conn_id": state_conn})
+        (plan,) = [p.to_dict() for p in plan_tables(spec)]
+        return _operator(plan, state_conn).execute(context)
+
+    def history() -> list[tuple[object, ...]]:
+        rows = state.get_records(
+            "SELECT h.change, h.column_name, h.status FROM dtaas.schema_history h"
+            " JOIN dtaas.executions e ON e.id = h.execution_id WHERE e.run_id = %s ORDER BY h.id",
+            parameters=(context["run_id"],),
+        )
+        return [tuple(r) for r in rows]
+
+    def target_columns() -> list[str]:
+        rows = place.records(
+            f"SELECT column_name FROM {place.information_schema('COLUMNS')}"
+            " WHERE table_schema = %s AND table_name = 'PRODUCTS'",
+            (place.schema,),
+        )
+        return [str(r[0]) for r in rows]
+
+    target = f"{place.database}.{place.schema}.PRODUCTS"
+    load("evolve", "weight_kg, discontinued")  # the target, without both columns
+    with pytest.raises(
+        AirflowFailException,
+        match=r"SchemaDriftError: .*handle_schema_drift is fail: column WEIGHT_KG \S+ added",
+    ):
+        load("fail", "discontinued")
+    assert history() == [("added", "WEIGHT_KG", "refused")]
+    assert "WEIGHT_KG" not in target_columns()
+
+    load("evolve", "discontinued")  # the table's task cleared after the spec allowed the change
+    assert history() == [("added", "WEIGHT_KG", "refused"), ("added", "WEIGHT_KG", "applied")]
+    assert "WEIGHT_KG" in target_columns()
+
+    with DAG("dtaas_it", schedule=None):
+        end = EndRunOperator(
+            task_id="end_run", spec_name="it_refusal", tables=["dbo.products"], state_conn_id=state_conn
+        )
+    summary = end.execute(context)
+    assert summary["status"] == "success"
+    listed = summary["schema_changes"]["dbo.products"]
+    assert [(c["kind"], c["column"], c["status"], c["target"]) for c in listed] == [
+        ("added", "WEIGHT_KG", "refused", target),
+        ("added", "WEIGHT_KG", "applied", target),
+    ]

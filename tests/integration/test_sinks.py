@@ -21,22 +21,35 @@ production SQL):
   (``column_case`` lower and preserve rely on it).
 - ``PARSE_JSON`` of text that is not JSON is an HTTP 500 there (Snowflake: error 100069), so the
   test of bad JSON stops at DTaaS's own check, which runs first on both.
+- ``INFORMATION_SCHEMA.TABLES.CREATED`` is 1970-01-01 for every table there; the stand-in records
+  when each table is created (``CREATE [OR REPLACE] TABLE``, ``DROP``) and reports that, so the
+  sweep of stale staging tables spares a concurrent run's on both. The crashed-run test ages its
+  leftover tables through the stand-in (``age_table``), so it runs on fakesnow only.
+
+Failures are injected through the real client: a file whose values do not convert PUT beside the
+load's own (a truncated Parquet file would do on an account; fakesnow answers that COPY with HTTP
+500, which the connector retries for its network timeout), a target column whose type the load's
+values do not convert to.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.identifiers import quote_snowflake_path
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
 from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
 from airflow_provider_dtaas.core.snowflake_names import ColumnNameCollisionError
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_columns, map_selected
-from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
+from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook, SnowflakeStatementError
 from airflow_provider_dtaas.transfers.change_sinks import SnowflakeChangeSink
 from airflow_provider_dtaas.transfers.sinks import NotJsonError, RowCountMismatchError, SnowflakeStageSink
 from tests.integration.snowflake_place import SnowflakePlace
@@ -61,13 +74,23 @@ def _batch(start: int, count: int) -> pa.RecordBatch:
     )
 
 
-def _sink(target: SnowflakeTarget, columns: list[MappedColumn] = COLUMNS) -> SnowflakeStageSink:
-    hook = DtaasSnowflakeHook(snowflake_conn_id=target.conn_id)
-    return SnowflakeStageSink(target, hook=hook, run_token="run=r1", columns=columns, source_table="dbo.t")
+def _sink(
+    target: SnowflakeTarget, columns: list[MappedColumn] = COLUMNS, *, run: str = "r1"
+) -> SnowflakeStageSink:
+    """A sink of run ``manual__<run>`` of DAG ``dtaas_it`` (the staging table is named after both)."""
+    return SnowflakeStageSink(
+        target,
+        hook=DtaasSnowflakeHook(snowflake_conn_id=target.conn_id),
+        run_token=f"run={run}",
+        columns=columns,
+        run_id=f"manual__{run}",
+        dag_id="dtaas_it",
+        source_table="dbo.t",
+    )
 
 
-def _sf_sink(place: SnowflakePlace) -> SnowflakeStageSink:
-    return _sink(place.target("T"))
+def _sf_sink(place: SnowflakePlace, *, table: str = "T", run: str = "r1") -> SnowflakeStageSink:
+    return _sink(place.target(table), run=run)
 
 
 def _load(sink: SnowflakeStageSink, *chunks: list[pa.RecordBatch]) -> None:
@@ -80,10 +103,23 @@ def _load(sink: SnowflakeStageSink, *chunks: list[pa.RecordBatch]) -> None:
     sink.commit(sum(b.num_rows for batches in chunks for b in batches), sink.written())
 
 
-def _snowflake_rows(place: SnowflakePlace) -> list[tuple[object, ...]]:
+def _snowflake_rows(place: SnowflakePlace, table: str = "T") -> list[tuple[object, ...]]:
     return [
-        tuple(r) for r in place.records(f'SELECT "ID", "NAME", "AMOUNT" FROM {place.path("T")} ORDER BY "ID"')
+        tuple(r)
+        for r in place.records(f'SELECT "ID", "NAME", "AMOUNT" FROM {place.path(table)} ORDER BY "ID"')
     ]
+
+
+def _tables(place: SnowflakePlace) -> list[str]:
+    rows = place.records(
+        f"SELECT TABLE_NAME FROM {place.information_schema('TABLES')} WHERE TABLE_SCHEMA = %s",
+        (place.schema,),
+    )
+    return sorted(str(r[0]) for r in rows)
+
+
+def _staging_tables(place: SnowflakePlace, table: str = "T") -> list[str]:
+    return [name for name in _tables(place) if sql.is_staging_table(table, name)]
 
 
 def _staged(place: SnowflakePlace) -> list[str]:
@@ -134,12 +170,7 @@ def test_snowflake_count_mismatch_leaves_the_previous_table_intact(snowflake_pla
         bad.commit(4, bad.written())
     bad.abort()
     assert _snowflake_rows(snowflake_place) == before
-    staging = snowflake_place.records(
-        f"SELECT COUNT(*) FROM {snowflake_place.information_schema('TABLES')}"
-        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'T__DTAAS_STAGING'",
-        (snowflake_place.schema,),
-    )
-    assert staging[0][0] == 0
+    assert _staging_tables(snowflake_place) == []
 
 
 def test_snowflake_stage_files_are_removed_after_the_load(snowflake_place: SnowflakePlace) -> None:
@@ -212,11 +243,12 @@ def _column_names(place: SnowflakePlace, table: str) -> list[str]:
 def test_a_table_stage_load_creates_no_stage_and_leaves_no_files(snowflake_place: SnowflakePlace) -> None:
     place = snowflake_place
     sink = _sink(place.target("TS", stage_kind="table", put_parallel=8))
+    assert sink.staging == sql.staging_table("TS", "STAGING", "dtaas_it|manual__r1")
     sink.prepare()
     sink.open()
     sink.write(0, 0, _batch(0, 3))
     sink.write(0, 1, _batch(3, 2))
-    stage = f'LIST @{quote_snowflake_path(place.database, place.schema)}.%"TS__DTAAS_STAGING"'
+    stage = f'LIST @{quote_snowflake_path(place.database, place.schema)}.%"{sink.staging}"'
     assert place.records(stage) == []  # batches wait on local disk for their chunk
     sink.finish_chunk(0)
     assert sorted(row[0] for row in place.records(stage)) == [
@@ -226,12 +258,7 @@ def test_a_table_stage_load_creates_no_stage_and_leaves_no_files(snowflake_place
     sink.commit(5, sink.written())
     assert _ids(place, "TS") == [0, 1, 2, 3, 4]
     assert place.records(f"SHOW STAGES IN SCHEMA {quote_snowflake_path(place.database, place.schema)}") == []
-    gone = place.records(
-        f"SELECT COUNT(*) FROM {place.information_schema('TABLES')}"
-        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'TS__DTAAS_STAGING'",
-        (place.schema,),
-    )
-    assert gone[0][0] == 0  # and its stage with it
+    assert _staging_tables(place, "TS") == []  # and its stage with it
 
 
 def test_a_retried_commit_on_a_table_stage_loads_the_files_again(snowflake_place: SnowflakePlace) -> None:
@@ -369,12 +396,139 @@ def test_json_text_lands_as_variant_by_full_load_and_by_merge(
 
 
 def test_text_that_is_not_json_fails_the_load_and_leaves_the_target(snowflake_place: SnowflakePlace) -> None:
+    """The check runs before the drift policy's ADD COLUMN: the target keeps its rows and columns."""
     target = snowflake_place.target("BADDOCS")
     _load(_sink(target, JSON_COLUMNS), [_docs([1], ['{"a": 1}'])])
+    before = _column_names(snowflake_place, "BADDOCS")
+    with_note = map_selected(
+        [
+            SourceColumn("id", "bigint", nullable=False),
+            SourceColumn("doc", "nvarchar", max_length=-1),
+            SourceColumn("note", "nvarchar", max_length=10),
+        ],
+        variant=("doc",),
+    )
+    bad = _docs([1, 2, 3], ["{oops", "", '"fine"']).append_column("note", pa.array(["x", "y", "z"]))
     with pytest.raises(
         NotJsonError, match=r"column DOC is loaded as VARIANT .* 2 of its values are not JSON"
     ):
-        _load(_sink(target, JSON_COLUMNS), [_docs([1, 2, 3], ["{oops", "", '"fine"'])])
+        _load(_sink(target, with_note), [bad])
     assert snowflake_place.records(f'SELECT "ID", "DOC":a FROM {snowflake_place.path("BADDOCS")}') == [
         (1, "1")
     ]
+    assert _column_names(snowflake_place, "BADDOCS") == before  # NOTE was not added
+
+
+def test_a_copy_that_fails_leaves_the_previous_rows_and_no_staging_table(
+    snowflake_place: SnowflakePlace, tmp_path: Path
+) -> None:
+    place = snowflake_place
+    _load(_sf_sink(place, table="F"), [_batch(0, 5)])
+    before = _snowflake_rows(place, "F")
+
+    bad = _sf_sink(place, table="F", run="r2")
+    bad.prepare()
+    bad.open()
+    bad.write(0, 0, _batch(100, 3))
+    bad.finish_chunk(0)
+    foreign = tmp_path / "part-00000-00001.parquet"  # an amount that is no number
+    pq.write_table(pa.table({"ID": [7], "NAME": ["x"], "AMOUNT": ["n/a"]}), foreign)
+    with place.hook().session() as session:
+        session.execute(sql.put_sql(str(foreign), f"{bad.location}chunk-00000/"))
+    with pytest.raises(
+        SnowflakeStatementError,
+        match=rf"while running COPY INTO {re.escape(place.path('F')[:-1])}__DTAAS_STAGING_",
+    ):
+        bad.commit(3, bad.written())
+    bad.abort()
+    assert _snowflake_rows(place, "F") == before
+    assert _staging_tables(place, "F") == []
+
+
+def test_a_replace_that_fails_rolls_back_to_the_previous_rows(snowflake_place: SnowflakePlace) -> None:
+    """The INSERT after the DELETE fails: someone made the run id column a NUMBER (metadata columns
+    are not checked for drift), and the run id does not convert. The transaction rolls back, the old
+    rows stay, the staging table goes."""
+    place = snowflake_place
+    _load(_sf_sink(place, table="F"), [_batch(0, 5)])
+    before = _snowflake_rows(place, "F")
+    place.records(f'ALTER TABLE {place.path("F")} DROP COLUMN "_DTAAS_RUN_ID"')
+    place.records(f'ALTER TABLE {place.path("F")} ADD COLUMN "_DTAAS_RUN_ID" NUMBER(10,0)')
+
+    bad = _sf_sink(place, table="F", run="r2")
+    bad.prepare()
+    bad.open()
+    bad.write(0, 0, _batch(100, 3))
+    bad.finish_chunk(0)
+    with pytest.raises(
+        SnowflakeStatementError, match=rf"while running INSERT INTO {re.escape(place.path('F'))} "
+    ):
+        bad.commit(3, bad.written())
+    bad.abort()
+    assert _snowflake_rows(place, "F") == before
+    assert _staging_tables(place, "F") == []
+
+
+@pytest.mark.parametrize("stage_kind", ["named", "table"])
+def test_two_runs_of_one_table_stage_into_tables_of_their_own(
+    snowflake_place: SnowflakePlace, stage_kind: str
+) -> None:
+    """Each run prepares (and so sweeps) while the other's staging table exists: a young staging
+    table is never swept, and with a table stage its files stay and load."""
+    place = snowflake_place
+    target = place.target("F", stage_kind=stage_kind)
+    first, second = _sink(target), _sink(target, run="r2")
+    assert first.staging != second.staging
+    for sink, batch in ((first, _batch(0, 3)), (second, _batch(10, 2))):
+        sink.prepare()
+        sink.open()
+        sink.write(0, 0, batch)
+        sink.finish_chunk(0)
+    with pytest.raises(RowCountMismatchError):
+        first.commit(4, first.written())  # its staging table stays until abort, holding 3 rows
+    second.commit(2, second.written())  # runs while the first run's staging table exists
+    assert place.records(f"SELECT COUNT(*) FROM {place.path(first.staging)}")[0][0] == 3
+    first.abort()
+    assert [row[0] for row in _snowflake_rows(place, "F")] == [10, 11]
+    if stage_kind == "named":
+        assert _staging_tables(place, "F") == []
+        return
+    # a table stage's staging table outlives a failed commit: it holds the files its retry loads
+    assert _staging_tables(place, "F") == [first.staging]
+    third = _sink(target, run="r3")
+    third.prepare()  # sweeps: the first run's staging table is young and stays, with its files
+    assert _staging_tables(place, "F") == sorted([first.staging, third.staging])
+    files = first.written()
+    first.close()
+    _sink(target).commit(3, files)  # the first run's retried commit
+    assert [row[0] for row in _snowflake_rows(place, "F")] == [0, 1, 2]
+    assert _staging_tables(place, "F") == [third.staging]
+    third.abort()
+
+
+@pytest.mark.parametrize("stage_kind", ["named", "table"])
+def test_staging_tables_that_crashed_runs_left_are_dropped_by_the_next_load(
+    snowflake_place: SnowflakePlace, stage_kind: str
+) -> None:
+    from devstack.snowflake import age_table
+
+    place = snowflake_place
+    place.require_stand_in("tables are aged through the stand-in: an account cannot backdate one")
+    old = [
+        "F__DTAAS_STAGING",
+        sql.staging_table("F", "STAGING", "dtaas_it|crashed"),
+        sql.staging_table("F", "CDC", "x|0"),
+    ]
+    young = sql.staging_table("F", "STAGING", "dtaas_it|running")
+    unrelated = "F__DTAAS_STAGING_OLD_COPY"  # not a name DTaaS gives: never dropped
+    place.records(f"CREATE SCHEMA IF NOT EXISTS {quote_snowflake_path(place.database, place.schema)}")
+    for name in [*old, young, unrelated]:
+        place.records(f'CREATE TABLE {place.path(name)} ("ID" NUMBER(19,0))')
+    for name in [*old, unrelated]:
+        age_table(place.database, place.schema, name, hours=sql.STALE_STAGING_HOURS + 1)
+    assert _staging_tables(place, "F") == sorted([*old, young])
+    sink = _sink(place.target("F", stage_kind=stage_kind))
+    _load(sink, [_batch(0, 2)])
+    assert _staging_tables(place, "F") == [young]
+    assert unrelated in _tables(place)
+    assert [row[0] for row in _snowflake_rows(place, "F")] == [0, 1]

@@ -8,6 +8,13 @@ Stand-in workarounds these tests rely on (tests only, never in production SQL):
 - ``ALTER SESSION SET QUERY_TAG``: fakesnow 0.12 has none; the stand-in (devstack/snowflake.py)
   answers it and records the tag in ``QUERY_TAGS``, which the attribution test reads (so that
   check runs on fakesnow only).
+- The stand-in records every statement with a digest of its session (``STATEMENTS``); the tests
+  that every session (a full load's on a table stage, a change window's, the missing-target check)
+  starts with ``USE ROLE``, ``USE WAREHOUSE`` and the query tag read it, so they run on fakesnow
+  only.
+- A quoted table-stage name (``@"DB"."S".%"T"``) is not resolved by fakesnow; the stand-in rewrites
+  it to the unquoted form (the table-stage tests here use upper-case names). ``TRUNCATE TABLE``
+  keeps fakesnow's load history; the stand-in forgets it, as Snowflake does.
 - ``REMOVE @stage/path``: fakesnow 0.12 has none; the same shim deletes the files from fakesnow's
   stage folder. Every load sends it (prepare and cleanup).
 - fakesnow's INFORMATION_SCHEMA.COLUMNS lacks DATETIME_PRECISION, so timestamp precision changes
@@ -33,7 +40,7 @@ import pytest
 from airflow_provider_dtaas.core.identifiers import quote_snowflake_path
 from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn, map_columns
-from airflow_provider_dtaas.transfers.sinks import SnowflakeStageSink
+from airflow_provider_dtaas.transfers.sinks import RowCountMismatchError, SnowflakeStageSink
 from tests.integration.snowflake_place import SnowflakePlace
 
 V1 = [
@@ -275,10 +282,11 @@ def test_loading_from_s3_copies_through_the_external_stage_named_in_the_spec(
         "columns": [{"name": c.name} for c in columns],
         "files": [{"key": "raw/dbo/t/run=r1/part-00000-00000.parquet", "rows": 1}],
     }
-    staging = quote_snowflake_path(
-        snowflake_place.database, snowflake_place.schema, f"{table}__DTAAS_STAGING"
-    )
-    with pytest.raises(SnowflakeObjectError, match=f"while running COPY INTO {re.escape(staging)} FROM"):
+    staging = quote_snowflake_path(snowflake_place.database, snowflake_place.schema, table)
+    with pytest.raises(
+        SnowflakeObjectError,
+        match=f'while running COPY INTO {re.escape(staging[:-1])}__DTAAS_STAGING_[0-9A-F]{{12}}" FROM',
+    ):
         sink.commit(1, [])
     sink.abort()
     assert list(catalog(snowflake_place, table)) == [
@@ -358,3 +366,192 @@ def test_a_percent_sign_in_a_column_name_survives_bound_statements(snowflake_pla
     assert records(snowflake_place, table, '"ID", "DISCOUNT%", "_DTAAS_RUN_ID"') == [
         (1, Decimal("12.50"), "manual__r1")
     ]
+
+
+def attributed_sessions(table: str) -> list[list[str]]:
+    """The statements of every stand-in session that named ``table``, each session's in order."""
+    from devstack.snowflake import STATEMENTS
+
+    by_session: dict[str, list[str]] = {}
+    for statement in STATEMENTS:
+        by_session.setdefault(statement.session, []).append(statement.text)
+    return [texts for texts in by_session.values() if any(table in text for text in texts)]
+
+
+def assert_attributed(sessions: list[list[str]], tag: dict[str, Any]) -> None:
+    assert sessions
+    for texts in sessions:
+        assert texts[:2] == ["USE ROLE R", "USE WAREHOUSE WH"], texts[:3]
+        head, _, bound = texts[2].partition(" = ")
+        assert head == "ALTER SESSION SET QUERY_TAG"
+        assert json.loads(bound.strip("'")) == {"dtaas": tag}
+
+
+def test_the_missing_target_check_runs_attributed_on_the_specs_role_and_warehouse(
+    snowflake_place: SnowflakePlace,
+) -> None:
+    from airflow_provider_dtaas.core.plan import plan_tables
+    from airflow_provider_dtaas.core.spec_loader import parse_spec
+    from airflow_provider_dtaas.transfers.cdc_start import missing_target
+    from devstack.snowflake import STATEMENTS
+
+    place = snowflake_place
+    place.require_stand_in("the statements are read from the stand-in's recorder")
+    table = fresh()
+    spec = parse_spec(
+        "name: it_attr\nmode: full_load_and_cdc\nsource: {conn_id: it_mssql}\ndestinations:\n"
+        f"  snowflake: {{conn_id: {place.conn_id}, database: {place.database}, schema: {place.schema},"
+        " role: R, warehouse: WH}\n"
+        f"tables:\n  - dbo.{table}\n",
+        display_name="it_attr.yaml",
+    )
+    (plan,) = plan_tables(spec)
+    STATEMENTS.clear()
+    missing = missing_target(plan, dag_id="dtaas_it_attr", run_id="scheduled__1")
+    assert missing is not None
+    assert f"{place.database}.{place.schema}.{table} does not exist" in missing
+    sessions = attributed_sessions(table)
+    assert len(sessions) == 1
+    assert_attributed(
+        sessions, {"dag_id": "dtaas_it_attr", "run_id": "scheduled__1", "table": f"dbo.{table}"}
+    )
+
+
+def test_a_table_stage_load_runs_every_statement_attributed(snowflake_place: SnowflakePlace) -> None:
+    from devstack.snowflake import STATEMENTS
+
+    place = snowflake_place
+    place.require_stand_in("the statements are read from the stand-in's recorder")
+    table = fresh()
+    STATEMENTS.clear()
+    sink = load(
+        place,
+        table,
+        V1,
+        [{"id": 1, "name": "a", "amount": None}],
+        role="R",
+        warehouse="WH",
+        stage_kind="table",
+    )
+    sessions = attributed_sessions(table)
+    assert len(sessions) == 2  # prepare's, and the one that PUTs, copies and replaces
+    assert_attributed(
+        sessions, {"dag_id": "dtaas_it", "run_id": "manual__r1", "table": f"dbo.{table.lower()}"}
+    )
+    statements = [text for texts in sessions for text in texts]
+    assert any(text.startswith("PUT ") and f'.%"{sink.staging}"/run=r1/' in text for text in statements)
+    assert any(text.startswith(f"TRUNCATE TABLE {place.path(sink.staging)}") for text in statements)
+
+
+def change_rows(columns: list[MappedColumn], rows: list[dict[str, Any]]) -> pa.RecordBatch:
+    """Change rows (the table's columns, then operation, LSN and seqval) as a window carries them."""
+    schema = pa.schema(
+        [(c.name, c.arrow_type) for c in columns]
+        + [("_dtaas_op", pa.string()), ("_dtaas_lsn", pa.string()), ("_dtaas_seqval", pa.string())]
+    )
+    return pa.RecordBatch.from_pylist(rows, schema=schema)
+
+
+@pytest.mark.parametrize("stage_kind", ["named", "table"])
+def test_a_change_window_is_merged_on_attributed_sessions(
+    snowflake_place: SnowflakePlace, stage_kind: str
+) -> None:
+    from airflow_provider_dtaas.transfers.change_sinks import SnowflakeChangeSink
+    from devstack.snowflake import STATEMENTS
+
+    place = snowflake_place
+    place.require_stand_in("the statements are read from the stand-in's recorder")
+    table = fresh()
+    load(place, table, V1, [{"id": 1, "name": "a", "amount": None}], cdc_columns=True)
+    STATEMENTS.clear()
+    columns = map_columns(V1)
+    target = place.target(table, role="R", warehouse="WH", cdc_columns=True, stage_kind=stage_kind)
+    sink = SnowflakeChangeSink(
+        target,
+        hook=place.hook(),
+        from_lsn="00000000000000000010",
+        to_lsn="00000000000000000011",
+        key=["id"],
+        soft_delete=False,
+        columns=columns,
+        run_id="scheduled__2",
+        dag_id="dtaas_it",
+        source_table=f"dbo.{table.lower()}",
+    )
+    changes = change_rows(
+        columns,
+        [
+            {
+                "id": 1,
+                "name": "b",
+                "amount": None,
+                "_dtaas_op": "U",
+                "_dtaas_lsn": "0x10",
+                "_dtaas_seqval": "0x1",
+            },
+            {
+                "id": 2,
+                "name": "c",
+                "amount": None,
+                "_dtaas_op": "I",
+                "_dtaas_lsn": "0x11",
+                "_dtaas_seqval": "0x1",
+            },
+        ],
+    )
+    sink.prepare()
+    sink.open()
+    sink.write(0, 0, changes)
+    sink.finish_chunk(0)
+    sink.commit(2, sink.written())
+    sessions = attributed_sessions(table)
+    assert len(sessions) == 2  # prepare's, and the one that stages and merges
+    assert_attributed(
+        sessions, {"dag_id": "dtaas_it", "run_id": "scheduled__2", "table": f"dbo.{table.lower()}"}
+    )
+    put = next(text for text in sessions[1] if text.startswith("PUT "))
+    assert (f'.%"{sink.staging}"/' in put) == (stage_kind == "table")  # the window's own table stage
+    assert any(text.startswith("MERGE INTO") for text in sessions[1])
+    assert records(place, table, '"ID", "NAME"') == [(1, "b"), (2, "c")]
+
+
+@pytest.mark.parametrize("stage_kind", ["named", "table"])
+def test_a_load_that_fails_leaves_the_targets_schema_as_it_was(
+    snowflake_place: SnowflakePlace, stage_kind: str
+) -> None:
+    """Columns are added and widened at commit, after the staged rows are counted: a load that fails
+    before its replace leaves the old columns and types (and rows); the next good load evolves."""
+    place = snowflake_place
+    table = fresh()
+    load(place, table, V1, [{"id": 1, "name": "a", "amount": Decimal("2.00")}])
+    before = catalog(place, table)
+    v2 = [
+        V1[0],
+        SourceColumn("name", "nvarchar", max_length=200),
+        V1[2],
+        SourceColumn("email", "varchar", max_length=100),
+    ]
+    columns = map_columns(v2)
+    sink = SnowflakeStageSink(
+        place.target(table, stage_kind=stage_kind),
+        hook=place.hook(),
+        run_token="run=r2",
+        columns=columns,
+        run_id="r2",
+    )
+    sink.prepare()
+    assert [(c["kind"], c["column"]) for c in sink.schema_changes] == [
+        ("widened", "NAME"),
+        ("added", "EMAIL"),
+    ]
+    sink.open()
+    sink.write(0, 0, batch(columns, [{"id": 2, "name": "b", "amount": None, "email": "b@example.com"}]))
+    sink.finish_chunk(0)
+    with pytest.raises(RowCountMismatchError, match="holds 1 rows, 2 were read"):
+        sink.commit(2, sink.written())
+    sink.abort()
+    assert catalog(place, table) == before
+    assert records(place, table, '"ID", "NAME"') == [(1, "a")]
+    load(place, table, v2, [{"id": 3, "name": "c" * 150, "amount": None, "email": "c@example.com"}])
+    assert catalog(place, table)["NAME"][1] == 200
+    assert records(place, table, '"ID", "NAME", "EMAIL"') == [(3, "c" * 150, "c@example.com")]

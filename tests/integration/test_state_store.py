@@ -79,3 +79,38 @@ def test_a_cdc_position_only_moves_forward(state_conn: str) -> None:
     # LSN bytes order as numbers: 0x..0100 is after 0x..00FF
     assert hook.advance_position(dag_id=dag_id, source_table="dbo.u", position=at(0xFF, 0), run_id="r1")
     assert hook.advance_position(dag_id=dag_id, source_table="dbo.u", position=at(0x100, 0), run_id="r2")
+
+
+def test_schema_changes_keep_their_status_and_join_the_run_summary(state_conn: str) -> None:
+    hook = DtaasStateHook(state_conn)
+    hook.migrate()
+    execution_id = hook.begin_execution(
+        spec_name="s", dag_id="dtaas_s", run_id=f"manual__{uuid.uuid4()}", mode="full_load", tables=1
+    )
+    hook.begin_table(execution_id=execution_id, source_table="dbo.a", attempt=1)
+    narrowed = {"kind": "narrowed", "column": "NAME", "old_type": "VARCHAR(50)", "new_type": "VARCHAR(10)"}
+    hook.record_schema_changes(
+        execution_id=execution_id,
+        source_table="dbo.a",
+        destination="snowflake",
+        target="DB.S.A",
+        changes=[
+            {"kind": "added", "column": "EMAIL", "old_type": None, "new_type": "VARCHAR(100)"},
+            {**narrowed, "status": "refused"},
+        ],
+    )
+    summary = hook.finish_execution(execution_id, ["dbo.a", "dbo.b"])
+    by_table = {t["source_table"]: t["schema_changes"] for t in summary["tables"]}
+    assert by_table["dbo.b"] == []
+    assert by_table["dbo.a"] == [
+        {
+            "destination": "snowflake",
+            "target": "DB.S.A",
+            "kind": "added",
+            "column": "EMAIL",
+            "old_type": None,
+            "new_type": "VARCHAR(100)",
+            "status": "applied",
+        },
+        {"destination": "snowflake", "target": "DB.S.A", **narrowed, "status": "refused"},
+    ]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_dtaas.core.schema_drift import SchemaDriftError, SfType, compare, plan_drift
+from airflow_provider_dtaas.core.schema_drift import (
+    SchemaDriftError,
+    SfType,
+    compare,
+    describe_change,
+    plan_drift,
+    refuse_case_changes,
+)
 
 TARGET = [
     ("ID", "NUMBER(10,0)"),
@@ -84,3 +91,41 @@ def test_fail_stops_on_any_difference_and_passes_an_unchanged_table() -> None:
         plan_drift(
             "DB.S.T", TARGET, [*same, ("EMAIL", "VARCHAR(5)")], policy="fail", reserved=["_DTAAS_RUN_ID"]
         )
+
+
+def test_a_refusal_carries_its_target_and_the_refused_changes_for_the_history() -> None:
+    wanted = [("ID", "NUMBER(10,0)"), ("NAME", "VARCHAR(20)"), ("AMOUNT", "NUMBER(18,2)"), ("NEW", "BOOLEAN")]
+    with pytest.raises(SchemaDriftError) as caught:
+        plan_drift("DB.S.T", TARGET, wanted, policy="evolve", reserved=["_DTAAS_RUN_ID"])
+    assert caught.value.target == "DB.S.T"
+    assert caught.value.destination == "snowflake"
+    # the added column was acceptable: only the narrowing is refused (nothing was applied)
+    assert caught.value.history() == [
+        {
+            "kind": "narrowed",
+            "column": "NAME",
+            "old_type": "VARCHAR(50)",
+            "new_type": "VARCHAR(20)",
+            "status": "refused",
+        }
+    ]
+    assert describe_change(caught.value.history()[0]) == "column NAME narrowed: VARCHAR(50) -> VARCHAR(20)"
+
+
+def test_a_column_in_another_case_is_refused_and_recorded_as_recased() -> None:
+    existing = [("ID", "NUMBER(10,0)"), ("NAME", "VARCHAR(50)")]
+    with pytest.raises(
+        SchemaDriftError, match=r"columns name \(target: NAME\) exist in another case"
+    ) as caught:
+        refuse_case_changes("DB.S.T", existing, [("ID", "NUMBER(10,0)"), ("name", "VARCHAR(50)")], "lower")
+    assert caught.value.target == "DB.S.T"
+    assert caught.value.history() == [
+        {
+            "kind": "recased",
+            "column": "name",
+            "old_type": "VARCHAR(50)",
+            "new_type": "VARCHAR(50)",
+            "status": "refused",
+        }
+    ]
+    assert describe_change(caught.value.history()[0]) == "column name exists in the target in another case"

@@ -1,6 +1,6 @@
-"""Which Snowflake failures fail a task for good, named with the object and a fix, and which pass
-through unchanged so Airflow retries them. No server: the connector's own error classes, built with
-the numbers and messages Snowflake sends."""
+"""Which Snowflake failures fail a task for good, named with the object and a fix, and which stay
+retryable (named with their statement, as SnowflakeStatementError) so Airflow retries them. No
+server: the connector's own error classes, built with the numbers and messages Snowflake sends."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from airflow_provider_dtaas.hooks.snowflake import (
     SnowflakeObjectError,
     SnowflakePermissionError,
     SnowflakeSession,
+    SnowflakeStatementError,
     destination_error,
 )
 from airflow_provider_dtaas.transfers.full_load import PERMANENT_ERRORS
@@ -184,10 +185,14 @@ def test_the_statement_is_named_by_its_head_only() -> None:
         pytest.param(DatabaseError(msg="no number"), id="no-errno"),
     ],
 )
-def test_a_transient_error_passes_through_unchanged_so_airflow_retries_it(err: Error) -> None:
+def test_a_transient_error_names_its_statement_and_stays_retryable(err: Error) -> None:
     mapped = destination_error(err, conn_id=CONN, statement=COPY)
-    assert mapped is err
+    assert isinstance(mapped, SnowflakeStatementError)
     assert not isinstance(mapped, PERMANENT_ERRORS)
+    assert 'while running COPY INTO "SALES_DB"."RAW"."ORDERS__DTAAS_STAGING" FROM' in str(mapped)
+    assert f"connection {CONN!r}" in str(mapped)
+    # without a statement (connecting) there is nothing to name: the error itself is raised
+    assert destination_error(err, conn_id=CONN) is err
 
 
 class _FailingCursor:
@@ -223,11 +228,11 @@ def test_a_session_raises_the_named_error_for_its_statement() -> None:
     assert all(cursor.closed for cursor in connection.cursors)
 
 
-def test_a_session_lets_a_transient_error_through() -> None:
+def test_a_session_raises_a_transient_error_retryable_and_named() -> None:
     err = OperationalError(msg="Failed to get the response. Hanging?", errno=250003)
-    with pytest.raises(OperationalError) as caught:
+    with pytest.raises(SnowflakeStatementError, match=r"while running COPY INTO .*250003") as caught:
         SnowflakeSession(_Connection(err), conn_id=CONN).execute(COPY)
-    assert caught.value is err
+    assert caught.value.__cause__ is err
 
 
 def test_refused_credentials_at_connect_fail_the_session_for_good(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -158,6 +158,11 @@ STATEMENTS: list[Any] = [
     pytest.param(sql.truncate_sql("DB", "S", HOSTILE), exp.TruncateTable, id="truncate_sql"),
     pytest.param(sql.drop_table_sql("DB", "S", HOSTILE), exp.Drop, id="drop_table_sql"),
     pytest.param(
+        bind(sql.stale_staging_sql(HOSTILE), ("S", f"{HOSTILE}__DTAAS_", -sql.STALE_STAGING_HOURS)),
+        exp.Select,
+        id="stale_staging_sql",
+    ),
+    pytest.param(
         sql.add_column_sql("DB", "S", HOSTILE, 'C"2', "VARCHAR(10)", comment="it's"),
         exp.Alter,
         id="add_column_sql",
@@ -319,3 +324,39 @@ def test_a_merge_parses_variant_columns_once_as_it_reduces_the_changes() -> None
     )
     assert 'UPDATE SET "DOC" = s."DOC"' in statement  # the parsed value, not the text
     assert len(sqlglot.parse(statement, read="snowflake")) == 1
+
+
+def test_a_staging_table_is_named_per_run_and_recognised_as_its_tables_only() -> None:
+    one = sql.staging_table("ORDERS", "STAGING", "dtaas_sales|manual__1")
+    other = sql.staging_table("ORDERS", "STAGING", "dtaas_sales|manual__2")
+    assert re.fullmatch(r"ORDERS__DTAAS_STAGING_[0-9A-F]{12}", one)
+    assert one != other
+    assert one == sql.staging_table("ORDERS", "STAGING", "dtaas_sales|manual__1")  # a retry finds it
+    assert sql.is_staging_table("ORDERS", one)
+    assert sql.is_staging_table("ORDERS", sql.staging_table("ORDERS", "CDC", "r|0000"))
+    assert sql.is_staging_table("ORDERS", "ORDERS__DTAAS_STAGING")  # earlier versions' name
+    assert not sql.is_staging_table("ORDERS", "ORDERS")
+    assert not sql.is_staging_table("ORDERS", "ORDERS__DTAAS_STAGING_NOTAHASH")
+    assert not sql.is_staging_table("ORDERS", sql.staging_table("ORDERS_V2", "STAGING", "x"))
+    assert sql.is_staging_table("A.B%", sql.staging_table("A.B%", "STAGING", "x"))
+    assert not sql.is_staging_table("A.B", "AxB__DTAAS_STAGING")
+    with pytest.raises(ValueError, match="staging table kind 'TMP'"):
+        sql.staging_table("ORDERS", "TMP", "x")
+
+
+def test_the_stale_staging_query_binds_schema_prefix_and_age() -> None:
+    statement = sql.stale_staging_sql('D"B')
+    assert statement.count("%s") == 3
+    rendered = statement.replace("%s", "'S'", 2).replace("%s", str(-sql.STALE_STAGING_HOURS))
+    (parsed,) = sqlglot.parse(rendered, read="snowflake")
+    assert parsed is not None
+    assert {t.catalog for t in parsed.find_all(sqlglot.exp.Table)} == {'D"B'}
+
+
+def test_the_query_tag_names_dag_run_and_table() -> None:
+    import json
+
+    tag = sql.query_tag(dag_id="dtaas_sales", run_id="manual__1", table="dbo.orders")
+    assert json.loads(tag) == {
+        "dtaas": {"dag_id": "dtaas_sales", "run_id": "manual__1", "table": "dbo.orders"}
+    }
