@@ -24,7 +24,7 @@ import requests
 from devstack import airflow_stack
 from devstack.config import StackConfig
 
-_CHROMIUM_FLAGS = [
+CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -43,7 +43,7 @@ async def _capture(url: str, token: str, out: Path, wait: float, port: int = 933
         browser = subprocess.Popen(
             [
                 "chromium",
-                *_CHROMIUM_FLAGS,
+                *CHROMIUM_FLAGS,
                 f"--user-data-dir={profile}",
                 f"--remote-debugging-port={port}",
                 "--window-size=1500,1000",

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from devstack import airflow_stack
+from devstack.screenshot import CHROMIUM_FLAGS
 from devstack.services import query
 from tests.e2e.conftest import Stack
 
@@ -23,15 +24,6 @@ pytestmark = pytest.mark.stack
 
 DAG = "dtaas_e2e_progress"
 ORDERS = 120_000
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _token(stack: Stack, user: str) -> str:
@@ -80,7 +72,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=[f for f in CHROMIUM_FLAGS if f != "--headless"]
+        )
         yield chromium
         chromium.close()
 

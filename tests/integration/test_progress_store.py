@@ -40,6 +40,28 @@ def _run(hook: DtaasStateHook, tables: list[str], dag_id: str | None = None) -> 
     return dag_id, run_id, execution_id
 
 
+def _finish(
+    hook: DtaasStateHook,
+    execution_id: int,
+    table: str,
+    *,
+    failed: bool = False,
+    rows: int = 0,
+    bytes_written: int = 0,
+    seconds: float = 1.0,
+) -> None:
+    hook.finish_table(
+        execution_id=execution_id,
+        source_table=table,
+        status="failed" if failed else "success",
+        rows=rows,
+        bytes_written=bytes_written,
+        seconds=seconds,
+        destinations={},
+        error="boom" if failed else None,
+    )
+
+
 def test_batches_show_up_as_they_are_written_and_a_reread_chunk_counts_once(state_conn: str) -> None:
     hook = DtaasStateHook(state_conn)
     dag_id, run_id, execution_id = _run(hook, ["dbo.orders"])
@@ -145,25 +167,8 @@ def test_progress_that_cannot_be_written_never_fails_the_load(
 def test_the_overview_lists_readable_dags_with_last_run_failures_and_never_run_specs(state_conn: str) -> None:
     hook = DtaasStateHook(state_conn)
     dag_id, _run_id, execution_id = _run(hook, ["dbo.a", "dbo.b"])
-    hook.finish_table(
-        execution_id=execution_id,
-        source_table="dbo.a",
-        status="success",
-        rows=5,
-        bytes_written=1,
-        seconds=1.0,
-        destinations={},
-    )
-    hook.finish_table(
-        execution_id=execution_id,
-        source_table="dbo.b",
-        status="failed",
-        rows=0,
-        bytes_written=0,
-        seconds=1.0,
-        destinations={},
-        error="boom",
-    )
+    _finish(hook, execution_id, "dbo.a", rows=5, bytes_written=1)
+    _finish(hook, execution_id, "dbo.b", failed=True)
     hook.finish_execution(execution_id, ["dbo.a", "dbo.b"])
     never = f"dtaas_never{uuid.uuid4().hex[:6]}"
     hidden = _run(hook, ["dbo.x"])[0]
@@ -319,26 +324,9 @@ def test_prometheus_metrics_count_runs_rows_failures_and_schema_changes(state_co
 
     hook = DtaasStateHook(state_conn)
     dag_id, _run_id, first = _run(hook, ["dbo.a", "dbo.b"])
-    hook.finish_table(
-        execution_id=first,
-        source_table="dbo.a",
-        status="success",
-        rows=10,
-        bytes_written=100,
-        seconds=1.0,
-        destinations={},
-    )
+    _finish(hook, first, "dbo.a", rows=10, bytes_written=100)
     hook.begin_table(execution_id=first, source_table="dbo.b", attempt=2)  # its first attempt failed
-    hook.finish_table(
-        execution_id=first,
-        source_table="dbo.b",
-        status="failed",
-        rows=0,
-        bytes_written=0,
-        seconds=1.0,
-        destinations={},
-        error="boom",
-    )
+    _finish(hook, first, "dbo.b", failed=True)
     hook.record_schema_changes(
         execution_id=first,
         source_table="dbo.a",
@@ -348,15 +336,7 @@ def test_prometheus_metrics_count_runs_rows_failures_and_schema_changes(state_co
     )
     hook.finish_execution(first, ["dbo.a", "dbo.b"])
     _dag, _second_run, second = _run(hook, ["dbo.a"], dag_id=dag_id)
-    hook.finish_table(
-        execution_id=second,
-        source_table="dbo.a",
-        status="success",
-        rows=5,
-        bytes_written=50,
-        seconds=1.0,
-        destinations={},
-    )
+    _finish(hook, second, "dbo.a", rows=5, bytes_written=50)
     hook.finish_execution(second, ["dbo.a"])
     _run(hook, ["dbo.a"], dag_id=dag_id)  # a third run, still going
     text = render(hook).decode()
@@ -381,15 +361,8 @@ def test_failed_runs_count_from_zero_and_cdc_applies_are_timestamped(state_conn:
     run_id = f"manual__{uuid.uuid4()}"
     execution_id = hook.begin_execution(spec_name="c", dag_id=dag_id, run_id=run_id, mode="cdc", tables=1)
     hook.begin_table(execution_id=execution_id, source_table="dbo.a", attempt=1)
-    hook.finish_table(
-        execution_id=execution_id,
-        source_table="dbo.a",
-        status="success",
-        rows=0,
-        bytes_written=0,
-        seconds=0.5,
-        destinations={},
-    )  # an apply that found no changes still counts as applied
+    # an apply that found no changes still counts as applied
+    _finish(hook, execution_id, "dbo.a", seconds=0.5)
     hook.finish_execution(execution_id, ["dbo.a"])
     text = render(hook).decode()
     assert _metric(text, "dtaas_tasks_total", dag_id=dag_id, status="success") == 1
