@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_-]+")
@@ -39,6 +40,15 @@ def quote_snowflake_path(*parts: str) -> str:
 def safe_key(text: str) -> str:
     """A deterministic, readable token for object keys, stage paths and Airflow ids."""
     return _SAFE_KEY.sub("_", text).strip("_") or "_"
+
+
+def unique_key(text: str) -> str:
+    """``safe_key``, plus a short hash of ``text`` when characters had to go, so two names that
+    differ only in those characters (``a b`` and ``a_b``) never share a folder."""
+    key = safe_key(text)
+    if key == text:
+        return key
+    return f"{key}_{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def _refuse_nul(name: str) -> None:

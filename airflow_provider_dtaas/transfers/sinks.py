@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from airflow_provider_dtaas.core import snowflake_external as external
 from airflow_provider_dtaas.core import snowflake_sql as sql
+from airflow_provider_dtaas.core.identifiers import unique_key
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
 from airflow_provider_dtaas.core.schema_drift import DriftPlan, plan_drift, refuse_case_changes
 from airflow_provider_dtaas.core.snowflake_merge import CDC_TARGET_COLUMNS, CHANGE_STAGING_COLUMNS, DELETED
@@ -128,7 +129,7 @@ class SnowflakeStageSink:
         t = self.target
         if t.stage_kind == "table":
             return sql.table_stage_location(t.database, t.schema, self.staging, self.run_token)
-        return sql.stage_location(t.database, t.schema, t.stage, f"{t.table}/{self.run_token}")
+        return sql.stage_location(t.database, t.schema, t.stage, f"{unique_key(t.table)}/{self.run_token}")
 
     @property
     def target_name(self) -> str:

@@ -360,3 +360,14 @@ def test_the_query_tag_names_dag_run_and_table() -> None:
     assert json.loads(tag) == {
         "dtaas": {"dag_id": "dtaas_sales", "run_id": "manual__1", "table": "dbo.orders"}
     }
+
+
+def test_a_stage_folder_for_any_table_name_is_a_safe_path_of_its_own() -> None:
+    from airflow_provider_dtaas.core.identifiers import unique_key
+
+    hostile = "WE]I'RD\"; DROP TABLE CANARY--Ü"
+    assert unique_key("ORDERS") == "ORDERS"
+    assert unique_key("A B") != unique_key("A_B")
+    location = sql.stage_location("DB", "S", "STG", f"{unique_key(hostile)}/run=r1")
+    assert location.startswith('@"DB"."S"."STG"/WE_I_RD_DROP_TABLE_CANARY--_')
+    assert ";" not in location
