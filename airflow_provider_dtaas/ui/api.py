@@ -13,10 +13,12 @@ import asyncio
 import hmac
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
+from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -36,13 +38,7 @@ _STATIC = resources.files("airflow_provider_dtaas.ui").joinpath("static")
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
-def _get_user() -> Any:
-    from airflow.api_fastapi.core_api.security import get_user
-
-    return get_user
-
-
-UserDep = Annotated[Any, Depends(_get_user())]
+UserDep = Annotated[Any, Depends(get_user)]
 
 
 class ResyncRequest(BaseModel):
@@ -100,12 +96,34 @@ def _state() -> DtaasStateHook:
     return hook
 
 
-def _run_or_404(dag_id: str, run_id: str | None) -> dict[str, Any]:
-    view = queries.run_view(_state(), dag_id, run_id)
-    if view is None:
-        shown = f"run {run_id} of DAG {dag_id}" if run_id else f"DAG {dag_id}"
-        raise HTTPException(status_code=404, detail=f"DTaaS has no record of {shown}")
+@contextmanager
+def _reading() -> Iterator[HeldConnection]:
+    """One state-store connection for all the queries of a request (a hook opens one per query)."""
+    reader = HeldConnection(_state())
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _run_view(reader: HeldConnection, dag_id: str, run_id: str | None) -> dict[str, Any] | None:
+    """A run's view with its throughput chart; None when DTaaS has no record of it."""
+    view = queries.run_view(reader, dag_id, run_id)
+    if view is not None:
+        view["throughput"] = queries.throughput(reader, view["execution_id"])
     return view
+
+
+def _run_or_404(reader: HeldConnection, dag_id: str, run_id: str | None) -> dict[str, Any]:
+    view = queries.run_view(reader, dag_id, run_id)
+    if view is None:
+        _no_record(dag_id, run_id)
+    return view
+
+
+def _no_record(dag_id: str, run_id: str | None) -> NoReturn:
+    shown = f"run {run_id} of DAG {dag_id}" if run_id else f"DAG {dag_id}"
+    raise HTTPException(status_code=404, detail=f"DTaaS has no record of {shown}")
 
 
 def _latest(run_id: str) -> str | None:
@@ -199,18 +217,22 @@ def create_app() -> FastAPI:
 
         from airflow_provider_dtaas.ui.metrics import render
 
-        return Response(render(_state()), media_type=CONTENT_TYPE_LATEST)
+        with _reading() as reader:
+            return Response(render(reader), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/transfers", summary="Every DTaaS DAG you may read, with its last run")
     def transfers(user: UserDep) -> list[dict[str, Any]]:
         readable = _auth_manager().get_authorized_dag_ids(user=user, method="GET")
-        return queries.overview(_state(), readable, known=_dtaas_dags())
+        with _reading() as reader:
+            return queries.overview(reader, readable, known=_dtaas_dags())
 
     @app.get("/api/dags/{dag_id}/runs/{run_id}", summary="A run's tables and totals ('latest': the last run)")
     def run(dag_id: str, run_id: str, user: UserDep) -> dict[str, Any]:
         _require_read(user, dag_id)
-        view = _run_or_404(dag_id, _latest(run_id))
-        view["throughput"] = queries.throughput(_state(), view["execution_id"])
+        with _reading() as reader:
+            view = _run_view(reader, dag_id, _latest(run_id))
+        if view is None:
+            _no_record(dag_id, _latest(run_id))
         view["can_act"] = _can(user, dag_id, "POST", "RUN")
         return view
 
@@ -221,7 +243,8 @@ def create_app() -> FastAPI:
     )
     async def stream(dag_id: str, run_id: str, request: Request, user: UserDep) -> StreamingResponse:
         _require_read(user, dag_id)
-        _run_or_404(dag_id, _latest(run_id))
+        with _reading() as reader:
+            _run_or_404(reader, dag_id, _latest(run_id))
         return StreamingResponse(
             _events(request, dag_id, _latest(run_id)),
             media_type="text/event-stream",
@@ -231,13 +254,15 @@ def create_app() -> FastAPI:
     @app.get("/api/dags/{dag_id}/audit", summary="Who asked for what on this DAG, newest first")
     def audit(dag_id: str, user: UserDep) -> list[dict[str, Any]]:
         _require_read(user, dag_id)
-        return queries.audit_log(_state(), dag_id)
+        with _reading() as reader:
+            return queries.audit_log(reader, dag_id)
 
     @app.post("/api/dags/{dag_id}/resync", summary="Load one table again in full, in a new run")
     def resync(dag_id: str, body: ResyncRequest, request: Request, user: UserDep) -> ActionResult:
         if not _can(user, dag_id, "POST", "RUN"):
             raise HTTPException(status_code=403, detail=f"you may not run DAG {dag_id}")
-        last = _run_or_404(dag_id, None)
+        with _reading() as reader:
+            last = _run_or_404(reader, dag_id, None)
         known = {t["table"] for t in last["tables"]}
         if body.table not in known:
             raise HTTPException(
@@ -259,7 +284,8 @@ def create_app() -> FastAPI:
     def retry_failed(dag_id: str, run_id: str, request: Request, user: UserDep) -> ActionResult:
         if not _can(user, dag_id, "POST", "RUN"):
             raise HTTPException(status_code=403, detail=f"you may not run DAG {dag_id}")
-        view = _run_or_404(dag_id, _latest(run_id))
+        with _reading() as reader:
+            view = _run_or_404(reader, dag_id, _latest(run_id))
         failed = [t["table"] for t in view["tables"] if t["status"] == "failed"]
         if not failed:
             raise HTTPException(status_code=409, detail=f"run {view['run_id']} has no failed table")
@@ -294,7 +320,8 @@ async def _events(request: Request, dag_id: str, run_id: str | None) -> AsyncIte
         last = ""
         quiet = 0.0
         while not await request.is_disconnected():
-            payload = await asyncio.to_thread(_run_payload, reader, dag_id, run_id)
+            view = await asyncio.to_thread(_run_view, reader, dag_id, run_id)
+            payload = None if view is None else json.dumps(view, sort_keys=True)
             if payload is not None and payload != last:
                 last, quiet = payload, 0.0
                 yield f"event: run\ndata: {payload}\n\n"
@@ -305,11 +332,3 @@ async def _events(request: Request, dag_id: str, run_id: str | None) -> AsyncIte
             quiet += STREAM_POLL_SECONDS
     finally:
         await asyncio.to_thread(reader.close)
-
-
-def _run_payload(reader: HeldConnection, dag_id: str, run_id: str | None) -> str | None:
-    view = queries.run_view(reader, dag_id, run_id)
-    if view is None:
-        return None
-    view["throughput"] = queries.throughput(reader, view["execution_id"])
-    return json.dumps(view, sort_keys=True)

@@ -326,6 +326,7 @@ def test_the_operator_writes_partitioned_gzip_csv_that_reads_back_as_the_table(
 
 DRIFT_SPEC = """\
 name: it_drift
+handle_schema_drift: {policy}
 source: {{conn_id: it_mssql}}
 destinations:
   snowflake: {{conn_id: {conn_id}, database: {database}, schema: {schema}}}
@@ -335,21 +336,29 @@ tables:
 """
 
 
+def _drift_load(
+    context: dict[str, object], state_conn: str, place: SnowflakePlace, excluded: str, policy: str = "evolve"
+) -> dict[str, object]:
+    """Load dbo.products without the ``excluded`` columns into ``place`` under a drift ``policy``."""
+    text = DRIFT_SPEC.format(
+        policy=policy,
+        conn_id=json.dumps(place.conn_id),
+        database=json.dumps(place.database),
+        schema=json.dumps(place.schema),
+        excluded=excluded,
+    )
+    spec = parse_spec(text, display_name="it.yaml").model_copy(update={"state_conn_id": state_conn})
+    (plan,) = [p.to_dict() for p in plan_tables(spec)]
+    return dict(_operator(plan, state_conn).execute(context))
+
+
 def test_a_new_source_column_is_added_and_recorded_in_the_schema_history(
     run, state_conn: str, snowflake_place: SnowflakePlace
 ) -> None:
     context, _plans = run
     place = snowflake_place
     for excluded in ("weight_kg, discontinued", "discontinued"):  # the second run sees weight_kg appear
-        text = DRIFT_SPEC.format(
-            conn_id=json.dumps(place.conn_id),
-            database=json.dumps(place.database),
-            schema=json.dumps(place.schema),
-            excluded=excluded,
-        )
-        spec = parse_spec(text, display_name="it.yaml").model_copy(update={"state_conn_id": state_conn})
-        (plan,) = [p.to_dict() for p in plan_tables(spec)]
-        result = _operator(plan, state_conn).execute(context)
+        result = _drift_load(context, state_conn, place, excluded)
 
     changes = result["destinations"]["snowflake"]["schema_changes"]
     assert [(c["kind"], c["column"]) for c in changes] == [("added", "WEIGHT_KG")]
@@ -366,18 +375,6 @@ def test_a_new_source_column_is_added_and_recorded_in_the_schema_history(
     assert landed[1] > 0  # the new column is loaded, not just added
 
 
-REFUSAL_SPEC = """\
-name: it_refusal
-handle_schema_drift: {policy}
-source: {{conn_id: it_mssql}}
-destinations:
-  snowflake: {{conn_id: {conn_id}, database: {database}, schema: {schema}}}
-tables:
-  - name: dbo.products
-    columns: {{exclude: [{excluded}]}}
-"""
-
-
 def test_a_refused_change_is_recorded_as_refused_and_the_run_summary_lists_every_change(
     run, state_conn: str, snowflake_place: SnowflakePlace
 ) -> None:
@@ -390,16 +387,7 @@ def test_a_refused_change_is_recorded_as_refused_and_the_run_summary_lists_every
     state = DtaasStateHook(state_conn)
 
     def load(policy: str, excluded: str) -> dict[str, object]:
-        text = REFUSAL_SPEC.format(
-            policy=policy,
-            conn_id=json.dumps(place.conn_id),
-            database=json.dumps(place.database),
-            schema=json.dumps(place.schema),
-            excluded=excluded,
-        )
-        spec = parse_spec(text, display_name="it.yaml").model_copy(update={"state_conn_id": state_conn})
-        (plan,) = [p.to_dict() for p in plan_tables(spec)]
-        return _operator(plan, state_conn).execute(context)
+        return _drift_load(context, state_conn, place, excluded, policy)
 
     def history() -> list[tuple[object, ...]]:
         rows = state.get_records(

@@ -204,27 +204,6 @@ def test_a_discarded_chunk_is_not_loaded_into_snowflake(snowflake_place: Snowfla
     assert [row[0] for row in _snowflake_rows(snowflake_place)] == list(range(10))
 
 
-def test_a_retried_commit_finds_the_staged_files_of_a_failed_one(snowflake_place: SnowflakePlace) -> None:
-    """The commit task of a chunked load failed after the chunks were staged; its retry (a new
-    process with the chunk tasks' file lists) loads them: a failed commit keeps the staged files."""
-    writer = _sf_sink(snowflake_place)
-    writer.prepare()
-    writer.open()
-    writer.write(0, 0, _batch(0, 4))
-    writer.finish_chunk(0)
-    writer.write(1, 0, _batch(4, 2))
-    writer.finish_chunk(1)
-    files = writer.written()
-    writer.close()
-    failing = _sf_sink(snowflake_place)
-    with pytest.raises(RowCountMismatchError):
-        failing.commit(7, files)  # a wrong count stands in for any failure inside the commit
-    failing.abort()
-    retried = _sf_sink(snowflake_place)
-    retried.commit(6, files)
-    assert [row[0] for row in _snowflake_rows(snowflake_place)] == list(range(6))
-
-
 def _ids(place: SnowflakePlace, table: str) -> list[Any]:
     return [row[0] for row in place.records(f'SELECT "ID" FROM {place.path(table)} ORDER BY 1')]
 
@@ -261,10 +240,14 @@ def test_a_table_stage_load_creates_no_stage_and_leaves_no_files(snowflake_place
     assert _staging_tables(place, "TS") == []  # and its stage with it
 
 
-def test_a_retried_commit_on_a_table_stage_loads_the_files_again(snowflake_place: SnowflakePlace) -> None:
-    """A failed commit keeps the staging table (it holds the table stage's files); the retry
-    empties it, which lets the same files load again, and loads them once."""
-    target = snowflake_place.target("TR", stage_kind="table")
+@pytest.mark.parametrize("stage_kind", ["named", "table"])
+def test_a_retried_commit_loads_the_staged_files_of_a_failed_one_once(
+    snowflake_place: SnowflakePlace, stage_kind: str
+) -> None:
+    """The commit task of a chunked load failed after the chunks were staged; its retry (a new
+    process with the chunk tasks' file lists) loads them once. A failed commit keeps the staged files
+    (on a table stage: the staging table that holds them; the retry empties it so they load again)."""
+    target = snowflake_place.target("TR", stage_kind=stage_kind)
     writer = _sink(target)
     writer.prepare()
     writer.open()
@@ -276,7 +259,7 @@ def test_a_retried_commit_on_a_table_stage_loads_the_files_again(snowflake_place
     writer.close()
     failing = _sink(target)
     with pytest.raises(RowCountMismatchError):
-        failing.commit(7, files)
+        failing.commit(7, files)  # a wrong count stands in for any failure inside the commit
     failing.abort()
     _sink(target).commit(6, files)
     assert _ids(snowflake_place, "TR") == list(range(6))
