@@ -14,7 +14,10 @@ from devstack import procs
 from devstack.config import StackConfig
 from devstack.connections import connections
 
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
+# two Celery workers, as a deployment has: a task retried after its worker died runs on the other
+WORKERS = ("celery-worker", "celery-worker-2")
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", *WORKERS)
+WORKER_CONCURRENCY = 4
 ADMIN_USER = "admin"
 # the progress view's permission tests sign in as each: user name -> SimpleAuthManager role
 USERS = {ADMIN_USER: "admin", "operator": "op", "viewer": "viewer"}
@@ -39,7 +42,7 @@ def airflow_env(cfg: StackConfig, secrets: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}",
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{cfg.redis_host}:{cfg.redis_port}/{cfg.redis_db}",
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{pg}",
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
         "AIRFLOW__API__BASE_URL": cfg.api_url,
         "AIRFLOW__API__PORT": str(cfg.api_port),
         "AIRFLOW__API__SECRET_KEY": secrets["api_secret_key"],
@@ -49,6 +52,10 @@ def airflow_env(cfg: StackConfig, secrets: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # a task whose worker died is failed (and retried) after 30 s without a heartbeat, not 300 s
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        # the fault-injection tests arm failpoints here; nothing is armed unless a test writes a file
+        "DTAAS_FAILPOINTS": str(cfg.failpoints_dir),
         # OpenLineage events of every DAG run and task, appended as JSON lines to a file of the stack
         # (logs/openlineage.jsonl); a real deployment points the transport at its lineage backend
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
@@ -78,33 +85,50 @@ def prepare(cfg: StackConfig, secrets: dict[str, str], env: dict[str, str]) -> N
 
 
 def start(cfg: StackConfig, env: dict[str, str]) -> None:
+    for name in COMPONENTS:
+        start_component(cfg, env, name)
+
+
+def start_component(cfg: StackConfig, env: dict[str, str], name: str) -> None:
+    procs.start(
+        name,
+        _command(cfg, name),
+        env=_component_env(cfg, env, name),
+        pids_dir=cfg.pids_dir,
+        logs_dir=cfg.logs_dir,
+        cwd=cfg.root,
+    )
+
+
+def restart_component(cfg: StackConfig, env: dict[str, str], name: str, *, kill: bool = False) -> None:
+    """Stop one component (with ``kill``: SIGKILL its whole process group, tasks included, as a lost
+    host would) and start it again; the fault-injection tests use it."""
+    procs.stop(name, cfg.pids_dir, kill=kill)
+    start_component(cfg, env, name)
+
+
+def _component_env(cfg: StackConfig, env: dict[str, str], name: str) -> dict[str, str]:
+    if name == "celery-worker-2":  # its own log server port: both workers share the host
+        return {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(cfg.worker2_log_port)}
+    return env
+
+
+def _command(cfg: StackConfig, name: str) -> list[str]:
     airflow = str(cfg.bin_dir / "airflow")
-    commands = {
-        "api-server": [
-            airflow,
-            "api-server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(cfg.api_port),
-            "--workers",
-            "1",
-        ],
-        "scheduler": [airflow, "scheduler"],
-        "dag-processor": [airflow, "dag-processor"],
-        "triggerer": [airflow, "triggerer"],
-        "celery-worker": [
+    if name in WORKERS:
+        number = WORKERS.index(name) + 1
+        return [
             airflow,
             "celery",
             "worker",
             "--concurrency",
-            "4",
+            str(WORKER_CONCURRENCY),
             "--celery-hostname",
-            f"{cfg.name}-worker@%h",
-        ],
-    }
-    for name in COMPONENTS:
-        procs.start(name, commands[name], env=env, pids_dir=cfg.pids_dir, logs_dir=cfg.logs_dir, cwd=cfg.root)
+            f"{cfg.name}-worker{number}@%h",
+        ]
+    if name == "api-server":
+        return [airflow, "api-server", "--host", "127.0.0.1", "--port", str(cfg.api_port), "--workers", "1"]
+    return [airflow, name]
 
 
 def wait_healthy(cfg: StackConfig, timeout: float = 180) -> None:
@@ -131,8 +155,16 @@ def wait_healthy(cfg: StackConfig, timeout: float = 180) -> None:
 
 
 def _worker_ready(cfg: StackConfig) -> bool:
-    log = cfg.logs_dir / "celery-worker.log"
-    return log.exists() and b" ready." in log.read_bytes()[-200_000:]
+    return all(worker_ready(cfg, name) for name in WORKERS)
+
+
+def worker_ready(cfg: StackConfig, name: str) -> bool:
+    log = _worker_log(cfg, name)
+    return log.exists() and b" ready." in log.read_bytes()  # the log starts anew with each start
+
+
+def _worker_log(cfg: StackConfig, name: str) -> Path:
+    return cfg.logs_dir / f"{name}.log"
 
 
 def _airflow(cfg: StackConfig, env: dict[str, str], *args: str) -> None:

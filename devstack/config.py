@@ -28,6 +28,7 @@ class StackConfig:
     s3_port: int
     worker_log_port: int
     trigger_log_port: int
+    worker2_log_port: int
     pg_host: str
     pg_port: int
     pg_user: str
@@ -52,6 +53,7 @@ class StackConfig:
             s3_port=_port("DTAAS_S3_PORT", base, 90),
             worker_log_port=_port("DTAAS_WORKER_LOG_PORT", base, 93),
             trigger_log_port=_port("DTAAS_TRIGGER_LOG_PORT", base, 94),
+            worker2_log_port=_port("DTAAS_WORKER2_LOG_PORT", base, 95),
             pg_host=os.environ.get("DTAAS_PG_HOST", "127.0.0.1"),
             pg_port=int(os.environ.get("DTAAS_PG_PORT", "5432")),
             pg_user=os.environ.get("DTAAS_PG_USER", "postgres"),
@@ -80,6 +82,11 @@ class StackConfig:
     def lineage_events(self) -> Path:
         """The stack's OpenLineage events, one JSON line each (the file transport appends to it)."""
         return self.logs_dir / "openlineage.jsonl"
+
+    @property
+    def failpoints_dir(self) -> Path:
+        """Where the fault-injection tests arm failpoints (``airflow_provider_dtaas.failpoints``)."""
+        return self.state_dir / "failpoints"
 
     @property
     def pids_dir(self) -> Path:

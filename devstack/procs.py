@@ -63,8 +63,9 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def stop(name: str, pids_dir: Path, *, timeout: float = 20.0) -> bool:
-    """Stop one recorded process group; return True if something was stopped."""
+def stop(name: str, pids_dir: Path, *, timeout: float = 20.0, kill: bool = False) -> bool:
+    """Stop one recorded process group (``kill``: at once, with SIGKILL); return True if something
+    was stopped."""
     path = pids_dir / f"{name}.json"
     if not path.exists():
         return False
@@ -73,7 +74,9 @@ def stop(name: str, pids_dir: Path, *, timeout: float = 20.0) -> bool:
     stopped = False
     if _start_ticks(pid) == record["start"]:
         stopped = True
-        _signal_group(pid, signal.SIGTERM)
+        if kill:  # as a lost host: the descendants that left the group (task processes) die too
+            _kill_descendants(pid)
+        _signal_group(pid, signal.SIGKILL if kill else signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _group_alive(pid):
             time.sleep(0.2)
@@ -87,6 +90,15 @@ def recorded(pids_dir: Path) -> list[str]:
     if not pids_dir.is_dir():
         return []
     return sorted(p.stem for p in pids_dir.glob("*.json"))
+
+
+def _kill_descendants(pid: int) -> None:
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

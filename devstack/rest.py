@@ -54,7 +54,13 @@ class AirflowClient:
             time.sleep(1)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return list(self.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
+        """Every task instance of the run (the API pages them: 50 by default)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100, offset=len(found))
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= int(page["total_entries"]):
+                return found
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """The task attempt's log: one JSON object per structured event, exception details included."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import logging
@@ -65,6 +66,20 @@ def ensure_redis(cfg: StackConfig) -> None:
         check=True,
     )
     _wait(cfg.redis_port, cfg.redis_host, "Redis")
+
+
+def restart_redis(cfg: StackConfig) -> None:
+    """Stop the stack's Redis, whoever started it, and start it again, empty (fault injection)."""
+    import redis
+
+    with contextlib.suppress(redis.ConnectionError):  # the server closes the connection it stops on
+        redis.Redis(host=cfg.redis_host, port=cfg.redis_port).shutdown(nosave=True)
+    deadline = time.monotonic() + 30
+    while port_open(cfg.redis_port, cfg.redis_host):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Redis on port {cfg.redis_port} did not stop")
+        time.sleep(0.1)
+    ensure_redis(cfg)
 
 
 def _create_database(cfg: StackConfig, database: str) -> None:

@@ -34,6 +34,7 @@ def _require_free_ports(cfg: StackConfig) -> None:
         "snowflake": cfg.snowflake_port,
         "api-server": cfg.api_port,
         "celery-worker": cfg.worker_log_port,
+        "celery-worker-2": cfg.worker2_log_port,
         "triggerer": cfg.trigger_log_port,
     }
     for name, port in ports.items():

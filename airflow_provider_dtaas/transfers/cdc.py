@@ -31,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from airflow_provider_dtaas import failpoints
 from airflow_provider_dtaas.core.capture_instances import (
     EVERY_COLUMN,
     WHOLE_TRANSACTION,
@@ -292,6 +293,7 @@ class TableChanges(WatermarkChangesMixin):
                 read += batch.nbytes
                 if self.progress is not None:
                     self.progress.batch(progress_chunk, changes, read)
+                failpoints.hit("cdc.read.batch", self.table)
                 log.info(
                     "table %s: window %s..%s part %d: %d changes (window total %d)",
                     self.table,
@@ -331,7 +333,9 @@ class TableChanges(WatermarkChangesMixin):
         ]
         merged = next((s.counts for s in sinks if isinstance(s, SnowflakeChangeSink)), None)
         counts = self._counts(changes, merged, last)
+        failpoints.hit("cdc.before_checkpoint", self.table)
         self.state.commit_window(window_id, counts)
+        failpoints.hit("cdc.before_advance", self.table)
         if self.progress is not None:
             self.progress.finish_chunk(progress_chunk, changes, read)
         position = Position(instance.name, window.to_lsn, WHOLE_TRANSACTION)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from airflow_provider_dtaas import failpoints
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.plan import SnowflakeTarget
 from airflow_provider_dtaas.core.snowflake_merge import CHANGE_STAGING_COLUMNS, OP, merge_window_sql
@@ -76,6 +77,7 @@ class SnowflakeChangeSink(SnowflakeStageSink):
         present = self._stage(files, rows, op_column=OP)
         # a column the target lacks (schema drift frozen) is left out
         loaded = [c for c in self.target_columns if c in present]
+        failpoints.hit("snowflake.before_merge", self.source_table)
         statement, bound = merge_window_sql(
             t.database,
             t.schema,

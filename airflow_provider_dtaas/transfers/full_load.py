@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from airflow_provider_dtaas import stats
+from airflow_provider_dtaas import failpoints, stats
 from airflow_provider_dtaas.core.batches import ValueConversionError
 from airflow_provider_dtaas.core.capture_instances import CaptureInstanceError
 from airflow_provider_dtaas.core.keyset import KeyChunk
@@ -345,6 +345,7 @@ class SqlServerFullLoadOperator(TableTask):
             with self._progress(plan, state, execution_id, context) as progress:
                 results = load.copy_chunks(prepared, chunks, clear_first=False, progress=progress)
             rows, destinations = load.commit(prepared, results)
+            failpoints.hit("load.before_state", plan.source_name)
             self._record_schema_changes(plan, state, execution_id, prepared)
             self._snapshot_done(plan, state, prepared, rows, context["run_id"])
         except AirflowSkipException:
@@ -431,6 +432,7 @@ class SqlServerCommitLoadOperator(TableTask):
         results = [r for r in (ti.xcom_pull(task_ids=self.chunk_task_id) or []) if r is not None]
         try:
             rows, destinations = load.commit(prepared, results)
+            failpoints.hit("load.before_state", plan.source_name)
             self._record_schema_changes(plan, state, execution_id, prepared)
             self._snapshot_done(plan, state, prepared, rows, context["run_id"])
         except Exception as err:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
+from airflow_provider_dtaas import failpoints
 from airflow_provider_dtaas.core import s3_layout as layout
 from airflow_provider_dtaas.core.plan import S3Target
 from airflow_provider_dtaas.core.typemap import MappedColumn
@@ -337,6 +338,7 @@ class S3Sink:
             "committed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         manifest_key = f"{self.folder}{layout.MANIFEST}"
+        failpoints.hit("s3.before_manifest", self.source_table)
         self.hook.put_json(manifest, bucket=t.bucket, key=manifest_key, extra_args=encryption_args(t))
         self.manifest = manifest
         if not self.is_change_window:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from airflow_provider_dtaas import failpoints
 from airflow_provider_dtaas.core import snowflake_external as external
 from airflow_provider_dtaas.core import snowflake_sql as sql
 from airflow_provider_dtaas.core.identifiers import unique_key
@@ -315,6 +316,7 @@ class SnowflakeStageSink:
         # load the columns the target has (freeze leaves new source columns out) and fill metadata
         present = self._stage(files, rows)
         loaded = [c for c in self.target_columns if c in present]
+        failpoints.hit("snowflake.before_replace", self.source_table)
         self._session.execute_all(
             sql.replace_rows_sql(
                 t.database,

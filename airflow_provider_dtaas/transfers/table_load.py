@@ -11,6 +11,7 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_provider_dtaas import failpoints
 from airflow_provider_dtaas.core.batching import MB, rows_for_estimate
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.keyset import KeyChunk
@@ -303,6 +304,7 @@ class TableLoad:
             read += batch.nbytes
             if progress is not None:
                 progress.batch(chunk.index, rows, read)
+            failpoints.hit("read.batch", plan.source_name)
             percent = progress_pct(done_of[0] + rows, done_of[1])
             self.log.info(
                 "table %s: chunk %d part %d: %d rows (chunk total %d%s)",
