@@ -7,6 +7,7 @@ from typing import Any
 from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
 
 from airflow_provider_dtaas.core.identifiers import quote_mssql_table
+from airflow_provider_dtaas.core.mssql_tls import ConnectionExtraError, MsSqlTls, tls_from_extras
 from airflow_provider_dtaas.core.sql_dialect import MSSQL
 from airflow_provider_dtaas.core.typemap import SourceColumn
 from airflow_provider_dtaas.hooks.keyset_reader import (
@@ -16,9 +17,24 @@ from airflow_provider_dtaas.hooks.keyset_reader import (
     SourceUnreachableError,
 )
 from airflow_provider_dtaas.hooks.mssql_cdc import CdcReaderMixin
+from airflow_provider_dtaas.hooks.mssql_tls import (
+    SourceTlsError,
+    ca_bundle,
+    describe_bundle,
+    freetds_config,
+    pymssql_arguments,
+    tls_failure,
+)
 from airflow_provider_dtaas.hooks.mssql_tracking import ChangeTrackingReaderMixin
 
-__all__ = ["DtaasMsSqlHook", "SourceReadError", "SourceTableNotFoundError", "SourceUnreachableError"]
+__all__ = [
+    "ConnectionExtraError",
+    "DtaasMsSqlHook",
+    "SourceReadError",
+    "SourceTableNotFoundError",
+    "SourceTlsError",
+    "SourceUnreachableError",
+]
 
 _COLUMNS_SQL = (
     "SELECT COLUMN_NAME, DATA_TYPE, ORDINAL_POSITION, IS_NULLABLE, CHARACTER_MAXIMUM_LENGTH,"
@@ -60,6 +76,10 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
     :class:`KeysetReaderMixin`: ``consistent_reader``, ``plan_chunks``, ``iter_record_batches``,
     ``max_watermark``).
 
+    Connection extras ``encrypt`` (``off``, ``request``, ``require`` or ``strict``),
+    ``trust_server_certificate`` and ``ca_file`` set up TLS and the check of the server's certificate
+    (see ``core.mssql_tls``); the other extras go to ``pymssql.connect`` as MsSqlHook passes them.
+
     :param mssql_conn_id: Airflow connection of type ``mssql``.
     :param database: database to use instead of the connection's own.
     """
@@ -76,10 +96,46 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
     def get_conn(self) -> Any:
         import pymssql
 
+        conn = self.connection
+        tls = tls_from_extras(conn.extra_dejson, conn_id=self.get_conn_id())
         try:
-            return super().get_conn()
+            return super().get_conn() if tls is None else self._connect_with_tls(tls)
         except pymssql.Error as err:
             raise self._unreachable(_driver_message(err)) from err
+
+    def _connect_with_tls(self, tls: MsSqlTls) -> Any:
+        """pymssql.connect as MsSqlHook calls it, with FreeTDS configured for the connection's TLS
+        settings; a failure that TLS explains raises :class:`SourceTlsError` saying why."""
+        import pymssql
+
+        conn, conn_id = self.connection, self.get_conn_id()
+        host, port = conn.host or "", int(conn.port or 1433)
+        bundle = ca_bundle(tls, conn_id=conn_id)
+        arguments = pymssql_arguments(conn.extra_dejson, tls)
+        self.log.info(
+            "connecting to SQL Server at %s:%s (connection %r): encrypt=%s, server certificate %s",
+            host, port, conn_id, tls.encrypt or "request (pymssql's default)",
+            f"checked against {describe_bundle(tls, bundle)}" if bundle else "not checked (trusted)",
+        )  # fmt: skip
+        try:
+            with freetds_config(host, port, tls, bundle, conn_id=conn_id):
+                return pymssql.connect(
+                    server=host,
+                    user=conn.login,
+                    password=conn.password,
+                    database=self.schema or conn.schema or "",
+                    port=str(port),
+                    **arguments,
+                )
+        except pymssql.Error as err:
+            reason = tls_failure(
+                host, port, tls, bundle, timeout=_probe_timeout(arguments.get("login_timeout"))
+            )
+            if reason is None:
+                raise
+            raise SourceTlsError(
+                f"cannot connect to SQL Server at {host}:{port} (connection {conn_id!r}): {reason}."
+            ) from err
 
     # -- introspection -------------------------------------------------------------------------
 
@@ -159,6 +215,13 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
             number=number,
             transient=transient,
         )
+
+
+def _probe_timeout(login_timeout: Any) -> float:
+    try:
+        return min(float(login_timeout), 60.0) if login_timeout else 10.0
+    except (TypeError, ValueError):
+        return 10.0
 
 
 def _source_column(row: tuple[Any, ...], computed: set[str]) -> SourceColumn:

@@ -27,8 +27,10 @@ from airflow_provider_dtaas.core.typemap import (
 )
 from airflow_provider_dtaas.core.variables import VariableError
 from airflow_provider_dtaas.hooks.mssql import (
+    ConnectionExtraError,
     SourceReadError,
     SourceTableNotFoundError,
+    SourceTlsError,
 )
 from airflow_provider_dtaas.hooks.progress import ProgressWriter
 from airflow_provider_dtaas.hooks.s3 import (
@@ -59,6 +61,8 @@ class TableLoadError(RuntimeError):
 # Failures that the next attempt would meet again: the task fails at once instead of retrying.
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     SourceTableNotFoundError,
+    ConnectionExtraError,
+    SourceTlsError,
     ColumnSelectionError,
     KeyChoiceError,
     UnsupportedTypeError,

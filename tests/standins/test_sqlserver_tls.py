@@ -1,11 +1,14 @@
 """Encryption of the SQL Server double through real clients: pymssql (FreeTDS 1.5 on OpenSSL) and
-pytds (pyOpenSSL), against the server's encryption ``off``, ``optional`` and ``required``.
+pytds (pyOpenSSL), against the server's encryption ``off``, ``optional`` and ``required``, and TDS 8.0
+(strict encryption: TLS before PRELOGIN) from FreeTDS.
 
 What each client puts in PRELOGIN (observed with pymssql 2.4.6 / FreeTDS 1.5.19, pytds 1.17.1):
 - pymssql ``encryption=None`` / ``"request"``: ENCRYPT_OFF (FreeTDS's default is ``request``), so on
   an ``optional`` server the LOGIN7 packet is encrypted and the rest is clear; ``"off"``:
   ENCRYPT_NOT_SUP; ``"require"``: ENCRYPT_ON. FreeTDS checks the certificate only when a ``ca file``
-  is configured (freetds.conf, found through FREETDSCONF).
+  is configured (freetds.conf, found through FREETDSCONF). ``encryption = strict`` (freetds.conf only)
+  starts with TLS 1.3 and ALPN ``tds/8.0``, sends ENCRYPT_NOT_SUP in the PRELOGIN inside it and LOGIN7
+  as TDS 7.4, and always checks the certificate (without ``ca file``: OpenSSL's default bundle).
 - pytds: no ``cafile``: ENCRYPT_NOT_SUP; ``cafile`` + ``enc_login_only=True``: ENCRYPT_OFF;
   ``cafile``: ENCRYPT_ON. pytds always checks the certificate against the CA, and by default the
   host name: against the common name first, then the SANs through ``X509.get_extension``, which the
@@ -187,6 +190,58 @@ def test_pymssql_refuses_a_certificate_from_another_ca(
     with pytest.raises(pymssql.OperationalError, match="connection failed"):
         pymssql.connect(server="127.0.0.1", port=str(servers["required"].port), user="sa",
                         password=mssql_password, encryption="require", login_timeout=10)  # fmt: skip
+
+
+def use_freetds_strict(monkeypatch: pytest.MonkeyPatch, directory: Path, ca_file: Path | None) -> None:
+    """TDS 8.0 (``encryption = strict``) is set in freetds.conf only: pymssql's argument has no such value."""
+    ca_line = "" if ca_file is None else f"\tca file = {ca_file}\n"
+    (directory / "freetds.conf").write_text(f"[global]\n\tencryption = strict\n{ca_line}")
+    monkeypatch.setenv("FREETDSCONF", str(directory / "freetds.conf"))
+
+
+@pytest.mark.parametrize("setting", ["optional", "required"])
+def test_pymssql_strict_encryption_reads_typed_rows_all_in_tls_1_3(
+    tap, servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mssql_password: str, caplog, setting: str
+) -> None:
+    """FreeTDS opens the connection with TLS (1.3, ALPN tds/8.0), then sends PRELOGIN inside it."""
+    caplog.set_level(logging.INFO, logger="airflow_provider_dtaas.testing.sqlserver")
+    use_freetds_strict(monkeypatch, tmp_path, Path(ca_of(servers, setting)))
+    wire = tap(setting)
+    with pymssql.connect(server="127.0.0.1", port=str(wire.port), user="sa", password=mssql_password,
+                         database="dtaas_sample") as connection:  # fmt: skip
+        cursor = connection.cursor()
+        cursor.execute(PROBE_SQL)
+        assert cursor.fetchall() == PROBE_ROWS
+    assert_wire(wire, "connection", mssql_password)
+    assert "TLSv1.3" in wait_for_log(caplog, "strict (TDS 8.0)")
+
+
+def test_pymssql_strict_encryption_is_refused_by_a_server_without_tls(
+    servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mssql_password: str, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="airflow_provider_dtaas.testing.sqlserver")
+    use_freetds_strict(monkeypatch, tmp_path, servers["optional"].ca_file)
+    with pytest.raises(pymssql.OperationalError, match="connection failed"):
+        pymssql.connect(server="127.0.0.1", port=str(servers["off"].port), user="sa", password=mssql_password,
+                        login_timeout=10)  # fmt: skip
+    wait_for_log(caplog, "the client starts with TLS (strict encryption) but encryption is off")
+
+
+def test_pymssql_strict_encryption_checks_the_certificate_even_without_a_ca_file(
+    servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mssql_password: str
+) -> None:
+    """Unlike ``require``, strict always checks: without ``ca file``, against OpenSSL's default bundle,
+    which SSL_CERT_FILE overrides (the wheel's OpenSSL looks in /etc/pki/tls otherwise)."""
+    use_freetds_strict(monkeypatch, tmp_path, None)
+    port = str(servers["required"].port)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(pymssql.OperationalError, match="connection failed"):
+        pymssql.connect(server="127.0.0.1", port=port, user="sa", password=mssql_password, login_timeout=10)
+    monkeypatch.setenv("SSL_CERT_FILE", str(servers["required"].ca_file))
+    with pymssql.connect(server="127.0.0.1", port=port, user="sa", password=mssql_password) as connection:
+        cursor = connection.cursor()
+        cursor.execute("SELECT DB_NAME()")
+        assert cursor.fetchall() == [("dtaas_sample",)]
 
 
 def test_pymssql_streams_and_cancels_a_large_result_over_tls(tap, servers, mssql_password: str) -> None:

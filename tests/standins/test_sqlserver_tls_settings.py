@@ -118,6 +118,30 @@ def test_the_double_speaks_tls_1_2_like_sql_server_in_tds_7(server: SqlServerDou
 
 
 @pytest.mark.parametrize(
+    ("maximum", "version"), [(None, "TLSv1.3"), (ssl.TLSVersion.TLSv1_2, "TLSv1.2")], ids=["tls1.3", "tls1.2"]
+)
+def test_a_tds_8_client_starts_with_tls_and_sends_prelogin_inside_it(
+    server: SqlServerDouble, maximum: ssl.TLSVersion | None, version: str
+) -> None:
+    """Strict encryption (TDS 8.0): TLS 1.2 or 1.3 with ALPN tds/8.0 first, then nothing left to negotiate."""
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    context.set_alpn_protocols(["tds/8.0"])
+    if maximum is not None:
+        context.maximum_version = maximum
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        assert (tls.version(), tls.selected_alpn_protocol()) == (version, "tds/8.0")
+        transport = SocketTransport(tls)
+        PacketWriter(transport).send_message(
+            login.prelogin_response(login.ENCRYPT_NOT_SUP), PacketType.PRELOGIN
+        )
+        answer = login.parse_prelogin(PacketReader(transport).read_message().payload)
+    assert login.client_encryption(answer) == login.ENCRYPT_NOT_SUP
+
+
+@pytest.mark.parametrize(
     ("packet_type", "payload", "logged"),
     [
         (PacketType.PRELOGIN, b"not a TLS record " * 4, "TLS handshake failed: WRONG_VERSION_NUMBER"),

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         default="optional",
         help="off: no TLS; optional: the login packet is encrypted when the client can encrypt, "
         "everything when it asks to (SQL Server's default); required: everything, clients that "
-        "cannot encrypt are refused",
+        "cannot encrypt are refused. Unless off, TDS 8.0 clients (strict encryption) are served too",
     )
     parser.add_argument(
         "--certfile", type=Path, help="PEM certificate chain (default: made in <data-dir>/tls)"

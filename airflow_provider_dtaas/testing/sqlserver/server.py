@@ -1,5 +1,6 @@
 """The TCP server: one thread per client connection, all sharing one DuckDB database file, with
-SQL Server's encryption settings (TLS negotiated in PRELOGIN) and a certificate made on first start."""
+SQL Server's encryption settings (TLS negotiated in PRELOGIN, or first for TDS 8.0) and a certificate
+made on first start."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from airflow_provider_dtaas.testing.sqlserver.tls import (
     certificate_hostnames,
     generated_certificate,
     server_context,
+    strict_server_context,
 )
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,8 @@ class SqlServerDouble:
     :param encryption: ``off`` (no TLS: clients that ask for encryption give up), ``optional``
         (SQL Server's default: the login packet is encrypted when the client can encrypt, the whole
         connection when it asks to) or ``required`` (everything encrypted; clients that cannot
-        encrypt are refused).
+        encrypt are refused). Unless ``off``, a client that starts with TLS (TDS 8.0, strict
+        encryption) is served too: TLS 1.2 or 1.3, ALPN ``tds/8.0``.
     :param certfile: PEM certificate chain (server certificate first) for TLS. Without it, a CA and a
         certificate for localhost/127.0.0.1/::1 (and ``host``) are made in ``<data_dir>/tls`` on first
         start and kept; clients trust ``<data_dir>/tls/ca.pem`` (:attr:`ca_file`).
@@ -75,6 +78,7 @@ class SqlServerDouble:
             else ServerCertificate(certfile=Path(certfile), keyfile=Path(keyfile or certfile))
         )
         self._tls_context: ssl.SSLContext | None = None
+        self._strict_tls_context: ssl.SSLContext | None = None
         self._data_dir = Path(data_dir)
         self._host = host
         self._requested_port = port
@@ -132,6 +136,7 @@ class SqlServerDouble:
                 hostnames = certificate_hostnames(self._host)
                 self._certificate = generated_certificate(self._data_dir / "tls", hostnames)
             self._tls_context = server_context(self._certificate)
+            self._strict_tls_context = strict_server_context(self._certificate)
         self._database = Database(self._data_dir, self._database_name)
         if self._seed_sample:
             from airflow_provider_dtaas.testing.sqlserver.sample import seed_if_empty
@@ -182,6 +187,7 @@ class SqlServerDouble:
                 spid=spid,
                 encryption=self._encryption,
                 tls_context=self._tls_context,
+                strict_tls_context=self._strict_tls_context,
             )
             connection.serve()
         finally:

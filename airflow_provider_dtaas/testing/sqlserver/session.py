@@ -1,6 +1,7 @@
 """One client connection: the login handshake (PRELOGIN with encryption negotiation, the TLS
-handshake when agreed, LOGIN7), then requests (SQL batch, RPC, transaction manager, attention)
-answered with token streams. Statement semantics live in ``engine``; this is the protocol."""
+handshake when agreed, LOGIN7; from a TDS 8.0 client, TLS first and all of that inside it), then
+requests (SQL batch, RPC, transaction manager, attention) answered with token streams. Statement
+semantics live in ``engine``; this is the protocol."""
 
 from __future__ import annotations
 
@@ -37,7 +38,13 @@ from airflow_provider_dtaas.testing.sqlserver.rpc import (
     parse_rpc,
     parse_transaction_request,
 )
-from airflow_provider_dtaas.testing.sqlserver.tls import TlsHandshakeError, accept_tls
+from airflow_provider_dtaas.testing.sqlserver.tls import (
+    TLS_HANDSHAKE_RECORD,
+    TlsHandshakeError,
+    TlsTransport,
+    accept_strict_tls,
+    accept_tls,
+)
 from airflow_provider_dtaas.testing.sqlserver.tokens import DoneStatus, EnvChange, Token
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,8 @@ class ClientConnection:
 
     :param encryption: the server's encryption setting (see ``login.negotiate_encryption``).
     :param tls_context: the server TLS context; required unless encryption is ``off``.
+    :param strict_tls_context: the TLS context for clients that start with TLS (TDS 8.0, strict
+        encryption); without it they are disconnected, as ``off`` has no TLS.
     """
 
     def __init__(
@@ -64,6 +73,7 @@ class ClientConnection:
         spid: int,
         encryption: login.Encryption = "off",
         tls_context: ssl.SSLContext | None = None,
+        strict_tls_context: ssl.SSLContext | None = None,
     ) -> None:
         if encryption != "off" and tls_context is None:
             raise ValueError(f"encryption={encryption!r} needs a tls_context")
@@ -73,6 +83,7 @@ class ClientConnection:
         self._spid = spid
         self._encryption = encryption
         self._tls_context = tls_context
+        self._strict_tls_context = strict_tls_context
         self._clear = SocketTransport(sock)
         self._reader = PacketReader(self._clear)
         self._writer = PacketWriter(self._clear, spid=spid)
@@ -83,6 +94,8 @@ class ClientConnection:
 
     def _read_login(self) -> Message | None:
         """PRELOGIN and its encryption agreement, then the LOGIN7 message (None: disconnect)."""
+        if self._clear.sock.recv(1, socket.MSG_PEEK) == bytes([TLS_HANDSHAKE_RECORD]):
+            return self._read_strict_login()
         message = self._reader.read_message()
         if message.type != PacketType.PRELOGIN:  # a TDS 7.0 client: no PRELOGIN, no encryption
             if self._encryption == "required":
@@ -117,6 +130,26 @@ class ClientConnection:
             self._reader.transport = self._writer.transport = self._clear
 
         return self._reader.read_message(after_first_packet=back_to_clear)
+
+    def _read_strict_login(self) -> Message | None:
+        """TDS 8.0: TLS first, then PRELOGIN (nothing left to negotiate) and LOGIN7 inside it."""
+        if self._strict_tls_context is None:
+            log.warning("spid %s: the client starts with TLS (strict encryption) but encryption is off; "
+                        "disconnecting", self._spid)  # fmt: skip
+            return None
+        try:
+            channel: TlsTransport = accept_strict_tls(self._clear, self._strict_tls_context)
+        except TlsHandshakeError as error:
+            log.warning("spid %s: %s; disconnecting", self._spid, error)
+            return None
+        log.info("spid %s: %s (%s, ALPN %s) for the whole connection, strict (TDS 8.0)", self._spid,
+                 channel.version, channel.cipher, channel.alpn)  # fmt: skip
+        self._reader.transport = self._writer.transport = channel
+        message = self._reader.read_message()
+        if message.type == PacketType.PRELOGIN:
+            self._send(login.prelogin_response(login.ENCRYPT_NOT_SUP))  # already encrypted: no second TLS
+            message = self._reader.read_message()
+        return message
 
     def _handshake(self) -> Session | None:
         message = self._read_login()

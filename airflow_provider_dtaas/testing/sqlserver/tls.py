@@ -1,9 +1,11 @@
 """TLS the TDS 7.x way: the handshake travels inside PRELOGIN packets (type 0x12), then TLS records go
 raw on the socket, carrying TDS packets, for the whole connection or for the first LOGIN7 packet only.
+And the TDS 8.0 way (``Encrypt=Strict``): the client opens the connection with a TLS handshake, with
+the ALPN protocol ``tds/8.0``, and every TDS packet, PRELOGIN included, travels inside TLS.
 
 Python's ``ssl`` does the cryptography on memory buffers (``SSLObject`` + ``MemoryBIO``), so the
 records can be wrapped in packets during the handshake and written straight to the socket after it.
-Like SQL Server 2022 speaking TDS 7.x, the double offers TLS 1.2 only (TLS 1.3 needs TDS 8.0).
+Like SQL Server 2022, the double offers TLS 1.2 only in TDS 7.x, and TLS 1.2 or 1.3 in TDS 8.0.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from airflow_provider_dtaas.testing.sqlserver.packets import (
 log = logging.getLogger(__name__)
 
 TLS_RECORD_HEADER = 5
+TLS_HANDSHAKE_RECORD = 0x16  # the first byte a TDS 8.0 client sends (a PRELOGIN packet starts with 0x12)
+TDS8_ALPN = "tds/8.0"
 DEFAULT_HOSTNAMES = ("localhost", "127.0.0.1", "::1")
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
@@ -89,6 +93,24 @@ def server_context(certificate: ServerCertificate) -> ssl.SSLContext:
     return context
 
 
+def strict_server_context(certificate: ServerCertificate) -> ssl.SSLContext:
+    """A server context for TDS 8.0 (strict encryption): TLS 1.2 or 1.3, ALPN ``tds/8.0``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_TICKET | ssl.OP_NO_RENEGOTIATION
+    context.num_tickets = 0
+    context.set_alpn_protocols([TDS8_ALPN])
+    context.load_cert_chain(str(certificate.certfile), str(certificate.keyfile))
+    return context
+
+
+def read_record(raw: SocketTransport) -> bytes:
+    """One TLS record from the socket, header included."""
+    header = recv_exact(raw, TLS_RECORD_HEADER)
+    length = int.from_bytes(header[3:5], "big")
+    return header + recv_exact(raw, length)
+
+
 class TlsTransport:
     """TLS records straight on the socket, read one record at a time so that nothing meant for a
     later clear-text phase ("login only" encryption) is swallowed."""
@@ -106,6 +128,10 @@ class TlsTransport:
         return self._tls.version()
 
     @property
+    def alpn(self) -> str | None:
+        return self._tls.selected_alpn_protocol()
+
+    @property
     def cipher(self) -> str | None:
         cipher = self._tls.cipher()
         return None if cipher is None else cipher[0]
@@ -116,7 +142,7 @@ class TlsTransport:
                 data = self._tls.read(size)
             except ssl.SSLWantReadError:
                 try:
-                    self._incoming.write(self._read_record())
+                    self._incoming.write(read_record(self._raw))
                 except ConnectionClosed:
                     return b""
                 continue
@@ -124,11 +150,6 @@ class TlsTransport:
                 return b""
             self._flush()
             return data
-
-    def _read_record(self) -> bytes:
-        header = recv_exact(self._raw, TLS_RECORD_HEADER)
-        length = int.from_bytes(header[3:5], "big")
-        return header + recv_exact(self._raw, length)
 
     def sendall(self, data: bytes) -> None:
         view = memoryview(data)
@@ -174,3 +195,30 @@ def accept_tls(
             writer.send_message(flight, PacketType.PRELOGIN)
         if done:
             return TlsTransport(raw, tls, incoming, outgoing)
+
+
+def accept_strict_tls(raw: SocketTransport, context: ssl.SSLContext) -> TlsTransport:
+    """Serve the TLS handshake that opens a TDS 8.0 connection, its records straight on the socket, and
+    return the transport for every TDS packet after it. Raises TlsHandshakeError when it fails."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_side=True)
+    while True:
+        try:
+            tls.do_handshake()
+            done = True
+        except ssl.SSLWantReadError:
+            done = False
+        except ssl.SSLError as error:
+            alert = outgoing.read()
+            if alert:
+                raw.sendall(alert)
+            raise TlsHandshakeError(f"TLS handshake failed: {error.reason or error}") from error
+        flight = outgoing.read()
+        if flight:
+            raw.sendall(flight)
+        if done:
+            return TlsTransport(raw, tls, incoming, outgoing)
+        try:
+            incoming.write(read_record(raw))
+        except ConnectionClosed as error:
+            raise TlsHandshakeError("the client closed the connection during the TLS handshake") from error
