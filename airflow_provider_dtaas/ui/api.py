@@ -27,7 +27,6 @@ from airflow_provider_dtaas.hooks.state import DtaasStateHook
 from airflow_provider_dtaas.ui import queries
 from airflow_provider_dtaas.ui.reader import HeldConnection
 
-PREFIX = "/dtaas"
 STATE_CONN_ID = "dtaas_state"
 METRICS_TOKEN_ENV = "DTAAS_METRICS_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
 # the stream looks for new progress this often; operators write at most every 0.5 s per chunk

@@ -24,3 +24,18 @@ def test_a_missing_state_connection_is_named_with_what_to_do(monkeypatch: pytest
     detail = response.json()["detail"]
     assert "(Airflow connection 'dtaas_state') cannot be reached from the api-server" in detail
     assert "Create the connection" in detail
+
+
+def test_the_plugin_builds_its_app_at_the_first_request_not_at_import() -> None:
+    """Task processes load plugins too: importing ours must not import FastAPI and the API."""
+    import subprocess
+    import sys
+
+    from airflow_provider_dtaas.ui.plugin import DtaasProgressPlugin
+
+    probe = "import sys, airflow_provider_dtaas.ui.plugin; print('fastapi' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert imported.stdout.splitlines()[-1] == "False"
+    [served] = DtaasProgressPlugin.fastapi_apps
+    spec = TestClient(served["app"]).get("/openapi.json").json()
+    assert "/api/dags/{dag_id}/runs/{run_id}/stream" in spec["paths"]
