@@ -447,3 +447,52 @@ def test_the_password_is_never_logged_nor_in_errors(
     assert "rows are fetched as Arrow by the ADBC driver" in (logged := _logged(capsys))
     assert PASSWORD not in logged + caplog.text
     assert PASSWORD not in str(caught.value)
+
+
+def test_the_full_load_fails_at_once_naming_the_connection_when_its_reader_cannot_run(
+    pg_server: dict[str, Any], s3_conn: str, state_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Airflow retry spent: the task fails for good, saying which connection to fix. The task
+    context is a plain dict (mocked)."""
+    import uuid
+    from types import SimpleNamespace
+
+    from airflow.sdk import DAG
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_dtaas.core.plan import plan_tables
+    from airflow_provider_dtaas.core.spec_loader import parse_spec
+    from airflow_provider_dtaas.hooks.s3 import DtaasS3Hook
+    from airflow_provider_dtaas.hooks.state import DtaasStateHook
+    from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
+
+    conn_id = _hook(monkeypatch, pg_server, "turbo").get_conn_id()
+    DtaasS3Hook(aws_conn_id=s3_conn).create_bucket(bucket_name="it-pg-adbc-turbo")
+    spec = parse_spec(
+        f"name: it_pg_turbo\nsource: {{conn_id: {conn_id}}}\n"
+        "destinations: {s3: {conn_id: it_s3, bucket: it-pg-adbc-turbo}}\ntables: [public.tokens]\n",
+        display_name="it_pg_turbo.yaml",
+    ).model_copy(update={"state_conn_id": state_conn})
+    (plan,) = [p.to_dict() for p in plan_tables(spec)]
+    run_id = f"manual__{uuid.uuid4()}"
+    state = DtaasStateHook(state_conn)
+    state.migrate()
+    state.begin_execution(
+        spec_name="it_pg_turbo", dag_id="dtaas_it_pg_turbo", run_id=run_id, mode="full_load", tables=1
+    )
+    with DAG("dtaas_it_pg_turbo", schedule=None):
+        operator = SqlServerFullLoadOperator(
+            task_id="full_load",
+            spec_name="it_pg_turbo",
+            table_plan=plan,
+            mssql_conn_id=conn_id,
+            state_conn_id=state_conn,
+        )
+    expected = (
+        r"spec it_pg_turbo, table public.tokens: ReaderChoiceError: "
+        rf"connection '{conn_id}': extra reader='turbo' is not a reader; use one of auto, adbc, dbapi"
+    )
+    with pytest.raises(AirflowFailException, match=expected):
+        operator.execute(
+            {"run_id": run_id, "ti": SimpleNamespace(try_number=1), "params": {}, "logical_date": None}
+        )

@@ -398,11 +398,18 @@ def _deadlock(first: Any, second: Any) -> Exception:
     return errors[0]
 
 
+@pytest.mark.parametrize("reader", [None, "dbapi"], ids=["default-reader", "dbapi-reader"])
 def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
-    pg_server: dict[str, Any], plain: Any, s3_conn: str, state_conn: str, monkeypatch: pytest.MonkeyPatch
+    pg_server: dict[str, Any],
+    plain: Any,
+    s3_conn: str,
+    state_conn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    reader: str | None,
 ) -> None:
     """The same operator and spec language as for SQL Server; the row filter written in T-SQL (as
-    every spec's) is transpiled to PostgreSQL. The task context is a plain dict (mocked)."""
+    every spec's) is transpiled to PostgreSQL. The task context is a plain dict (mocked). With the
+    default reader (auto) the ADBC driver fetches the rows, installed here."""
     import uuid as uuid_module
     from types import SimpleNamespace
 
@@ -415,11 +422,12 @@ def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
     from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
     from tests.integration.landed import column_values, manifest
 
-    pg_connection(monkeypatch, CONN_ID, pg_server)
-    DtaasS3Hook(aws_conn_id=s3_conn).create_bucket(bucket_name="it-pg-load")
+    pg_connection(monkeypatch, CONN_ID, pg_server, extra={} if reader is None else {"reader": reader})
+    bucket = f"it-pg-load-{reader or 'default'}"
+    DtaasS3Hook(aws_conn_id=s3_conn).create_bucket(bucket_name=bucket)
     spec = parse_spec(
         f"name: it_pg\nsource: {{conn_id: {CONN_ID}}}\n"
-        "destinations: {s3: {conn_id: it_s3, bucket: it-pg-load, prefix: pg/}}\n"
+        f"destinations: {{s3: {{conn_id: it_s3, bucket: {bucket}, prefix: pg/}}}}\n"
         "tables:\n  - {name: public.bench, chunk_rows: 7000,\n"
         "     row_filter: \"id <= 20000 AND status LIKE N'%e%'\"}\n",
         display_name="it_pg.yaml",
@@ -441,11 +449,19 @@ def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
         {"run_id": run_id, "ti": SimpleNamespace(try_number=1), "params": {}, "logical_date": None}
     )
     with plain.cursor() as cursor:
-        cursor.execute("SELECT id FROM public.bench WHERE id <= 20000 AND status LIKE '%%e%%' ORDER BY id")
-        expected = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT id, amount, event_at FROM public.bench"
+            " WHERE id <= 20000 AND status LIKE '%%e%%' ORDER BY id"
+        )
+        source = cursor.fetchall()
+    expected = [row[0] for row in source]
     assert result["rows"] == len(expected) > 0
-    _prefix, listed = manifest(result, s3_conn, "it-pg-load")
-    ids = column_values(result, s3_conn, "it-pg-load", "id")
+    _prefix, listed = manifest(result, s3_conn, bucket)
+    ids = column_values(result, s3_conn, bucket, "id")
     assert sorted(ids) == expected
+    landed = zip(ids, column_values(result, s3_conn, bucket, "amount"), strict=True)
+    assert sorted(landed) == [(key, amount) for key, amount, _ in source]  # decimals stay decimals
+    instants = zip(ids, column_values(result, s3_conn, bucket, "event_at"), strict=True)
+    assert sorted(instants, key=lambda kv: kv[0]) == [(key, at) for key, _, at in source]
     chunks = {f["key"].rsplit("part-", 1)[1][:5] for f in listed["files"]}
     assert len(chunks) == len(expected) // 7000 + 1  # read in key chunks
