@@ -44,8 +44,18 @@ def _hook(
     return DtaasPostgresSourceHook(postgres_conn_id=conn_id)
 
 
+@pytest.fixture(params=["psycopg2", "psycopg"])
+def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The DB-API driver PostgresHook uses for the catalog, the chunk plan, the transaction and the
+    rendering of bound values into the query ADBC runs: each of the two."""
+    from airflow.providers.postgres.hooks import postgres
+
+    monkeypatch.setattr(postgres, "USE_PSYCOPG3", request.param == "psycopg")
+    return str(request.param)
+
+
 @pytest.fixture
-def adbc(pg_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> DtaasPostgresSourceHook:
+def adbc(pg_server: dict[str, Any], driver: str, monkeypatch: pytest.MonkeyPatch) -> DtaasPostgresSourceHook:
     return _hook(monkeypatch, pg_server, "adbc")
 
 
