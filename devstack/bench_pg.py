@@ -141,7 +141,7 @@ imported = peak_mb()
 conn_id, bucket, prefix = sys.argv[1:4]
 pipeline = dlt.pipeline(
     pipeline_name="bench_pg",
-    pipelines_dir=os.environ["BENCH_DLT_DIR"],
+    pipelines_dir=os.path.join(os.environ["BENCH_DLT_DIR"], prefix),  # a fresh pipeline every run
     destination=filesystem(
         bucket_url=f"s3://{bucket}/{prefix.rstrip('/')}",
         credentials={
@@ -223,6 +223,7 @@ def pg_source_benchmark(cfg: StackConfig) -> str:
     ensure_postgres(cfg)
     database = f"{cfg.name}_bench_pg"
     sections = []
+    peaks: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="dtaas-bench-pg-") as tmp, _moto(Path(tmp)) as s3_url:
         env = _environment(cfg, database, s3_url, Path(tmp))
         _s3(s3_url).create_bucket(Bucket=BUCKET)
@@ -236,9 +237,12 @@ def pg_source_benchmark(cfg: StackConfig) -> str:
                     measured[tool.label].rows, measured[tool.label].amount_type = _landed(s3_url, prefix)
                     _empty(s3_url, prefix)  # moto holds objects in memory
             sections.append(_table(rows, size_mb, measured))
+            peaks[rows] = {label: statistics.median(m.peak_mb) for label, m in measured.items()}
             if PROFILE:
                 sections.append(_profile(python, env, cfg, rows))
-    return _report(sections)
+    if len(peaks) > 1:
+        sections.append(_peaks_table(peaks))
+    return "\n".join(sections)
 
 
 def _bench_python(cfg: StackConfig) -> str:
@@ -470,5 +474,18 @@ def _profile(python: str, env: dict[str, str], cfg: StackConfig, rows: int) -> s
     return f"Profile of one DTaaS run (ADBC reader, {rows:,} rows): bench/results/pg_source_profile.txt\n"
 
 
-def _report(sections: list[str]) -> str:
-    return "\n".join(sections)
+def _peaks_table(peaks: dict[int, dict[str, float]]) -> str:
+    """Peak RSS of each tool at every table size: flat for a tool whose memory does not grow with the
+    table."""
+    sizes = sorted(peaks)
+    lines = [
+        "## Peak RSS (MB) by table size",
+        "",
+        "| tool | " + " | ".join(f"{rows:,} rows" for rows in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for tool in TOOLS:
+        lines.append(
+            f"| {tool.label} | " + " | ".join(f"{peaks[rows][tool.label]:,.0f}" for rows in sizes) + " |"
+        )
+    return "\n".join([*lines, ""])
