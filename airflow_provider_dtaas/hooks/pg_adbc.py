@@ -91,11 +91,6 @@ class AdbcSession:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
 
-    def backend_pid(self) -> int:
-        with self.conn.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            return int(cursor.fetchone()[0])
-
     def batches(
         self, sql: str, columns: list[MappedColumn], rows: Callable[[], int], *, hint_bytes: int
     ) -> Iterator[pa.RecordBatch]:
