@@ -14,6 +14,9 @@ from devstack.config import StackConfig
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description="DTaaS local stack")
     parser.add_argument("command", choices=["services", "up", "down", "status", "demo", "bench"])
+    parser.add_argument(
+        "benchmarks", nargs="*", help="bench: only these benchmarks (parse, source, pg_source, progress)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s", stream=sys.stderr)
     cfg = StackConfig.from_env()
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "bench":
         from devstack import bench
 
-        return bench.run(cfg)
+        return bench.run(cfg, only=args.benchmarks)
     return 0
 
 

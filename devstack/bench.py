@@ -4,9 +4,12 @@
   against the 2 s target (bench/results/parse.md);
 - source read: a 2M-row SQL Server table read into Parquet by DTaaS and by the pandas path, peak RSS
   against the 400 MB target (bench/results/source.md, see devstack/bench_source.py);
+- PostgreSQL source: DTaaS (ADBC and DB-API readers) against Airflow's SqlToS3Operator, dlt and an
+  Arrow-native ceiling, PostgreSQL -> Parquet on S3 (bench/results/pg_source.md, see
+  devstack/bench_pg.py; DTAAS_BENCH_PG_ROWS sets the table's size);
 - progress writes: what recording per-batch progress costs a load, against the 2 % target
   (bench/results/progress.md, see devstack/bench_progress.py).
-The throughput benchmarks against every peer are tracked by the benchmarks issue.
+`python -m devstack bench NAME...` runs only the named ones (parse, source, pg_source, progress).
 """
 
 from __future__ import annotations
@@ -97,19 +100,26 @@ def parse_benchmark(cfg: StackConfig) -> str:
     )
 
 
-def run(cfg: StackConfig) -> int:
+def run(cfg: StackConfig, only: list[str] | None = None) -> int:
+    from devstack.bench_pg import pg_source_benchmark
     from devstack.bench_progress import progress_benchmark
     from devstack.bench_source import source_benchmark
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = cfg.root / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    benchmarks = (
-        ("parse.md", parse_benchmark),
-        ("source.md", source_benchmark),
-        ("progress.md", progress_benchmark),
-    )
-    for name, benchmark in benchmarks:
+    benchmarks = {
+        "parse": ("parse.md", parse_benchmark),
+        "source": ("source.md", source_benchmark),
+        "pg_source": ("pg_source.md", pg_source_benchmark),
+        "progress": ("progress.md", progress_benchmark),
+    }
+    unknown = sorted(set(only or ()) - set(benchmarks))
+    if unknown:
+        raise SystemExit(f"no benchmark named {', '.join(unknown)}; there are {', '.join(benchmarks)}")
+    for key, (name, benchmark) in benchmarks.items():
+        if only and key not in only:
+            continue
         report = f"# DTaaS benchmarks ({started})\n\n" + benchmark(cfg)
         sys.stdout.write(report)
         (results / name).write_text(report)

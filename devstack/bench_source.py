@@ -55,7 +55,7 @@ FROM range(1, {rows} + 1) t(i)"""
 
 # Peak RSS is this process's VmHWM: ru_maxrss would include the parent's RSS at fork time (Linux keeps
 # the pre-exec high-water mark), and the parent here holds the double and its 2M-row table.
-_PEAK = """
+PEAK_RSS = """
 def peak_mb():
     with open("/proc/self/status") as status:
         for line in status:
@@ -65,7 +65,7 @@ def peak_mb():
 """
 
 _DTAAS = (
-    _PEAK
+    PEAK_RSS
     + """
 import sys, time
 import pyarrow.parquet as pq
@@ -95,7 +95,7 @@ print(rows, time.perf_counter() - started, peak_mb(), imported)
 )
 
 _PANDAS = (
-    _PEAK
+    PEAK_RSS
     + """
 import sys, time
 import pandas

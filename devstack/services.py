@@ -29,7 +29,7 @@ def ensure_postgres(cfg: StackConfig) -> None:
         _wait(cfg.pg_port, cfg.pg_host, "PostgreSQL")
         _ensure_trust_login(cfg)
     for database in (cfg.airflow_db, cfg.state_db):
-        _create_database(cfg, database)
+        create_database(cfg, database)
 
 
 def ensure_chromium() -> None:
@@ -82,7 +82,7 @@ def restart_redis(cfg: StackConfig) -> None:
     ensure_redis(cfg)
 
 
-def _create_database(cfg: StackConfig, database: str) -> None:
+def create_database(cfg: StackConfig, database: str) -> None:
     import psycopg2
 
     conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname="postgres")
@@ -127,7 +127,7 @@ def claim_airflow_database(cfg: StackConfig, fernet_key: str) -> None:
                 ) from err
     finally:
         conn.close()
-    _create_database(cfg, cfg.airflow_db)
+    create_database(cfg, cfg.airflow_db)
     conn = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname=cfg.airflow_db)
     try:
         with conn, conn.cursor() as cur:

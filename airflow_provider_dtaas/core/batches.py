@@ -1,8 +1,9 @@
-"""Rows from the DB-API cursor -> Arrow record batches. Pure, no I/O."""
+"""Rows from the DB-API cursor -> Arrow record batches, and a stream of Arrow batches cut to size. Pure,
+no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -60,3 +61,31 @@ def _parse_time(text: pa.Array[Any], arrow_type: pa.DataType) -> pa.Array[Any]:
         nanos.append(((hours * 60 + minutes) * 60 + seconds) * 1_000_000_000 + fraction_ns)
     as_ns = pa.array(nanos, type=pa.time64("ns"))
     return as_ns if arrow_type == pa.time64("ns") else pc.cast(as_ns, arrow_type, safe=False)
+
+
+def rebatch(stream: Iterable[pa.RecordBatch], rows: Callable[[], int]) -> Iterator[pa.RecordBatch]:
+    """Cut a stream of record batches of any sizes into batches of ``rows()`` rows (asked before each
+    cut, so a byte cap learnt from one batch sizes the next), the last one shorter. Holds at most one
+    output batch plus one input batch; a cut inside one input batch copies nothing."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in stream:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= (wanted := max(1, rows())):
+            cut, pending = _cut(pending, wanted)
+            held -= cut.num_rows
+            yield cut
+    while held:
+        cut, pending = _cut(pending, min(max(1, rows()), held))
+        held -= cut.num_rows
+        yield cut
+
+
+def _cut(pending: list[pa.RecordBatch], rows: int) -> tuple[pa.RecordBatch, list[pa.RecordBatch]]:
+    """The first ``rows`` rows of ``pending`` as one contiguous batch, and what is left."""
+    held = pa.Table.from_batches(pending)
+    (head,) = held.slice(0, rows).combine_chunks().to_batches()
+    return head, held.slice(rows).to_batches()

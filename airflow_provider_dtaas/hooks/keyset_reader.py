@@ -12,13 +12,15 @@ and what needs its driver:
 - ``read_error``: the driver's exception as a :class:`SourceReadError` that says whether trying again
   may succeed;
 - ``_read_cursor`` (optional): a cursor that streams instead of buffering the whole result
-  (PostgreSQL: a server-side cursor).
+  (PostgreSQL: a server-side cursor);
+- ``_fetch_batches`` (optional): how the read query's rows are fetched; the DB-API cursor unless the
+  hook has an Arrow-native reader (PostgreSQL: ADBC).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager, suppress
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -230,23 +232,37 @@ class KeysetReaderMixin:
         if window is not None:
             doing += f", {window.describe()}"
         sizer = BatchSizer(target_rows=batch_rows, max_bytes=max_batch_bytes or 0)
+        batches = self._fetch_batches(conn, sql, params, columns, sizer)
+        try:
+            for batch in batches:
+                if not max_batch_bytes:
+                    yield batch
+                    continue
+                for offset, length in sizer.slices(batch.num_rows, batch.nbytes):
+                    yield batch.slice(offset, length)
+        except Exception as err:
+            if isinstance(err, ValueConversionError):
+                raise
+            raise self.read_error(err, doing) from err
+        finally:
+            batches.close()
+
+    def _fetch_batches(
+        self,
+        conn: Any,
+        sql: str,
+        params: tuple[Any, ...] | None,
+        columns: list[MappedColumn],
+        sizer: BatchSizer,
+    ) -> Generator[pa.RecordBatch, None, None]:
+        """Run the read query and yield its rows in batches of ``sizer.rows`` (asked before every fetch).
+        Here through the DB-API cursor; a hook with an Arrow-native reader fetches its own way."""
         with self._borrowed(conn) as connection:
             cursor = self._read_cursor(connection)
             try:
                 cursor.execute(sql, params)
-                while True:
-                    batch = _fetch_batch(cursor, columns, sizer.rows)
-                    if batch is None:
-                        return
-                    if not max_batch_bytes:
-                        yield batch
-                        continue
-                    for offset, length in sizer.slices(batch.num_rows, batch.nbytes):
-                        yield batch.slice(offset, length)
-            except Exception as err:
-                if isinstance(err, ValueConversionError):
-                    raise
-                raise self.read_error(err, doing) from err
+                while (batch := _fetch_batch(cursor, columns, sizer.rows)) is not None:
+                    yield batch
             finally:
                 with suppress(Exception):
                     cursor.close()

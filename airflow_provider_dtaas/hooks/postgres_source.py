@@ -4,22 +4,42 @@ Works with either driver ``PostgresHook`` picks (psycopg2, or psycopg 3 when it 
 are installed). Reads go through a server-side (named) cursor, because a client cursor of either
 driver holds the whole result in memory, and run in a REPEATABLE READ READ ONLY transaction: one
 snapshot for every chunk of the table, and no lock that a writer would wait for.
+
+The rows themselves are fetched by the connection's reader backend (extra ``reader``, see
+:mod:`~airflow_provider_dtaas.core.readers`): the Arrow-native ADBC driver (:mod:`.pg_adbc`) when it
+is installed, the DB-API cursor otherwise. Catalog queries, chunk planning, watermarks and the
+transaction stay on the DB-API connection; the ADBC session shares its snapshot.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
+from functools import cached_property
 from typing import Any
 
+import pyarrow as pa
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+from airflow_provider_dtaas.core.batching import BatchSizer
 from airflow_provider_dtaas.core.identifiers import quote_postgres_table
 from airflow_provider_dtaas.core.pg_typemap import pg_source_column
+from airflow_provider_dtaas.core.readers import READER_EXTRA, ReaderChoice, ReaderDecision, choose_reader
 from airflow_provider_dtaas.core.sql_dialect import POSTGRES
-from airflow_provider_dtaas.core.typemap import SourceColumn
+from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn
 from airflow_provider_dtaas.hooks.keyset_reader import (
     KeysetReaderMixin,
     SourceReadError,
+)
+from airflow_provider_dtaas.hooks.pg_adbc import (
+    AdbcSession,
+    adbc_errors,
+    adbc_missing,
+    batch_hint_bytes,
+    libpq_uri,
+    render_bound,
 )
 
 _TABLES_SQL = (
@@ -74,13 +94,39 @@ class DtaasPostgresSourceHook(KeysetReaderMixin, PostgresHook):
     shared :class:`KeysetReaderMixin`: ``consistent_reader``, ``plan_chunks``,
     ``iter_record_batches``, ``max_watermark``).
 
-    :param postgres_conn_id: Airflow connection of type ``postgres``.
+    :param postgres_conn_id: Airflow connection of type ``postgres``; its extra ``reader`` (``auto``,
+        ``adbc`` or ``dbapi``) picks how rows are fetched.
     :param database: database to use instead of the connection's own.
+    :param reader: the reader backend, instead of the connection's extra.
     """
 
     hook_name = "DTaaS PostgreSQL source"
     source_dialect = POSTGRES
     unique_keys_sql = _UNIQUE_KEYS_SQL
+    # ``reader`` is DTaaS's, not libpq's: PostgresHook passes every other extra to the driver
+    ignored_extra_options = PostgresHook.ignored_extra_options | {READER_EXTRA}
+
+    def __init__(self, *args: Any, reader: ReaderChoice | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reader_requested = reader
+        # the ADBC session of each open consistent read, by id() of its DB-API connection
+        self._adbc_sessions: dict[int, AdbcSession] = {}
+
+    @cached_property
+    def reader(self) -> ReaderDecision:
+        """The backend this hook fetches rows with, decided once (and logged) from ``reader`` or the
+        connection's extra; raises :class:`~airflow_provider_dtaas.core.readers.ReaderChoiceError`."""
+        requested = self._reader_requested
+        if requested is None:
+            requested = self.connection.extra_dejson.get(READER_EXTRA)
+        decision = choose_reader(requested, conn_id=self.get_conn_id(), adbc_missing=adbc_missing())
+        self.log.info(
+            "connection %s: rows are fetched %s (%s)",
+            self.get_conn_id(),
+            "as Arrow by the ADBC driver" if decision.backend == "adbc" else "through the DB-API cursor",
+            decision.reason,
+        )
+        return decision
 
     def get_conn(self) -> Any:
         try:
@@ -142,6 +188,89 @@ class DtaasPostgresSourceHook(KeysetReaderMixin, PostgresHook):
             cursor.close()
         self.log.info("reading under REPEATABLE READ READ ONLY: one snapshot, writers not blocked")
 
+    @contextmanager
+    def consistent_reader(self) -> Iterator[Any]:
+        """The DB-API connection of a consistent read; with the ADBC reader, an ADBC session that shares
+        its snapshot comes with it (and ends with it)."""
+        with super().consistent_reader() as conn:
+            if self.reader.backend != "adbc":
+                yield conn
+                return
+            session = self._adbc_session(snapshot=self._export_snapshot(conn))
+            self._adbc_sessions[id(conn)] = session
+            try:
+                yield conn
+            finally:
+                del self._adbc_sessions[id(conn)]
+                session.close()
+
+    def _fetch_batches(
+        self,
+        conn: Any,
+        sql: str,
+        params: tuple[Any, ...] | None,
+        columns: list[MappedColumn],
+        sizer: BatchSizer,
+    ) -> Generator[pa.RecordBatch, None, None]:
+        if self.reader.backend != "adbc":
+            yield from super()._fetch_batches(conn, sql, params, columns, sizer)
+            return
+        with self._borrowed(conn) as connection:
+            query = render_bound(connection, sql, params)
+            # the session of the consistent read this connection belongs to, or one for this read alone
+            session = self._adbc_sessions.get(id(connection))
+            own = None
+            if session is None:
+                session = own = self._adbc_session(snapshot=None)
+            try:
+                yield from session.batches(
+                    query, columns, lambda: sizer.rows, hint_bytes=batch_hint_bytes(sizer.max_bytes)
+                )
+            finally:
+                if own is not None:
+                    own.close()
+
+    def _adbc_session(self, *, snapshot: str | None) -> AdbcSession:
+        try:
+            session = AdbcSession(libpq_uri(self._libpq_params()))
+        except adbc_errors() as err:
+            raise self._unreachable(_driver_message(err)) from err
+        if snapshot is not None:
+            try:
+                session.import_snapshot(snapshot)
+            except Exception as err:
+                session.close()
+                raise self.read_error(err, "sharing the read's snapshot with the ADBC connection") from err
+        return session
+
+    def _export_snapshot(self, conn: Any) -> str:
+        try:
+            with closing(conn.cursor()) as cursor:
+                cursor.execute("SELECT pg_export_snapshot()")
+                return str(cursor.fetchone()[0])
+        except Exception as err:
+            raise self.read_error(err, "exporting the read's snapshot") from err
+
+    def _libpq_params(self) -> dict[str, Any]:
+        """What PostgresHook.get_conn hands its driver, as libpq parameters (the password included)."""
+        conn = self.connection
+        login, password, port = conn.login, conn.password, conn.port
+        if conn.extra_dejson.get("iam", False):
+            login, password, port = self.get_iam_token(conn)
+        params: dict[str, Any] = {
+            "host": conn.host,
+            "port": port,
+            "user": login,
+            "password": password,
+            "dbname": self.database or conn.schema,
+        }
+        if self.options:
+            params["options"] = self.options
+        for name, value in conn.extra_dejson.items():
+            if name not in self.ignored_extra_options:
+                params[name] = value
+        return params
+
     def _read_cursor(self, conn: Any) -> Any:
         # A named cursor lives on the server: each fetchmany brings one batch, never the whole result.
         return conn.cursor(name=f"dtaas_read_{uuid.uuid4().hex}")
@@ -158,8 +287,8 @@ class DtaasPostgresSourceHook(KeysetReaderMixin, PostgresHook):
             # the driver's text would quote the value, so it stays out of the message
             return SourceReadError(
                 f"PostgreSQL value the driver cannot convert while {doing} ({type(err).__name__}): "
-                "a date or timestamp outside the years 1 to 9999 (BC, or infinity with psycopg 3) has no "
-                "Python value; leave those rows out with row_filter or cast the column in a view",
+                "a date or timestamp outside the years 1 to 9999 (BC, or infinity with psycopg 3 or ADBC) "
+                "has no Python value; leave those rows out with row_filter or cast the column in a view",
                 number=None,
                 transient=False,
             )
@@ -188,12 +317,18 @@ def _driver_errors() -> tuple[type[Exception], ...]:
         errors.append(psycopg.Error)
     except ImportError:  # pragma: no cover
         pass
-    return tuple(errors)
+    return (*errors, *adbc_errors())
+
+
+# ADBC's first line: "NOT_FOUND: Failed to prepare query: ERROR:  relation ... does not exist"
+_SERVER_SAYS = re.compile(r"\b(?:ERROR|FATAL|PANIC):\s+(.*)")
 
 
 def _driver_message(err: Exception) -> str:
-    # The server's primary message only: the LINE/context part can quote bound values (key bounds).
+    # The server's primary message only: the LINE/context part can quote bound values (key bounds),
+    # and ADBC's text goes on with the whole query ("Query was: ...").
     diag = getattr(err, "diag", None)
     primary = getattr(diag, "message_primary", None) if diag is not None else None
     text = str(primary) if primary else (str(err).strip().splitlines() or [type(err).__name__])[0]
-    return text.strip()[:500]
+    server = _SERVER_SAYS.search(text)
+    return (server.group(1) if server else text).strip()[:500]

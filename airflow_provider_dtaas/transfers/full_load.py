@@ -16,6 +16,7 @@ from airflow_provider_dtaas.core.capture_instances import CaptureInstanceError
 from airflow_provider_dtaas.core.keyset import KeyChunk
 from airflow_provider_dtaas.core.lsn import Position, RetentionGapError
 from airflow_provider_dtaas.core.plan import TablePlan
+from airflow_provider_dtaas.core.readers import ReaderChoiceError
 from airflow_provider_dtaas.core.run_params import RESNAPSHOT_PARAM, requested_tables, wanted
 from airflow_provider_dtaas.core.s3_layout import PartitionColumnError
 from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
@@ -67,6 +68,7 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     KeyChoiceError,
     UnsupportedTypeError,
     SourceConnectionTypeError,
+    ReaderChoiceError,
     ValueConversionError,
     DestinationBucketError,
     DestinationAccessError,

@@ -87,6 +87,7 @@ class TableLoad:
             else transpile_row_filter(plan.row_filter, self.source.source_dialect.row_filter_dialect)
         )
         self.log = table_log(log)  # lines with fields: spec, table, chunk, part, rows, progress_pct
+        self._s3: DtaasS3Hook | None = None
 
     def prepare(self) -> dict[str, Any]:
         plan = self.plan
@@ -355,6 +356,13 @@ class TableLoad:
                 destinations[sink.name]["schema_changes"] = changed["changes"]
         return rows, destinations
 
+    def _s3_hook(self, conn_id: str) -> DtaasS3Hook:
+        """One S3 hook, so one boto3 client, for every step of this load: making a client costs about
+        half a second (session, credentials, endpoint resolution), once per step before."""
+        if self._s3 is None or self._s3.aws_conn_id != conn_id:
+            self._s3 = DtaasS3Hook(aws_conn_id=conn_id)
+        return self._s3
+
     def _sinks(self, columns: list[MappedColumn], prepared: dict[str, Any] | None = None) -> list[Sink]:
         plan = self.plan
         run_token = f"run={safe_key(self.run_id)}"
@@ -363,7 +371,7 @@ class TableLoad:
             sinks.append(
                 snapshot_sink(
                     rendered_prefix(plan, self.run_id, self.context),
-                    hook=DtaasS3Hook(aws_conn_id=plan.s3.conn_id),
+                    hook=self._s3_hook(plan.s3.conn_id),
                     source_table=plan.source_name,
                     run_id=self.run_id,
                     columns=columns,

@@ -199,6 +199,40 @@ def state_conn(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(scope="session")
+def pg_server() -> Iterator[dict[str, Any]]:
+    """The PostgreSQL source's test database (``pg_source_db``) on the machine's PostgreSQL, created
+    fresh for the session and dropped at its end."""
+    import psycopg2
+
+    from devstack.config import StackConfig
+    from devstack.services import ensure_postgres
+    from tests.integration.pg_source_db import DATABASE, NO_RIGHTS_ROLE, SEED
+
+    cfg = StackConfig.from_env()
+    ensure_postgres(cfg)
+    server = {"host": cfg.pg_host, "port": cfg.pg_port, "user": cfg.pg_user}
+    admin = psycopg2.connect(dbname="postgres", **server)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {DATABASE}")
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (NO_RIGHTS_ROLE,))
+        if cur.fetchone() is None:
+            cur.execute(f"CREATE ROLE {NO_RIGHTS_ROLE} LOGIN")
+    seed = psycopg2.connect(dbname=DATABASE, **server)
+    seed.autocommit = True
+    with seed.cursor() as cur:
+        for statement in SEED:
+            cur.execute(statement)
+    seed.close()
+    yield server
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        cur.execute(f"DROP ROLE IF EXISTS {NO_RIGHTS_ROLE}")
+    admin.close()
+
+
+@pytest.fixture(scope="session")
 def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, Any]]:
     import secrets
 

@@ -1,8 +1,8 @@
-"""The PostgreSQL source hook against the real PostgreSQL server, through both psycopg drivers."""
+"""The PostgreSQL source hook against the real PostgreSQL server, through both psycopg drivers (the
+DB-API reader; the ADBC reader's tests are in test_postgres_adbc.py)."""
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -17,63 +17,14 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_dtaas.core.batches import ValueConversionError
-from airflow_provider_dtaas.core.identifiers import quote_postgres, quote_postgres_table
 from airflow_provider_dtaas.core.row_filter import render_row_filter
-from airflow_provider_dtaas.core.typemap import MappedColumn, UnsupportedTypeError
+from airflow_provider_dtaas.core.typemap import UnsupportedTypeError
 from airflow_provider_dtaas.hooks.keyset_reader import SourceReadError, SourceUnreachableError
 from airflow_provider_dtaas.hooks.postgres_source import DtaasPostgresSourceHook
-from tests.integration.pg_source_db import BENCH_ROWS, SEED
-from tests.integration.source_contract import Reference, SourceCase, SourceReadContract
+from tests.integration.pg_source_db import BENCH_ROWS, DATABASE, NO_RIGHTS_ROLE, pg_connection, pg_reference
+from tests.integration.source_contract import SourceCase, SourceReadContract
 
-DATABASE = "dtaas_pg_source_test"
-NO_RIGHTS_ROLE = "dtaas_pg_source_no_rights"
 CONN_ID = "it_pg_source"
-UUID_OID = 2950
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[dict[str, Any]]:
-    """A fresh test database on the machine's PostgreSQL, dropped at the end of the session."""
-    import psycopg2
-
-    from devstack.config import StackConfig
-    from devstack.services import ensure_postgres
-
-    cfg = StackConfig.from_env()
-    ensure_postgres(cfg)
-    server = {"host": cfg.pg_host, "port": cfg.pg_port, "user": cfg.pg_user}
-    admin = psycopg2.connect(dbname="postgres", **server)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {DATABASE}")
-        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (NO_RIGHTS_ROLE,))
-        if cur.fetchone() is None:
-            cur.execute(f"CREATE ROLE {NO_RIGHTS_ROLE} LOGIN")
-    seed = psycopg2.connect(dbname=DATABASE, **server)
-    seed.autocommit = True
-    with seed.cursor() as cur:
-        for statement in SEED:
-            cur.execute(statement)
-    seed.close()
-    yield server
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        cur.execute(f"DROP ROLE IF EXISTS {NO_RIGHTS_ROLE}")
-    admin.close()
-
-
-def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, server: dict[str, Any], **extra: Any) -> str:
-    body = {
-        "conn_type": "postgres",
-        "host": server["host"],
-        "port": server["port"],
-        "login": server["user"],
-        "schema": DATABASE,
-        **extra,
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
-    return conn_id
 
 
 @pytest.fixture(params=["psycopg2", "psycopg"])
@@ -88,7 +39,9 @@ def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 
 @pytest.fixture
 def hook(pg_server: dict[str, Any], driver: str, monkeypatch: pytest.MonkeyPatch) -> DtaasPostgresSourceHook:
-    return DtaasPostgresSourceHook(postgres_conn_id=_connection(monkeypatch, CONN_ID, pg_server))
+    """The hook reading through the DB-API driver (test_postgres_adbc.py covers the ADBC reader)."""
+    conn_id = pg_connection(monkeypatch, CONN_ID, pg_server, extra={"reader": "dbapi"})
+    return DtaasPostgresSourceHook(postgres_conn_id=conn_id)
 
 
 @pytest.fixture
@@ -100,30 +53,6 @@ def plain(pg_server: dict[str, Any]) -> Iterator[Any]:
     conn.autocommit = True
     yield conn
     conn.close()
-
-
-def _reference(conn: Any) -> Reference:
-    def read(table: str, columns: list[MappedColumn], order_by: list[str], where: str | None) -> list[Any]:
-        select_list = ", ".join(quote_postgres(c.name) for c in columns)
-        sql = f"SELECT {select_list} FROM {quote_postgres_table('public', table)}"
-        if where:
-            sql += f" WHERE {where}"
-        if order_by:
-            sql += " ORDER BY " + ", ".join(quote_postgres(k) for k in order_by)
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            types = [d.type_code for d in cur.description]
-            return [tuple(_as_arrow_gives(v, t) for v, t in zip(row, types, strict=True)) for row in cur]
-
-    return read
-
-
-def _as_arrow_gives(value: Any, type_code: int) -> Any:
-    if value is not None and type_code == UUID_OID:
-        return str(value).upper()  # psycopg2 reads uuid as lower-case text; DTaaS carries the canonical form
-    if isinstance(value, memoryview):
-        return bytes(value)
-    return value
 
 
 def _pg(text: str) -> str:
@@ -146,7 +75,7 @@ class TestPostgresReads(SourceReadContract):
             like_filter=_pg("email LIKE 'customer1%'"),
             filter_columns=("id", "status"),
             key_at_most=lambda n: _pg(f"id <= {n}"),
-            reference=_reference(plain),
+            reference=pg_reference(plain),
             keyed={
                 "integer": ("bench", ["id"]),
                 "text+integer": ("ledger", ["region", "seq"]),
@@ -405,7 +334,9 @@ def test_a_missing_table_or_missing_rights_are_permanent(
     assert (missing.value.number, missing.value.transient) == ("42P01", False)
     assert 'relation "public.dropped_meanwhile" does not exist' in str(missing.value)
     no_rights = DtaasPostgresSourceHook(
-        postgres_conn_id=_connection(monkeypatch, "it_pg_no_rights", {**pg_server, "user": NO_RIGHTS_ROLE})
+        postgres_conn_id=pg_connection(
+            monkeypatch, "it_pg_no_rights", {**pg_server, "user": NO_RIGHTS_ROLE}, extra={"reader": "dbapi"}
+        )
     )
     with pytest.raises(SourceReadError) as denied:
         list(no_rights.iter_record_batches("public", "tokens", columns, batch_rows=10))
@@ -417,7 +348,7 @@ def test_an_unreachable_server_is_named(monkeypatch: pytest.MonkeyPatch, driver:
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    conn_id = _connection(monkeypatch, "it_pg_down", {"host": "127.0.0.1", "port": port, "user": "nobody"})
+    conn_id = pg_connection(monkeypatch, "it_pg_down", {"host": "127.0.0.1", "port": port, "user": "nobody"})
     expected = rf"cannot connect to PostgreSQL at 127.0.0.1:{port} \(connection 'it_pg_down'\)"
     with pytest.raises(SourceUnreachableError, match=expected):
         DtaasPostgresSourceHook(postgres_conn_id=conn_id).get_source_columns("public", "bench")
@@ -467,11 +398,18 @@ def _deadlock(first: Any, second: Any) -> Exception:
     return errors[0]
 
 
+@pytest.mark.parametrize("reader", [None, "dbapi"], ids=["default-reader", "dbapi-reader"])
 def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
-    pg_server: dict[str, Any], plain: Any, s3_conn: str, state_conn: str, monkeypatch: pytest.MonkeyPatch
+    pg_server: dict[str, Any],
+    plain: Any,
+    s3_conn: str,
+    state_conn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    reader: str | None,
 ) -> None:
     """The same operator and spec language as for SQL Server; the row filter written in T-SQL (as
-    every spec's) is transpiled to PostgreSQL. The task context is a plain dict (mocked)."""
+    every spec's) is transpiled to PostgreSQL. The task context is a plain dict (mocked). With the
+    default reader (auto) the ADBC driver fetches the rows, installed here."""
     import uuid as uuid_module
     from types import SimpleNamespace
 
@@ -484,11 +422,12 @@ def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
     from airflow_provider_dtaas.transfers.full_load import SqlServerFullLoadOperator
     from tests.integration.landed import column_values, manifest
 
-    _connection(monkeypatch, CONN_ID, pg_server)
-    DtaasS3Hook(aws_conn_id=s3_conn).create_bucket(bucket_name="it-pg-load")
+    pg_connection(monkeypatch, CONN_ID, pg_server, extra={} if reader is None else {"reader": reader})
+    bucket = f"it-pg-load-{reader or 'default'}"
+    DtaasS3Hook(aws_conn_id=s3_conn).create_bucket(bucket_name=bucket)
     spec = parse_spec(
         f"name: it_pg\nsource: {{conn_id: {CONN_ID}}}\n"
-        "destinations: {s3: {conn_id: it_s3, bucket: it-pg-load, prefix: pg/}}\n"
+        f"destinations: {{s3: {{conn_id: it_s3, bucket: {bucket}, prefix: pg/}}}}\n"
         "tables:\n  - {name: public.bench, chunk_rows: 7000,\n"
         "     row_filter: \"id <= 20000 AND status LIKE N'%e%'\"}\n",
         display_name="it_pg.yaml",
@@ -510,11 +449,19 @@ def test_the_full_load_operator_reads_a_postgres_source_by_its_connection_type(
         {"run_id": run_id, "ti": SimpleNamespace(try_number=1), "params": {}, "logical_date": None}
     )
     with plain.cursor() as cursor:
-        cursor.execute("SELECT id FROM public.bench WHERE id <= 20000 AND status LIKE '%%e%%' ORDER BY id")
-        expected = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT id, amount, event_at FROM public.bench"
+            " WHERE id <= 20000 AND status LIKE '%%e%%' ORDER BY id"
+        )
+        source = cursor.fetchall()
+    expected = [row[0] for row in source]
     assert result["rows"] == len(expected) > 0
-    _prefix, listed = manifest(result, s3_conn, "it-pg-load")
-    ids = column_values(result, s3_conn, "it-pg-load", "id")
+    _prefix, listed = manifest(result, s3_conn, bucket)
+    ids = column_values(result, s3_conn, bucket, "id")
     assert sorted(ids) == expected
+    landed = zip(ids, column_values(result, s3_conn, bucket, "amount"), strict=True)
+    assert sorted(landed) == [(key, amount) for key, amount, _ in source]  # decimals stay decimals
+    instants = zip(ids, column_values(result, s3_conn, bucket, "event_at"), strict=True)
+    assert sorted(instants, key=lambda kv: kv[0]) == [(key, at) for key, _, at in source]
     chunks = {f["key"].rsplit("part-", 1)[1][:5] for f in listed["files"]}
     assert len(chunks) == len(expected) // 7000 + 1  # read in key chunks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import adbc_driver_manager
 import psycopg
 import psycopg.errors
 import pytest
@@ -52,6 +53,60 @@ def test_driver_errors_are_classified(error: Exception, number: str | None, tran
     assert isinstance(classified, SourceReadError)
     assert (classified.number, classified.transient) == (number, transient)
     assert "while reading public.t" in str(classified)
+
+
+_IO, _NOT_FOUND = adbc_driver_manager.AdbcStatusCode.IO, adbc_driver_manager.AdbcStatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("error", "number", "transient", "message"),
+    [
+        pytest.param(
+            adbc_driver_manager.OperationalError(
+                "IO: [libpq] PQgetCopyData() failed: server closed the connection unexpectedly\n\tThis",
+                status_code=_IO,
+            ),
+            None,
+            True,
+            "IO: [libpq] PQgetCopyData() failed: server closed the connection unexpectedly",
+            id="lost",
+        ),
+        pytest.param(
+            adbc_driver_manager.ProgrammingError(
+                'NOT_FOUND: Failed to prepare query: ERROR:  relation "public.t" does not exist\n'
+                "LINE 1: SELECT * FROM public.t WHERE id > 42\n\n"
+                "Query was: SELECT * FROM public.t WHERE id > 42",
+                status_code=_NOT_FOUND,
+                sqlstate="42P01",
+            ),
+            "42P01",
+            False,
+            'relation "public.t" does not exist',
+            id="42P01",
+        ),
+        pytest.param(
+            adbc_driver_manager.OperationalError(
+                "IO: [libpq] Execution error: FATAL:  terminating connection due to administrator command",
+                status_code=_IO,
+                sqlstate="57P01",
+            ),
+            "57P01",
+            True,
+            "terminating connection due to administrator command",
+            id="57P01",
+        ),
+    ],
+)
+def test_adbc_errors_are_classified_without_the_query(
+    error: Exception, number: str | None, transient: bool, message: str
+) -> None:
+    """ADBC's text goes on with the query (bound key values rendered into it): only the server's
+    primary message is kept."""
+    classified = DtaasPostgresSourceHook(postgres_conn_id="never_connected").read_error(error, "reading t")
+    assert isinstance(classified, SourceReadError)
+    assert (classified.number, classified.transient) == (number, transient)
+    assert str(classified).endswith(f"while reading t: {message}")
+    assert "42" not in str(classified).replace("42P01", "")
 
 
 def test_an_error_that_is_not_the_drivers_passes_unchanged() -> None:
