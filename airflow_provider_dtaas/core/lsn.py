@@ -124,7 +124,7 @@ def next_window(
             f"table {table}: the saved CDC position {saved} is older than the oldest change capture "
             f"instance {capture_instance} still holds ({min_lsn}); changes in between were removed by "
             "the CDC cleanup job before DTaaS read them. Resnapshot the table (gap_policy: resnapshot, "
-            "or trigger a run with resync), and raise the retention (sys.sp_cdc_change_job "
+            "or trigger a run with resnapshot), and raise the retention (sys.sp_cdc_change_job "
             "@retention) above the longest pause between runs"
         )
     if start > max_lsn:

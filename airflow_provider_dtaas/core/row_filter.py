@@ -76,8 +76,10 @@ def render_row_filter(text: str, *, dialect: RowFilterDialect = "tsql") -> str:
 
 
 def transpile_row_filter(tsql: str, dialect: RowFilterDialect) -> str:
-    """A filter the spec loader rendered as T-SQL, in another source's dialect (checked again there)."""
+    """A filter the spec loader rendered as T-SQL, checked again and rendered in the source's dialect:
+    a table plan may come from elsewhere than the spec loader (a DAG of one's own, an XCom)."""
+    checked = render_row_filter(tsql, dialect="tsql")
     if dialect == "tsql":
-        return tsql
-    condition = sqlglot.parse_one(f"SELECT 1 WHERE {tsql}", read="tsql").args["where"].this
+        return checked
+    condition = sqlglot.parse_one(f"SELECT 1 WHERE {checked}", read="tsql").args["where"].this
     return render_row_filter(str(condition.sql(dialect=dialect)), dialect=dialect)

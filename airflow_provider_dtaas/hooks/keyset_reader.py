@@ -43,6 +43,11 @@ class SourceUnreachableError(ConnectionError):
     """The source server refused or did not answer the connection."""
 
 
+class SourceLoginError(PermissionError):
+    """The source server answered but refused the connection's login (user, password, database
+    access): trying again cannot succeed, and may lock the login out."""
+
+
 class SourceReadError(RuntimeError):
     """A read failed at the server; ``transient`` says whether trying again may succeed.
 
@@ -130,10 +135,18 @@ class KeysetReaderMixin:
 
     def describe_table(self, schema: str, table: str) -> SourceTable:
         """Columns, keys, size and change-capture flags of one table, from the catalog only."""
-        columns = self.get_source_columns(schema, table)
-        primary, unique = self.get_unique_keys(schema, table)
-        rows, size_mb = self.table_size(schema, table)
-        cdc_enabled, change_tracking_enabled = self.change_capture(schema, table)
+        try:
+            columns = self.get_source_columns(schema, table)
+            primary, unique = self.get_unique_keys(schema, table)
+            rows, size_mb = self.table_size(schema, table)
+            cdc_enabled, change_tracking_enabled = self.change_capture(schema, table)
+        except ValueError:  # not the driver's: a catalog value this code cannot take
+            raise
+        except Exception as err:  # a driver's error (a timeout, a lost connection) says what it did
+            mapped = self.read_error(err, f"describing {schema}.{table} from the catalog")
+            if mapped is err:
+                raise
+            raise mapped from err
         return SourceTable(
             schema=schema,
             table=table,
@@ -300,6 +313,14 @@ class KeysetReaderMixin:
             f"cannot connect to {self.source_dialect.name} at {conn.host}:{conn.port} "
             f"(connection {self.get_conn_id()!r}): {detail}. "
             "Check that the server is up, the host and port are right and the login is allowed."
+        )
+
+    def _login_refused(self, detail: str, database: str | None) -> SourceLoginError:
+        conn = self.connection
+        return SourceLoginError(
+            f"{self.source_dialect.name} at {conn.host}:{conn.port} refused the login {conn.login!r} of "
+            f"connection {self.get_conn_id()!r}: {detail.rstrip('.')}. Fix the login and password in that "
+            f"Airflow connection, or give the login access to database {database or '(default)'}"
         )
 
     @contextmanager

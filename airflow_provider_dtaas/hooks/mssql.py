@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
@@ -12,6 +13,7 @@ from airflow_provider_dtaas.core.sql_dialect import MSSQL
 from airflow_provider_dtaas.core.typemap import SourceColumn
 from airflow_provider_dtaas.hooks.keyset_reader import (
     KeysetReaderMixin,
+    SourceLoginError,
     SourceReadError,
     SourceTableNotFoundError,
     SourceUnreachableError,
@@ -30,6 +32,7 @@ from airflow_provider_dtaas.hooks.mssql_tracking import ChangeTrackingReaderMixi
 __all__ = [
     "ConnectionExtraError",
     "DtaasMsSqlHook",
+    "SourceLoginError",
     "SourceReadError",
     "SourceTableNotFoundError",
     "SourceTlsError",
@@ -69,6 +72,12 @@ TRANSIENT_ERROR_NUMBERS = frozenset(
     {1205, 1222, 233, 64, 121, 10053, 10054, 10060, 10928, 10929, 40197, 40501, 40613, 49918, 49919,
      49920, 4221, 20003, 20004, 20006, 20009, 20047}
 )  # fmt: skip
+# SQL Server refusing a login: error 18456, "Login failed for user '...'." (18452 and others say
+# "Login failed" too). A database that cannot be opened (4060, followed by 18456) is left out: it
+# passes after a failover.
+_LOGIN_FAILED = 18456
+_LOGIN_REFUSED = re.compile(r"Login failed(?: for user '[^']*')?\.", re.IGNORECASE)
+_DATABASE_UNAVAILABLE = "cannot open database"
 
 
 class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixin, MsSqlHook):
@@ -96,12 +105,20 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
     def get_conn(self) -> Any:
         import pymssql
 
-        conn = self.connection
-        tls = tls_from_extras(conn.extra_dejson, conn_id=self.get_conn_id())
+        extras = self.connection.extra_dejson
+        tls = tls_from_extras(extras, conn_id=self.get_conn_id())
         try:
-            return super().get_conn() if tls is None else self._connect_with_tls(tls)
+            conn = super().get_conn() if tls is None else self._connect_with_tls(tls)
         except pymssql.Error as err:
-            raise self._unreachable(_driver_message(err)) from err
+            message = _driver_message(err)
+            refused = _login_refusal(err, message)
+            if refused is not None:  # the next attempt would be refused too
+                raise self._login_refused(refused, self.schema or self.connection.schema) from err
+            raise self._unreachable(message) from err
+        # pymssql keeps one query timeout for the whole process (FreeTDS's dbsettime), left by the last
+        # connection that named one: each connection sets its own, the extra 'timeout' (0: none)
+        conn._conn.query_timeout = int(extras.get("timeout") or 0)
+        return conn
 
     def _connect_with_tls(self, tls: MsSqlTls) -> Any:
         """pymssql.connect as MsSqlHook calls it, with FreeTDS configured for the connection's TLS
@@ -160,6 +177,13 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
         }
         return [_source_column(row, computed) for row in rows]
 
+    def require_table(self, schema: str, table: str) -> None:
+        """Raise :class:`SourceTableNotFoundError` when the database has no such table (before
+        asking about its change capture, whose answer for a missing table is "not enabled")."""
+        row = self.get_first("SELECT OBJECT_ID(%s)", parameters=(quote_mssql_table(schema, table),))
+        if not row or row[0] is None:
+            raise self._table_not_found(schema, table, self.schema or self.connection.schema)
+
     def table_size(self, schema: str, table: str) -> tuple[int | None, float | None]:
         """(rows, MB) from the partition statistics (no COUNT(*), no scan); None where unknown."""
         row = self.get_first(_SIZE_SQL, parameters=(quote_mssql_table(schema, table),))
@@ -209,9 +233,16 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
             return err
         number = _error_number(err)
         transient = number in TRANSIENT_ERROR_NUMBERS or isinstance(err, pymssql.InterfaceError)
+        message = _driver_message(err)
+        timeout = self.connection.extra_dejson.get("timeout")
+        if timeout and "timed out" in message.lower():
+            message += (
+                f"; the server did not answer within the query timeout of connection "
+                f"{self.get_conn_id()!r} ({timeout} s, its extra 'timeout'): raise it if the server is "
+                "only slow"
+            )
         return SourceReadError(
-            f"SQL Server error {number if number is not None else '(no number)'} while {doing}: "
-            f"{_driver_message(err)}",
+            f"SQL Server error {number if number is not None else '(no number)'} while {doing}: {message}",
             number=number,
             transient=transient,
         )
@@ -238,6 +269,22 @@ def _source_column(row: tuple[Any, ...], computed: set[str]) -> SourceColumn:
         collation=None if collation is None else str(collation),
         computed=str(name).lower() in computed,
     )
+
+
+def _login_refusal(err: Exception, message: str) -> str | None:
+    """What SQL Server said refusing the login; None when the connection failed otherwise.
+
+    pymssql keeps the server's words only for the first refusal in a process; later ones carry
+    its number and DB-Lib's 20018 ("Check messages from the SQL Server") alone. The number by
+    itself proves nothing: it is the last server message the process received, maybe long ago.
+    """
+    if _DATABASE_UNAVAILABLE in message.lower():
+        return None
+    if said := _LOGIN_REFUSED.search(message):
+        return said.group(0)
+    if _error_number(err) == _LOGIN_FAILED and "error message 20018" in message:
+        return f"Login failed (SQL Server error {_LOGIN_FAILED})"
+    return None
 
 
 def _error_number(err: Exception) -> int | None:

@@ -83,6 +83,7 @@ class CdcReaderMixin:
     def capture_instances(self, schema: str, table: str) -> list[CaptureInstance]:
         """The table's capture instances with their start LSN and captured columns."""
         name = f"{schema}.{table}"
+        self.require_table(schema, table)  # type: ignore[attr-defined]
         row = self.get_first(  # type: ignore[attr-defined]
             "SELECT is_cdc_enabled FROM sys.databases WHERE name = DB_NAME()"
         )

@@ -82,6 +82,7 @@ class ChangeTrackingReaderMixin:
     def tracking_versions(self, schema: str, table: str) -> tuple[int, int]:
         """(the table's minimum valid version, the database's current version)."""
         name = f"{schema}.{table}"
+        self.require_table(schema, table)  # type: ignore[attr-defined]
         row = self.get_first(  # type: ignore[attr-defined]
             "SELECT CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID(%s)), CHANGE_TRACKING_CURRENT_VERSION()",
             parameters=(f"{quote_mssql(schema)}.{quote_mssql(table)}",),

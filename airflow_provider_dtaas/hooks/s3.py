@@ -82,8 +82,10 @@ class DtaasS3Hook(S3Hook):
             log.info("cannot describe KMS key %s (%s); checking it with the first upload", key_id, code)
             return
         if not described.get("Enabled", True):
+            state = described.get("KeyState", "Disabled")
+            remedy = "cancel its deletion" if state == "PendingDeletion" else "enable it"
             raise DestinationEncryptionError(
-                f"KMS key {key_id!r} is {described.get('KeyState', 'disabled')}; enable it or fix "
+                f"KMS key {key_id!r} is {state} (connection {self.aws_conn_id!r}); {remedy} or fix "
                 "destinations.s3.kms_key_id in the spec"
             )
 
@@ -95,6 +97,7 @@ class DtaasS3Hook(S3Hook):
             bucket=bucket,
             key=key,
             action="write",
+            kms_key_id=extra_args.get("SSEKMSKeyId"),
         )
         self.guarded(
             lambda: self.get_conn().delete_object(Bucket=bucket, Key=key),
@@ -129,6 +132,7 @@ class DtaasS3Hook(S3Hook):
             bucket=bucket,
             key=key,
             action="write",
+            kms_key_id=extra_args.get("SSEKMSKeyId"),
         )
 
     def put_json(
@@ -142,6 +146,7 @@ class DtaasS3Hook(S3Hook):
             bucket=bucket,
             key=key,
             action="write",
+            kms_key_id=extra_args.get("SSEKMSKeyId"),
         )
 
     def get_json(self, *, bucket: str, key: str) -> dict[str, Any] | None:
@@ -182,20 +187,29 @@ class DtaasS3Hook(S3Hook):
                     aborted += 1
         return len(keys) + aborted
 
-    def guarded(self, call: Callable[[], Any], *, bucket: str, key: str, action: str) -> Any:
+    def guarded(
+        self, call: Callable[[], Any], *, bucket: str, key: str, action: str, kms_key_id: str | None = None
+    ) -> Any:
+        """Run ``call``; an S3 error becomes the destination error that names what to fix (the
+        ``kms_key_id`` the call encrypts with, when the key is the problem)."""
         from botocore.exceptions import ClientError
 
         try:
             return call()
         except ClientError as err:
             raise _destination_error(
-                err, bucket=bucket, key=key, action=action, conn_id=self.aws_conn_id
+                err, bucket=bucket, key=key, action=action, conn_id=self.aws_conn_id, kms_key_id=kms_key_id
             ) from err
         except Exception as err:  # s3transfer wraps the ClientError of a failed part
             cause = err.__cause__ or err.__context__
             if isinstance(cause, ClientError):
                 raise _destination_error(
-                    cause, bucket=bucket, key=key, action=action, conn_id=self.aws_conn_id
+                    cause,
+                    bucket=bucket,
+                    key=key,
+                    action=action,
+                    conn_id=self.aws_conn_id,
+                    kms_key_id=kms_key_id,
                 ) from err
             raise
 
@@ -208,13 +222,16 @@ def _code(err: Any) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
 
-def _destination_error(err: Any, *, bucket: str, key: str, action: str, conn_id: str | None) -> Exception:
+def _destination_error(
+    err: Any, *, bucket: str, key: str, action: str, conn_id: str | None, kms_key_id: str | None = None
+) -> Exception:
     code = _code(err)
     message = err.response.get("Error", {}).get("Message", "")
     where = f"s3://{bucket}/{key} (connection {conn_id!r})"
     if code.startswith("KMS.") or "kms" in message.lower():
+        named = "the KMS key" if kms_key_id is None else f"KMS key {kms_key_id!r}"
         return DestinationEncryptionError(
-            f"cannot {action} {where}: the KMS key is not usable ({code}: {message}); check "
+            f"cannot {action} {where}: {named} is not usable ({code}: {message}); check "
             "destinations.s3.kms_key_id in the spec and the key policy for this connection's principal"
         )
     if code in _MISSING_BUCKET:

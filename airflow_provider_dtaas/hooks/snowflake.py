@@ -47,6 +47,7 @@ class SnowflakeStatementError(RuntimeError):
 # Snowflake error numbers (errno of the connector's errors) and what DTaaS makes of them.
 _AUTHENTICATION = {390100, 390101, 390102, 390144, 390190, 390318}
 _PERMISSION = {3001, 3003, 3540, 3541}
+_ROLE_NOT_GRANTED = 3013  # USE ROLE of a role the connection's user does not hold
 _MISSING = {2003, 2043, 606, 90105, 390189, 390201}  # 390189/390201: role, warehouse or database
 
 
@@ -62,6 +63,12 @@ def destination_error(err: Exception, *, conn_id: str, statement: str = "") -> E
         return SnowflakeAuthenticationError(
             f"Snowflake refused the credentials of connection {conn_id!r} ({errno}: {text}); fix the login, "
             "password or private key in that Airflow connection"
+        )
+    if errno == _ROLE_NOT_GRANTED:
+        return SnowflakePermissionError(
+            f"Snowflake denied a privilege{doing} (connection {conn_id!r}; {errno}: {text}); grant that role "
+            "to the connection's user (GRANT ROLE ... TO USER ...), or set a role the user holds as role "
+            "in the spec's snowflake destination"
         )
     if errno in _PERMISSION:
         return SnowflakePermissionError(

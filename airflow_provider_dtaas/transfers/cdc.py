@@ -42,6 +42,7 @@ from airflow_provider_dtaas.core.capture_instances import (
 from airflow_provider_dtaas.core.change_metadata import with_change_metadata
 from airflow_provider_dtaas.core.lsn import Lsn, Position, Window, next_window
 from airflow_provider_dtaas.core.plan import TablePlan
+from airflow_provider_dtaas.core.source_table import SourceTable
 from airflow_provider_dtaas.core.typemap import MappedColumn, map_selected, select_columns
 from airflow_provider_dtaas.hooks.cdc_state import WindowCounts
 from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
@@ -60,6 +61,18 @@ from airflow_provider_dtaas.transfers.watermark_changes import WATERMARK, Waterm
 
 class CdcKeyError(ValueError):
     """The table has no key the changes can be merged on, or its capture instance does not capture it."""
+
+
+def merge_key(described: SourceTable, plan: TablePlan) -> list[str]:
+    """The columns a table's changes are merged on: the spec's ``primary_key``, the primary key or a
+    NOT NULL unique index; :class:`CdcKeyError` for a table with none."""
+    key = described.read_key(plan.primary_key)
+    if not key:
+        raise CdcKeyError(
+            f"table {plan.source_name}: changes are merged by key, and the table has no primary key or NOT "
+            "NULL unique index; name its key with primary_key in the spec"
+        )
+    return key
 
 
 class TableChanges(WatermarkChangesMixin):
@@ -444,12 +457,7 @@ class TableChanges(WatermarkChangesMixin):
                 ", ".join(uncaptured),
             )
         read = [c for c in chosen if c.name.lower() in captured]
-        key = described.read_key(plan.primary_key)
-        if not key:
-            raise CdcKeyError(
-                f"table {self.table}: changes are merged by key, and the table has no primary key or NOT "
-                "NULL unique index; name its key with primary_key in the spec"
-            )
+        key = merge_key(described, plan)
         missing = [k for k in key if k.lower() not in {c.name.lower() for c in read}]
         if missing:
             raise CdcKeyError(

@@ -17,6 +17,7 @@ from airflow_provider_dtaas.core.keyset import KeyChunk
 from airflow_provider_dtaas.core.lsn import Position, RetentionGapError
 from airflow_provider_dtaas.core.plan import TablePlan
 from airflow_provider_dtaas.core.readers import ReaderChoiceError
+from airflow_provider_dtaas.core.row_filter import RowFilterError
 from airflow_provider_dtaas.core.run_params import RESNAPSHOT_PARAM, requested_tables, wanted
 from airflow_provider_dtaas.core.s3_layout import PartitionColumnError
 from airflow_provider_dtaas.core.schema_drift import SchemaDriftError
@@ -29,6 +30,7 @@ from airflow_provider_dtaas.core.typemap import (
 from airflow_provider_dtaas.core.variables import VariableError
 from airflow_provider_dtaas.hooks.mssql import (
     ConnectionExtraError,
+    SourceLoginError,
     SourceReadError,
     SourceTableNotFoundError,
     SourceTlsError,
@@ -64,6 +66,8 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     SourceTableNotFoundError,
     ConnectionExtraError,
     SourceTlsError,
+    SourceLoginError,
+    RowFilterError,
     ColumnSelectionError,
     KeyChoiceError,
     UnsupportedTypeError,
@@ -189,17 +193,27 @@ class TableTask(BaseOperator):
         if not wanted(plan.source_name, requested_tables(context.get("params"))):
             self._skipped = True
             raise AirflowSkipException(f"table {plan.source_name} is not in this run's 'tables' parameter")
-        load = TableLoad(
-            plan,
-            run_id=context["run_id"],
-            context=context,
-            mssql_conn_id=self.mssql_conn_id,
-            source_database=self.source_database,
-            log=self.table_log(plan),
-            dag_id=self.dag_id,
-        )
         state = DtaasStateHook(self.state_conn_id)
-        return plan, load, state, state.execution_id(self.dag_id, context["run_id"])
+        execution_id = state.execution_id(self.dag_id, context["run_id"])
+        try:
+            load = TableLoad(
+                plan,
+                run_id=context["run_id"],
+                context=context,
+                mssql_conn_id=self.mssql_conn_id,
+                source_database=self.source_database,
+                log=self.table_log(plan),
+                dag_id=self.dag_id,
+            )
+        except Exception as err:  # a source connection or row filter the load cannot use
+            state.begin_table(
+                execution_id=execution_id,
+                source_table=plan.source_name,
+                attempt=int(context["ti"].try_number),
+                keep=True,
+            )
+            raise self._failed(err, plan, state, execution_id) from err
+        return plan, load, state, execution_id
 
     def _progress(
         self, plan: TablePlan, state: DtaasStateHook, execution_id: int, context: Any

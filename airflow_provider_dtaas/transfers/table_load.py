@@ -16,7 +16,7 @@ from airflow_provider_dtaas.core.batching import MB, rows_for_estimate
 from airflow_provider_dtaas.core.identifiers import safe_key
 from airflow_provider_dtaas.core.keyset import KeyChunk
 from airflow_provider_dtaas.core.plan import S3Target, TablePlan
-from airflow_provider_dtaas.core.row_filter import transpile_row_filter
+from airflow_provider_dtaas.core.row_filter import RowFilterError, transpile_row_filter
 from airflow_provider_dtaas.core.typemap import (
     ColumnSelectionError,
     MappedColumn,
@@ -38,6 +38,7 @@ from airflow_provider_dtaas.hooks.s3 import (
 from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.lineage import Loaded
 from airflow_provider_dtaas.task_log import expected_rows, progress_pct, table_log
+from airflow_provider_dtaas.transfers.cdc import merge_key
 from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
 from airflow_provider_dtaas.transfers.sinks import Sink, SnowflakeExternalStageSink, SnowflakeStageSink
 
@@ -81,11 +82,17 @@ class TableLoad:
         self.dag_id = dag_id
         self.context = context
         self.source = source_hook(mssql_conn_id, source_database)
-        self.row_filter = (
-            None
-            if plan.row_filter is None
-            else transpile_row_filter(plan.row_filter, self.source.source_dialect.row_filter_dialect)
-        )
+        self.row_filter = None
+        if plan.row_filter is not None:
+            try:
+                self.row_filter = transpile_row_filter(
+                    plan.row_filter, self.source.source_dialect.row_filter_dialect
+                )
+            except RowFilterError as err:
+                raise RowFilterError(
+                    f"table {plan.source_name}: row_filter {plan.row_filter!r} is refused: {err}; write "
+                    "one boolean expression as the table's row_filter in the spec"
+                ) from None
         self.log = table_log(log)  # lines with fields: spec, table, chunk, part, rows, progress_pct
         self._s3: DtaasS3Hook | None = None
 
@@ -101,7 +108,10 @@ class TableLoad:
             table=plan.source_name,
         )
         columns = self._map_selected(chosen)
-        key_names = described.read_key(plan.primary_key)
+        # CDC modes merge changes by key: a table without one fails before its snapshot reads a row
+        key_names = (
+            merge_key(described, plan) if plan.cdc is not None else described.read_key(plan.primary_key)
+        )
         by_name = {c.name: c for c in described.columns}
         key = self.source.map_columns([by_name[name] for name in key_names], table=plan.source_name)
         if not key:

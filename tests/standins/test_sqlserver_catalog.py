@@ -813,3 +813,20 @@ def test_if_runs_the_branch_its_condition_chooses(connect) -> None:  # type: ign
         cursor.execute("IF OBJECT_ID('dbo.if_probe') IS NOT NULL DROP TABLE dbo.if_probe")
         cursor.execute("SELECT OBJECT_ID('dbo.if_probe')")
         assert cursor.fetchall() == [(None,)]
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        pytest.param("[dbo].[we]]i'rd.x; --ü]", id="brackets"),
+        pytest.param('"dbo"."we]i\'rd.x; --ü"', id="double-quotes"),
+        pytest.param("dtaas_sample.[dbo].[we]]i'rd.x; --ü]", id="three-parts"),
+    ],
+)
+def test_object_id_unquotes_each_part_as_sql_server_does(connect_empty: Connect, written: str) -> None:
+    """``]]`` inside brackets is one ``]``, and a dot inside quotes belongs to the name."""
+    connection = connect_empty(autocommit=True)
+    run(connection, "CREATE TABLE [dbo].[we]]i'rd.x; --ü] (id int NOT NULL PRIMARY KEY)")
+    ((created,),) = rows(connection, "SELECT object_id FROM sys.tables WHERE name = %s", ("we]i'rd.x; --ü",))
+    assert rows(connection, "SELECT OBJECT_ID(%s)", (written,)) == [(created,)]
+    assert rows(connection, "SELECT OBJECT_ID(%s)", ("[dbo].[we]i'rd.x; --ü]",)) == [(None,)]

@@ -94,6 +94,28 @@ def test_a_missing_privilege_names_the_statement_and_the_grants(
     )
 
 
+def test_a_role_the_user_does_not_hold_names_the_role_and_the_grant() -> None:
+    """``USE ROLE`` of the spec's role, which the connection's user was never granted: permanent."""
+    err = ProgrammingError(
+        msg="SQL access control error:\nRequested role 'LOADER' is not assigned to the executing user.  "
+        "Specify another role to activate.",
+        errno=3013,
+        sqlstate="42501",
+    )
+    mapped = destination_error(err, conn_id=CONN, statement='USE ROLE "LOADER"')
+    assert isinstance(mapped, SnowflakePermissionError)
+    assert isinstance(mapped, PERMANENT_ERRORS)
+    message = str(mapped)
+    assert message.startswith(
+        f'Snowflake denied a privilege while running USE ROLE "LOADER" (connection {CONN!r}; '
+    )
+    assert "Requested role 'LOADER' is not assigned to the executing user." in message
+    assert message.endswith(
+        "grant that role to the connection's user (GRANT ROLE ... TO USER ...), or set a role the user holds "
+        "as role in the spec's snowflake destination"
+    )
+
+
 @pytest.mark.parametrize(
     ("err", "statement", "object_name"),
     [

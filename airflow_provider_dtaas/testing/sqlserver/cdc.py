@@ -269,18 +269,23 @@ def all_changes(
         raise insufficient_arguments()
     keep_before = " ".join(row_filter.lower().split()) == "all update old"
     selected = ", ".join(
-        f"[{c}]" for c in ("__$start_lsn", "__$seqval", "__$operation", "__$update_mask", *columns)
+        _bracketed(c) for c in ("__$start_lsn", "__$seqval", "__$operation", "__$update_mask", *columns)
     )
     where = f"[__$start_lsn] BETWEEN 0x{bytes(from_lsn).hex()} AND 0x{bytes(to_lsn).hex()}"
     if not keep_before:
         where += " AND [__$operation] <> 3"
     query = sqlglot.parse_one(
-        f"SELECT {selected} FROM cdc.[{name}_CT] WHERE {where} "
+        f"SELECT {selected} FROM cdc.{_bracketed(name + '_CT')} WHERE {where} "
         "ORDER BY [__$start_lsn], [__$seqval], [__$operation]",
         read="tsql",
     )
     alias = node.alias or function.name
     return exp.Subquery(this=query, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+
+
+def _bracketed(name: str) -> str:
+    """A name as a T-SQL identifier: in brackets, a ``]`` in it doubled."""
+    return "[" + name.replace("]", "]]") + "]"
 
 
 def expand_all_changes(

@@ -23,7 +23,7 @@ from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, inva
 from airflow_provider_dtaas.testing.sqlserver.sysviews import CATALOG
 from airflow_provider_dtaas.testing.sqlserver.transactions import ISOLATION_LEVELS
 
-_NAME = r'(?:\[[^\]]+\]|"[^"]+"|[\w@#$]+)'
+_NAME = r'(?:\[(?:[^\]]|\]\])+\]|"(?:[^"]|"")+"|[\w@#$]+)'
 _ALTER_DATABASE = re.compile(rf"^ALTER\s+DATABASE\s+({_NAME})\s+SET\s+(.*?)\s*;?\s*$", re.I | re.S)
 _ON_OFF = re.compile(
     r"^(ALLOW_SNAPSHOT_ISOLATION|READ_COMMITTED_SNAPSHOT)\s*=?\s*(ON|OFF)"
@@ -43,11 +43,16 @@ _UNITS = {"MINUTES": 1, "HOURS": 2, "DAYS": 3}
 
 
 def unquote(name: str) -> str:
-    return name[1:-1] if name[:1] in '["' else name
+    """``[a]]b]`` -> ``a]b``, ``"a""b"`` -> ``a"b``; a name without quotes as it is."""
+    if name[:1] == "[":
+        return name[1:-1].replace("]]", "]")
+    if name[:1] == '"':
+        return name[1:-1].replace('""', '"')
+    return name
 
 
 def split_name(name: str) -> list[str]:
-    """``[dbo].[t]`` -> ``["dbo", "t"]``."""
+    """``[dbo].[t]`` -> ``["dbo", "t"]``; a dot inside quotes is part of the name."""
     return [unquote(part) for part in re.findall(_NAME, name)]
 
 

@@ -211,6 +211,9 @@ CREATE OR REPLACE MACRO {CATALOG}.change_tracking_current_version() AS (
     FROM {CATALOG}.database_options o);
 CREATE OR REPLACE MACRO {CATALOG}.change_tracking_min_valid_version(i) AS (
     SELECT max(min_valid_version) FROM {CATALOG}.change_tracking_tables WHERE object_id = i);
+CREATE OR REPLACE MACRO {CATALOG}.object_id_of(s, t) AS (
+    SELECT max(object_id) FROM {CATALOG}.objects
+    WHERE lower(schema_name) = lower(s) AND lower(table_name) = lower(t));
 CREATE OR REPLACE MACRO {CATALOG}.object_id(n) AS (
     SELECT max(object_id) FROM {CATALOG}.objects
     WHERE lower(schema_name || '.' || table_name) = lower(regexp_replace(regexp_replace(

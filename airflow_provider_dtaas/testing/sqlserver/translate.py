@@ -20,6 +20,7 @@ from sqlglot import exp
 from airflow_provider_dtaas.testing.sqlserver.catalog import CATALOG, CDC, INFO, SYS, TableDefinition
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError, not_supported
 from airflow_provider_dtaas.testing.sqlserver.functions import HASH_FUNCTION
+from airflow_provider_dtaas.testing.sqlserver.options import split_name
 from airflow_provider_dtaas.testing.sqlserver.ordering import order_guids
 from airflow_provider_dtaas.testing.sqlserver.resolve import Lookup, _find, _sources
 from airflow_provider_dtaas.testing.sqlserver.rewrite import lower_special_types
@@ -360,7 +361,7 @@ def to_duckdb(
         if isinstance(node, exp.CurrentUser):
             return _literal(facts.login)
         if isinstance(node, exp.ObjectId):
-            return exp.func(f"{CATALOG}.object_id", node.this)
+            return _object_id(node.this)
         if isinstance(node, exp.Literal) and not node.is_string and (exact := _long_numeric(node.name)):
             return exact
         if isinstance(node, exp.Column) and node.name.lower() == "0x" and not node.table:
@@ -375,6 +376,16 @@ def to_duckdb(
         return node
 
     return tree.transform(rewrite, copy=False).sql("duckdb")
+
+
+def _object_id(name: exp.Expr) -> exp.Expr:
+    """``OBJECT_ID`` of a literal name resolved part by part, unquoted as SQL Server does (``[a]]b]``
+    is ``a]b``, a dot inside brackets belongs to the name); of any other expression, by the catalog."""
+    if isinstance(name, exp.National) or (isinstance(name, exp.Literal) and name.is_string):
+        *qualifiers, table = split_name(name.name) or [""]
+        schema = qualifiers[-1] if qualifiers else "dbo"
+        return exp.func(f"{CATALOG}.object_id_of", exp.Literal.string(schema), exp.Literal.string(table))
+    return exp.func(f"{CATALOG}.object_id", name)
 
 
 _CHANGE_TRACKING_FUNCTIONS = {"CHANGE_TRACKING_CURRENT_VERSION": 0, "CHANGE_TRACKING_MIN_VALID_VERSION": 1}
