@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_dtaas.core.identifiers import quote_postgres, quote_postgres_table
+from airflow_provider_dtaas.core.row_filter import render_row_filter
 from airflow_provider_dtaas.core.typemap import MappedColumn
 from devstack.config import StackConfig
-from tests.integration.source_contract import Reference
+from tests.integration.source_contract import Reference, SourceCase
 
 # Named after the stack, so two suites on one server (DTAAS_STACK_NAME) never drop each other's.
 DATABASE = f"{StackConfig.from_env().name}_pg_source_test"
@@ -170,3 +171,31 @@ def _as_arrow_gives(value: Any, type_code: int) -> Any:
     if isinstance(value, memoryview):
         return bytes(value)
     return value
+
+
+def _pg(text: str) -> str:
+    return render_row_filter(text, dialect="postgres")
+
+
+def pg_case(hook: Any, plain: Any, *, missing_message: str) -> SourceCase:
+    """The shared source contract's case over the seeded database, read by ``hook``."""
+    return SourceCase(
+        hook=hook,
+        schema="public",
+        wide="bench",
+        wide_key="id",
+        wide_rows=BENCH_ROWS,
+        watermark_column="updated_at",
+        row_filter=_pg("status = 'shipped' AND id <= 5000"),
+        like_filter=_pg("email LIKE 'customer1%'"),
+        filter_columns=("id", "status"),
+        key_at_most=lambda n: _pg(f"id <= {n}"),
+        reference=pg_reference(plain),
+        keyed={
+            "integer": ("bench", ["id"]),
+            "text+integer": ("ledger", ["region", "seq"]),
+            "uuid": ("tokens", ["token"]),
+        },
+        heap="events_heap",
+        missing_message=missing_message,
+    )

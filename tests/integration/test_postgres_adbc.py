@@ -17,7 +17,7 @@ from airflow_provider_dtaas.core.row_filter import render_row_filter
 from airflow_provider_dtaas.core.typemap import MappedColumn, select_columns
 from airflow_provider_dtaas.hooks.keyset_reader import SourceReadError
 from airflow_provider_dtaas.hooks.postgres_source import DtaasPostgresSourceHook
-from tests.integration.pg_source_db import BENCH_ROWS, DATABASE, pg_connection, pg_reference
+from tests.integration.pg_source_db import BENCH_ROWS, DATABASE, pg_case, pg_connection, pg_reference
 from tests.integration.source_contract import SourceCase, SourceReadContract
 
 CONN_ID = "it_pg_adbc"
@@ -86,26 +86,8 @@ class TestPostgresReadsThroughAdbc(SourceReadContract):
 
     @pytest.fixture
     def case(self, adbc: DtaasPostgresSourceHook, plain: Any) -> SourceCase:
-        return SourceCase(
-            hook=adbc,
-            schema="public",
-            wide="bench",
-            wide_key="id",
-            wide_rows=BENCH_ROWS,
-            watermark_column="updated_at",
-            row_filter=_pg("status = 'shipped' AND id <= 5000"),
-            like_filter=_pg("email LIKE 'customer1%'"),
-            filter_columns=("id", "status"),
-            key_at_most=lambda n: _pg(f"id <= {n}"),
-            reference=pg_reference(plain),
-            keyed={
-                "integer": ("bench", ["id"]),
-                "text+integer": ("ledger", ["region", "seq"]),
-                "uuid": ("tokens", ["token"]),
-            },
-            heap="events_heap",
-            missing_message=rf"source table public.no_such_table not found in database {DATABASE}",
-        )
+        missing = rf"source table public.no_such_table not found in database {DATABASE}"
+        return pg_case(adbc, plain, missing_message=missing)
 
 
 # -- the same Arrow as the DB-API reader -----------------------------------------------------------

@@ -17,11 +17,10 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_dtaas.core.batches import ValueConversionError
-from airflow_provider_dtaas.core.row_filter import render_row_filter
 from airflow_provider_dtaas.core.typemap import UnsupportedTypeError
 from airflow_provider_dtaas.hooks.keyset_reader import SourceReadError, SourceUnreachableError
 from airflow_provider_dtaas.hooks.postgres_source import DtaasPostgresSourceHook
-from tests.integration.pg_source_db import BENCH_ROWS, DATABASE, NO_RIGHTS_ROLE, pg_connection, pg_reference
+from tests.integration.pg_source_db import BENCH_ROWS, DATABASE, NO_RIGHTS_ROLE, pg_case, pg_connection
 from tests.integration.source_contract import SourceCase, SourceReadContract
 
 CONN_ID = "it_pg_source"
@@ -55,33 +54,14 @@ def plain(pg_server: dict[str, Any]) -> Iterator[Any]:
     conn.close()
 
 
-def _pg(text: str) -> str:
-    return render_row_filter(text, dialect="postgres")
-
-
 class TestPostgresReads(SourceReadContract):
     """The contract every source passes, here against PostgreSQL with either driver."""
 
     @pytest.fixture
     def case(self, hook: DtaasPostgresSourceHook, plain: Any) -> SourceCase:
-        return SourceCase(
-            hook=hook,
-            schema="public",
-            wide="bench",
-            wide_key="id",
-            wide_rows=BENCH_ROWS,
-            watermark_column="updated_at",
-            row_filter=_pg("status = 'shipped' AND id <= 5000"),
-            like_filter=_pg("email LIKE 'customer1%'"),
-            filter_columns=("id", "status"),
-            key_at_most=lambda n: _pg(f"id <= {n}"),
-            reference=pg_reference(plain),
-            keyed={
-                "integer": ("bench", ["id"]),
-                "text+integer": ("ledger", ["region", "seq"]),
-                "uuid": ("tokens", ["token"]),
-            },
-            heap="events_heap",
+        return pg_case(
+            hook,
+            plain,
             missing_message=(
                 rf"source table public.no_such_table not found in database {DATABASE} "
                 rf"\(connection '{CONN_ID}'\)"
