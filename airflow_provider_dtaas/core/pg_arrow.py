@@ -69,8 +69,12 @@ def _conform_array(values: pa.Array[Any], column: MappedColumn) -> pa.Array[Any]
         values = values.storage  # numeric (and any other opaque type): the server's text
     if values.type == target:
         return values
+    if pa.types.is_decimal(target) and pa.types.is_int64(values.type):
+        # the unscaled value of a numeric(p,s) read as bigint (pg_arrow_select_expression): the same
+        # 128-bit integer a decimal128(p,s) stores, so the cast keeps every digit; a bigint needs 19
+        return pc.cast(values, pa.decimal128(19, 0)).view(target)
     if pa.types.is_decimal(target) and not pa.types.is_string(values.type):
-        raise pa.ArrowTypeError(f"expected the decimal's text, the driver sent {values.type}")
+        raise pa.ArrowTypeError(f"expected the decimal's text or bigint, the driver sent {values.type}")
     return pc.cast(values, target)
 
 

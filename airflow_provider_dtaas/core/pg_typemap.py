@@ -9,6 +9,8 @@ into dicts, ``uuid`` in lower case, unconstrained ``numeric``) travel as the ser
 
 from __future__ import annotations
 
+from typing import cast
+
 import pyarrow as pa
 
 from airflow_provider_dtaas.core.identifiers import quote_postgres
@@ -173,6 +175,39 @@ def pg_select_expression(column: MappedColumn) -> str:
     if column.transport == "text":
         return f"{quoted}::text AS {quoted}"
     return quoted
+
+
+#: the widest numeric(p,s) whose unscaled value (value x 10^s) always fits a bigint
+SCALED_INTEGER_MAX_PRECISION = 18
+
+
+def travels_as_scaled_integer(column: MappedColumn) -> bool:
+    """Whether the ADBC reader selects this column as its unscaled bigint: a numeric(p,s) with
+    p <= 18, whose every value times 10^s is an integer below 10^18."""
+    kind = column.arrow_type
+    return (
+        column.source.data_type == "numeric"
+        and column.transport != "text"
+        and pa.types.is_decimal(kind)
+        and kind.precision <= SCALED_INTEGER_MAX_PRECISION
+    )
+
+
+def pg_arrow_select_expression(column: MappedColumn) -> str:
+    """The ADBC reader's select expression: a numeric(p,s) with p <= 18 as ``(value * 10^s)::bigint``.
+
+    The driver sends numeric as decimal text, which costs it more than the rest of a row: reading the
+    bench table's two numeric columns as bigints makes the whole read about a third faster.
+    :func:`~airflow_provider_dtaas.core.pg_arrow.conform_batch` turns the integer back into
+    ``decimal128(p,s)`` without arithmetic, so every digit stays exact. A ``NaN`` fails the cast on the
+    server (PostgreSQL's SQLSTATE 0A000), as it fails the text path's cast to decimal.
+    """
+    if not travels_as_scaled_integer(column):
+        return pg_select_expression(column)
+    quoted = quote_postgres(column.name)
+    scale = cast(pa.Decimal128Type, column.arrow_type).scale
+    scaled = quoted if scale == 0 else f"({quoted} * {10**scale})"
+    return f"{scaled}::bigint AS {quoted}"
 
 
 _S = SourceColumn

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlglot
@@ -25,7 +25,11 @@ from sqlglot import exp
 
 from airflow_provider_dtaas.core.identifiers import quote_mssql, quote_postgres
 from airflow_provider_dtaas.core.keyset import WHOLE_TABLE, KeyChunk, boundary_query, range_predicate
-from airflow_provider_dtaas.core.pg_typemap import map_pg_column, pg_select_expression
+from airflow_provider_dtaas.core.pg_typemap import (
+    map_pg_column,
+    pg_arrow_select_expression,
+    pg_select_expression,
+)
 from airflow_provider_dtaas.core.row_filter import RowFilterDialect
 from airflow_provider_dtaas.core.typemap import (
     ColumnMapper,
@@ -205,3 +209,7 @@ POSTGRES = SqlDialect(
     map_column=map_pg_column,
     select_expression=pg_select_expression,
 )
+
+# The ADBC reader's rows: the same query, with numeric(p,s) up to p = 18 selected as unscaled bigints
+# (see pg_arrow_select_expression).
+POSTGRES_ARROW = replace(POSTGRES, select_expression=pg_arrow_select_expression)

@@ -238,7 +238,7 @@ class KeysetReaderMixin:
         :param conn: a connection from :meth:`consistent_reader`; a new one otherwise.
         """
         window = None if watermark is None else WatermarkWindow.of(watermark)
-        sql, params = self.source_dialect.select_query(
+        sql, params = self._read_dialect().select_query(
             schema, table, columns, row_filter=row_filter, order_by=order_by, chunk=chunk, watermark=window
         )
         doing = f"reading {schema}.{table} {chunk.describe()}"
@@ -259,6 +259,11 @@ class KeysetReaderMixin:
             raise self.read_error(err, doing) from err
         finally:
             batches.close()
+
+    def _read_dialect(self) -> SqlDialect:
+        """The dialect that writes the read query: :attr:`source_dialect`, unless the hook's reader
+        backend selects some columns in a form it fetches faster (PostgreSQL's ADBC reader)."""
+        return self.source_dialect
 
     def _fetch_batches(
         self,

@@ -10,6 +10,9 @@ bounds, row filters and the transaction's snapshot are the DB-API connection's
   parameters;
 - an :class:`AdbcSession` opened inside a consistent read imports that transaction's snapshot
   (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``), so both connections see one state;
+- numeric(p,s) up to p = 18 is selected as its unscaled bigint, which the driver reads far faster
+  than the decimal text it otherwise sends
+  (:func:`~airflow_provider_dtaas.core.pg_typemap.pg_arrow_select_expression`);
 - batches are cut to ``batch_rows`` (:func:`~airflow_provider_dtaas.core.batches.rebatch`) and their
   types conformed to the type map (:func:`~airflow_provider_dtaas.core.pg_arrow.conform_batch`).
 """
@@ -24,14 +27,17 @@ from urllib.parse import urlencode
 
 import pyarrow as pa
 
-from airflow_provider_dtaas.core.batches import rebatch
+from airflow_provider_dtaas.core.batches import ValueConversionError, rebatch
 from airflow_provider_dtaas.core.pg_arrow import conform_batch
+from airflow_provider_dtaas.core.pg_typemap import travels_as_scaled_integer
 from airflow_provider_dtaas.core.typemap import MappedColumn
 
 # ADBC reads a result in batches of about this many bytes (its own default is 16 MB).
 DEFAULT_BATCH_HINT_BYTES = 16 * 1024 * 1024
 MIN_BATCH_HINT_BYTES = 1024 * 1024
 _BATCH_HINT_OPTION = "adbc.postgresql.batch_size_hint_bytes"
+# PostgreSQL's message when a numeric NaN meets a cast to bigint (SQLSTATE 0A000)
+_NAN_TO_BIGINT = "cannot convert NaN to bigint"
 # What pg_export_snapshot() returns, e.g. 0000000E-000002EA-1: checked before it goes into SET.
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
@@ -101,6 +107,10 @@ class AdbcSession:
             cursor.execute(sql)
             for batch in rebatch(_error_aware_reader(cursor), rows):
                 yield conform_batch(batch, columns)
+        except adbc_errors() as err:
+            if _NAN_TO_BIGINT in str(err):
+                raise nan_in_numeric(columns) from err
+            raise
         finally:
             with suppress(Exception):
                 cursor.close()
@@ -110,6 +120,21 @@ class AdbcSession:
             self.conn.rollback()
         with suppress(Exception):
             self.conn.close()
+
+
+def nan_in_numeric(columns: list[MappedColumn]) -> ValueConversionError:
+    """The error for a ``NaN`` met by the server's cast of a numeric(p,s) to its unscaled bigint; the
+    server does not say which column, so the message names the columns that take that cast."""
+    names = [
+        f"{c.name} (#{index}, {c.source.data_type})"
+        for index, c in enumerate(columns, start=1)
+        if travels_as_scaled_integer(c)
+    ]
+    which = f"column {names[0]}" if len(names) == 1 else f"one of the columns {', '.join(names)}"
+    return ValueConversionError(
+        f"{which}: cannot convert to decimal128: a value is NaN, which no decimal holds. Make the column "
+        "unconstrained numeric (it then lands as its exact text), or replace NaN in a view"
+    )
 
 
 def _error_aware_reader(cursor: Any) -> Any:

@@ -27,7 +27,7 @@ from airflow_provider_dtaas.core.batching import BatchSizer
 from airflow_provider_dtaas.core.identifiers import quote_postgres_table
 from airflow_provider_dtaas.core.pg_typemap import pg_source_column
 from airflow_provider_dtaas.core.readers import READER_EXTRA, ReaderChoice, ReaderDecision, choose_reader
-from airflow_provider_dtaas.core.sql_dialect import POSTGRES
+from airflow_provider_dtaas.core.sql_dialect import POSTGRES, POSTGRES_ARROW, SqlDialect
 from airflow_provider_dtaas.core.typemap import MappedColumn, SourceColumn
 from airflow_provider_dtaas.hooks.keyset_reader import (
     KeysetReaderMixin,
@@ -203,6 +203,9 @@ class DtaasPostgresSourceHook(KeysetReaderMixin, PostgresHook):
             finally:
                 del self._adbc_sessions[id(conn)]
                 session.close()
+
+    def _read_dialect(self) -> SqlDialect:
+        return POSTGRES_ARROW if self.reader.backend == "adbc" else POSTGRES
 
     def _fetch_batches(
         self,

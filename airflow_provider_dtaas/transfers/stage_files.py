@@ -15,6 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from airflow_provider_dtaas.transfers.file_writers import dictionary_columns
+
 
 def part_name(chunk: int, part: int) -> str:
     return f"part-{chunk:05d}-{part:05d}.parquet"
@@ -37,7 +39,12 @@ class ChunkFiles:
         os.makedirs(folder, exist_ok=True)
         name = part_name(chunk, part)
         path = os.path.join(folder, name)
-        pq.write_table(pa.Table.from_batches([batch]), path, compression=self.compression)  # type: ignore[arg-type]
+        pq.write_table(
+            pa.Table.from_batches([batch]),
+            path,
+            compression=self.compression,  # type: ignore[arg-type]
+            use_dictionary=dictionary_columns(batch),  # type: ignore[arg-type]  # a list is documented
+        )
         return {"name": name, "chunk": chunk, "rows": batch.num_rows, "bytes": os.path.getsize(path)}
 
     def pattern(self, chunk: int) -> str | None:

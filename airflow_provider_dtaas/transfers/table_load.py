@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +39,7 @@ from airflow_provider_dtaas.hooks.snowflake import DtaasSnowflakeHook
 from airflow_provider_dtaas.lineage import Loaded
 from airflow_provider_dtaas.task_log import expected_rows, progress_pct, table_log
 from airflow_provider_dtaas.transfers.cdc import merge_key
+from airflow_provider_dtaas.transfers.read_ahead import read_ahead
 from airflow_provider_dtaas.transfers.s3_sink import snapshot_sink
 from airflow_provider_dtaas.transfers.sinks import Sink, SnowflakeExternalStageSink, SnowflakeStageSink
 
@@ -308,30 +309,31 @@ class TableLoad:
             chunk=chunk,
             conn=conn,
         )
-        for part, batch in enumerate(batches):
-            for sink in sinks:
-                sink.write(chunk.index, part, batch)
-            rows += batch.num_rows
-            read += batch.nbytes
-            if progress is not None:
-                progress.batch(chunk.index, rows, read)
-            failpoints.hit("read.batch", plan.source_name)
-            percent = progress_pct(done_of[0] + rows, done_of[1])
-            self.log.info(
-                "table %s: chunk %d part %d: %d rows (chunk total %d%s)",
-                plan.source_name,
-                chunk.index,
-                part,
-                batch.num_rows,
-                rows,
-                "" if percent is None else f", about {percent:g} % done",
-                chunk=chunk.index,
-                part=part,
-                rows=batch.num_rows,
-                chunk_total=rows,
-                bytes_read=read,
-                progress_pct=percent,
-            )
+        with closing(read_ahead(batches, name=f"dtaas-read-{plan.source_name}")) as ahead:
+            for part, batch in enumerate(ahead):
+                for sink in sinks:
+                    sink.write(chunk.index, part, batch)
+                rows += batch.num_rows
+                read += batch.nbytes
+                if progress is not None:
+                    progress.batch(chunk.index, rows, read)
+                failpoints.hit("read.batch", plan.source_name)
+                percent = progress_pct(done_of[0] + rows, done_of[1])
+                self.log.info(
+                    "table %s: chunk %d part %d: %d rows (chunk total %d%s)",
+                    plan.source_name,
+                    chunk.index,
+                    part,
+                    batch.num_rows,
+                    rows,
+                    "" if percent is None else f", about {percent:g} % done",
+                    chunk=chunk.index,
+                    part=part,
+                    rows=batch.num_rows,
+                    chunk_total=rows,
+                    bytes_read=read,
+                    progress_pct=percent,
+                )
         return rows, read
 
     def commit(self, prepared: dict[str, Any], results: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:

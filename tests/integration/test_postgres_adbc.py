@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -189,6 +190,57 @@ def test_every_supported_type_is_the_same_through_both_readers(
     assert ours.schema == reference.schema
     for name in reference.column_names:
         assert ours.column(name).to_pylist() == reference.column(name).to_pylist(), name
+
+
+def test_numeric_up_to_18_digits_travels_as_its_unscaled_bigint_and_lands_exact(
+    adbc: DtaasPostgresSourceHook, dbapi: DtaasPostgresSourceHook, plain: Any
+) -> None:
+    """numeric(p,s) with p <= 18 is read as (value * 10^s)::bigint: the extremes of every scale, zero,
+    negatives and NULL land as the same decimals as through the DB-API reader; p = 19 keeps the text."""
+    extremes = {
+        "p18s2": ("numeric(18,2)", ["9999999999999999.99", "-9999999999999999.99", "0.01", "-0.01"]),
+        "p18s0": ("numeric(18,0)", ["999999999999999999", "-999999999999999999", "1", "0"]),
+        "p18s18": ("numeric(18,18)", ["0.999999999999999999", "-0.999999999999999999", "1E-18", "0"]),
+        "p1s0": ("numeric(1,0)", ["9", "-9", "0", "1"]),
+        "p5s5": ("numeric(5,5)", ["0.99999", "-0.00001", "0", "0.5"]),
+        "p19s2": ("numeric(19,2)", ["99999999999999999.99", "-99999999999999999.99", "0", "1.5"]),
+    }
+    with plain.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS public.scratch_numeric_extremes")
+        declared = ", ".join(f"{name} {kind}" for name, (kind, _) in extremes.items())
+        cur.execute(f"CREATE TABLE public.scratch_numeric_extremes (id int PRIMARY KEY, {declared})")
+        for row in range(5):  # the fifth row is all NULL
+            values = [None if row == 4 else values[row] for _, values in extremes.values()]
+            cur.execute(
+                f"INSERT INTO public.scratch_numeric_extremes VALUES (%s{', %s' * len(values)})",
+                [row, *values],
+            )
+    try:
+        columns = dbapi.map_columns(dbapi.get_source_columns("public", "scratch_numeric_extremes"))
+        sql, _ = adbc._read_dialect().select_query("public", "scratch_numeric_extremes", columns)
+        assert '("p18s2" * 100)::bigint AS "p18s2"' in sql
+        assert '"p18s0"::bigint AS "p18s0"' in sql
+        assert '"p19s2"::bigint' not in sql
+        assert '"p19s2"::text AS "p19s2"' not in sql
+        read = {
+            name: pa.Table.from_batches(
+                list(
+                    hook.iter_record_batches(
+                        "public", "scratch_numeric_extremes", columns, batch_rows=2, order_by=["id"]
+                    )
+                )
+            )
+            for name, hook in (("adbc", adbc), ("dbapi", dbapi))
+        }
+        assert read["adbc"].equals(read["dbapi"], check_metadata=True)
+        for name, (kind, values) in extremes.items():
+            expected = [Decimal(v) for v in values] + [None]
+            assert read["adbc"].column(name).to_pylist() == expected, name
+            precision, scale = (int(part) for part in kind[len("numeric(") : -1].split(","))
+            assert read["adbc"].schema.field(name).type == pa.decimal128(precision, scale), name
+    finally:
+        with plain.cursor() as cur:
+            cur.execute("DROP TABLE public.scratch_numeric_extremes")
 
 
 # -- which reader ----------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ import pytest
 
 from airflow_provider_dtaas.core.batches import ValueConversionError, rebatch
 from airflow_provider_dtaas.core.pg_arrow import OutOfRangeTemporalError, conform_batch
-from airflow_provider_dtaas.core.pg_typemap import map_pg_column
+from airflow_provider_dtaas.core.pg_typemap import map_pg_column, pg_arrow_select_expression
 from airflow_provider_dtaas.core.readers import ReaderChoiceError, choose_reader
 from airflow_provider_dtaas.core.typemap import SourceColumn
-from airflow_provider_dtaas.hooks.pg_adbc import batch_hint_bytes, libpq_uri
+from airflow_provider_dtaas.hooks.pg_adbc import batch_hint_bytes, libpq_uri, nan_in_numeric
 
 S = SourceColumn
 MISSING = "adbc-driver-postgresql is not installed (adbc_driver_postgresql)"
@@ -127,6 +127,57 @@ def test_numeric_text_becomes_the_mapped_decimal_and_uuids_the_canonical_text() 
     assert batch.column(0).to_pylist() == [Decimal("-9999999999999999.99"), None, Decimal("0.01")]
     assert batch.column(1).to_pylist() == [Decimal("12345.6789"), Decimal("0.0000"), None]
     assert batch.column(2).to_pylist() == [str(token).upper(), None, str(uuid.UUID(int=0))]
+
+
+@pytest.mark.parametrize(
+    ("column", "expression"),
+    [
+        pytest.param(
+            S("amount", "numeric", precision=18, scale=2), '("amount" * 100)::bigint AS "amount"', id="18-2"
+        ),
+        pytest.param(S("n", "numeric", precision=18, scale=0), '"n"::bigint AS "n"', id="18-0"),
+        pytest.param(
+            S("f", "numeric", precision=18, scale=18), f'("f" * {10**18})::bigint AS "f"', id="18-18"
+        ),
+        pytest.param(S("big", "numeric", precision=19, scale=2), '"big"', id="19-2-as-is"),
+        pytest.param(S("free", "numeric"), '"free"::text AS "free"', id="unconstrained-text"),
+        pytest.param(S("qty", "integer"), '"qty"', id="not-numeric"),
+        pytest.param(
+            S('a"b', "numeric", precision=9, scale=4), '("a""b" * 10000)::bigint AS "a""b"', id="quoted"
+        ),
+    ],
+)
+def test_the_adbc_reader_selects_numeric_up_to_18_digits_as_its_unscaled_bigint(
+    column: SourceColumn, expression: str
+) -> None:
+    assert pg_arrow_select_expression(map_pg_column(column)) == expression
+
+
+def test_an_unscaled_bigint_becomes_its_decimal_exactly_also_in_a_slice() -> None:
+    columns = [map_pg_column(S("amount", "numeric", precision=18, scale=2))]
+    unscaled = pa.array([0, 999_999_999_999_999_999, -999_999_999_999_999_999, None, -1], pa.int64())
+    batch = pa.RecordBatch.from_arrays([unscaled], names=["amount"]).slice(1)
+    conformed = conform_batch(batch, columns)
+    assert conformed.schema.field("amount").type == pa.decimal128(18, 2)
+    assert conformed.column(0).to_pylist() == [
+        Decimal("9999999999999999.99"),
+        Decimal("-9999999999999999.99"),
+        None,
+        Decimal("-0.01"),
+    ]
+
+
+def test_a_nan_met_by_the_servers_bigint_cast_names_the_columns_that_take_it() -> None:
+    one = [map_pg_column(S("id", "integer")), map_pg_column(S("amount", "numeric", precision=18, scale=2))]
+    assert str(nan_in_numeric(one)).startswith("column amount (#2, numeric): cannot convert to decimal128")
+    two = [
+        *one,
+        map_pg_column(S("free", "numeric")),
+        map_pg_column(S("rate", "numeric", precision=9, scale=4)),
+    ]
+    assert str(nan_in_numeric(two)).startswith(
+        "one of the columns amount (#2, numeric), rate (#4, numeric): cannot convert"
+    )
 
 
 def test_a_nan_in_a_numeric_column_is_refused_naming_the_column() -> None:
