@@ -28,6 +28,14 @@ class WindowCounts:
     lag_seconds: float | None
 
 
+_UNDEFINED_TABLE = "42P01"
+
+
+def _sqlstate(err: BaseException) -> str | None:
+    """PostgreSQL's SQLSTATE of a psycopg2 (``pgcode``) or psycopg 3 (``sqlstate``) error."""
+    return getattr(err, "pgcode", None) or getattr(err, "sqlstate", None)
+
+
 class CdcStateMixin:
     """For :class:`~airflow_provider_dtaas.hooks.state.DtaasStateHook` (``get_conn``, ``get_first``)."""
 
@@ -38,11 +46,18 @@ class CdcStateMixin:
     def watermark(self, *, dag_id: str, source_table: str) -> tuple[Position | None, Any]:
         """The table's position and (mode incremental, where the position counts windows) the
         watermark value it has read up to, as ``encode_value`` wrote it."""
-        row = self.get_first(  # type: ignore[attr-defined]
-            "SELECT capture_instance, lsn, seqval, watermark FROM dtaas.cdc_positions"
-            " WHERE dag_id = %s AND source_table = %s",
-            parameters=(dag_id, source_table),
-        )
+        try:
+            row = self.get_first(  # type: ignore[attr-defined]
+                "SELECT capture_instance, lsn, seqval, watermark FROM dtaas.cdc_positions"
+                " WHERE dag_id = %s AND source_table = %s",
+                parameters=(dag_id, source_table),
+            )
+        except Exception as err:
+            # A state store no run has migrated yet (a new deployment whose CDC DAGs are scheduled
+            # on_changes: the watcher looks before any run) holds no position; the first run migrates.
+            if _sqlstate(err) != _UNDEFINED_TABLE:
+                raise
+            row = None
         if row is None:
             return None, None
         return Position(row[0], Lsn.from_bytes(bytes(row[1])), Lsn.from_bytes(bytes(row[2]))), row[3]

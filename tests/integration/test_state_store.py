@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+
+import pytest
 
 from airflow_provider_dtaas.hooks.state import DtaasStateHook, bundled_migrations
 
@@ -114,3 +117,37 @@ def test_schema_changes_keep_their_status_and_join_the_run_summary(state_conn: s
         },
         {"destination": "snowflake", "target": "DB.S.A", **narrowed, "status": "refused"},
     ]
+
+
+def test_a_state_store_no_run_has_migrated_holds_no_position(
+    state_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new deployment whose CDC DAG is scheduled on_changes: the watcher asks for positions before
+    any run has migrated the store. No position (the snapshot is due) instead of an error forever."""
+    import psycopg2
+
+    from devstack.config import StackConfig
+
+    cfg = StackConfig.from_env()
+    fresh = f"{cfg.state_db}_never_migrated"
+    admin = psycopg2.connect(host=cfg.pg_host, port=cfg.pg_port, user=cfg.pg_user, dbname=cfg.state_db)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{fresh}"')
+        cur.execute(f'CREATE DATABASE "{fresh}"')
+    try:
+        conn = {"conn_type": "postgres", "host": cfg.pg_host, "port": cfg.pg_port, "login": cfg.pg_user}
+        monkeypatch.setenv("AIRFLOW_CONN_IT_STATE_FRESH", json.dumps({**conn, "schema": fresh}))
+        state = DtaasStateHook("it_state_fresh")
+        assert state.position(dag_id="dtaas_new", source_table="dbo.orders") is None
+        assert state.watermark(dag_id="dtaas_new", source_table="dbo.orders") == (None, None)
+        state.migrate()
+        assert state.position(dag_id="dtaas_new", source_table="dbo.orders") is None
+        # any other failure still surfaces
+        monkeypatch.setenv("AIRFLOW_CONN_IT_STATE_FRESH", json.dumps({**conn, "schema": f"{fresh}_absent"}))
+        with pytest.raises(Exception, match=f"{fresh}_absent"):
+            DtaasStateHook("it_state_fresh").position(dag_id="dtaas_new", source_table="dbo.orders")
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
+        admin.close()
