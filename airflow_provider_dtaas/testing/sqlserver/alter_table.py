@@ -212,6 +212,7 @@ def _alter(table: TableDefinition, action: exp.AlterColumn) -> AlterPlan:
         nullable=action.args.get("allow_null") is not False,
         collation=collate.name if isinstance(collate, exp.Expr) else None,
         column_id=column.column_id,
+        default_constraint=column.default_constraint,
     )
     columns = tuple(altered if c is column else c for c in table.columns)
     return AlterPlan(table, replace(table, columns=columns), altered=column.name)

@@ -74,7 +74,8 @@ def split_statements(sql: str) -> list[str]:
             close()
             continue
         word = _word(token)
-        if depth == 0 and start is not None and word in STARTERS:
+        outer = depth == 0  # only the words outside parentheses tell where a statement ends
+        if outer and start is not None and word in STARTERS:
             following = _word(tokens[position + 1]) if position + 1 < len(tokens) else ""
             if not _continues(first, words, word, body_taken, following):
                 close()
@@ -86,7 +87,10 @@ def split_statements(sql: str) -> list[str]:
             depth = max(0, depth - 1)
         if start is None:
             start, first = token.start, word
-        words.append("(" if token.token_type == TokenType.L_PAREN else word)
+        if outer:  # a CTE's SELECT is not the SELECT of WITH ... SELECT
+            words.append("(" if token.token_type == TokenType.L_PAREN else word)
+        elif depth == 0:  # the parenthesis back to the outside
+            words.append(")")
         end = token.end
     close()
     return [statement for statement in statements if statement]

@@ -8,10 +8,11 @@ INFORMATION_SCHEMA / sys views computed from them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 
+from airflow_provider_dtaas.testing.sqlserver import sysobjects
 from airflow_provider_dtaas.testing.sqlserver.errors import SqlServerError
 from airflow_provider_dtaas.testing.sqlserver.systypes import sys_type_facts
 from airflow_provider_dtaas.testing.sqlserver.sysviews import (
@@ -33,6 +34,18 @@ __all__ = ["CATALOG", "CDC", "INFO", "INTERNAL_SCHEMAS", "SYS"]
 
 
 @dataclass(frozen=True)
+class DefaultConstraint:
+    """A column's DEFAULT as sys.default_constraints shows it: the T-SQL definition (``((0))``,
+    ``(getdate())``), the constraint's name (None until registered, when an unnamed one gets SQL Server's
+    generated ``DF__<table>__<column>__<object id>``) and its object id."""
+
+    definition: str
+    name: str | None = None
+    object_id: int | None = None
+    system_named: bool = True
+
+
+@dataclass(frozen=True)
 class DeclaredColumn:
     name: str
     sql_type: SqlType
@@ -44,6 +57,7 @@ class DeclaredColumn:
     computed_sql: str | None = None  # its DuckDB expression; used when the table is created
     persisted: bool = False
     column_id: int | None = None  # sys.columns.column_id once registered; never reused after a DROP COLUMN
+    default_constraint: DefaultConstraint | None = None
 
     @property
     def is_computed(self) -> bool:
@@ -129,6 +143,7 @@ def install(con: duckdb.DuckDBPyConnection, database: str) -> None:
         [CATALOG_VERSION],
     )
     con.execute(render(database))
+    con.execute(sysobjects.render(database))
 
 
 def _column_row(
@@ -136,13 +151,35 @@ def _column_row(
 ) -> tuple[object, ...]:
     sql_type = column.sql_type
     facts = sys_type_facts(sql_type)
+    seed, increment = column.identity if column.identity is not None else (None, None)
+    default = column.default_constraint
     return (
         object_id, table.schema, table.name, ordinal, column.name, sql_type.name,
         sql_type.character_maximum_length, sql_type.numeric_precision, sql_type.numeric_scale,
         sql_type.datetime_precision, column.nullable, column.collation_name,
         facts.system_type_id, facts.max_length, facts.precision, facts.scale,
         column.identity is not None, column.is_computed, column.persisted, column.definition,
+        seed, increment,
+        None if default is None else default.object_id, None if default is None else default.name,
+        None if default is None else default.definition, None if default is None else default.system_named,
     )  # fmt: skip
+
+
+def default_constraint_name(table: str, column: str, object_id: int) -> str:
+    """The name SQL Server gives an unnamed DEFAULT: ``DF__`` table (9 characters) ``__`` column (5)
+    ``__`` the constraint's object id in hex."""
+    return f"DF__{table[:9]}__{column[:5]}__{object_id:08X}"
+
+
+def _registered_default(con: duckdb.DuckDBPyConnection, table: TableDefinition, column: DeclaredColumn
+                        ) -> DeclaredColumn:  # fmt: skip
+    """The column with its DEFAULT constraint given an object id (and a name) when it has none yet."""
+    default = column.default_constraint
+    if default is None or default.object_id is not None:
+        return column
+    (created,) = con.execute(f"SELECT nextval('{CATALOG}.object_ids')").fetchall()[0]
+    name = default.name or default_constraint_name(table.name, column.name, int(created))
+    return replace(column, default_constraint=replace(default, name=name, object_id=int(created)))
 
 
 def _index_rows(
@@ -165,8 +202,10 @@ def _insert_index(
     column_ids: dict[str, int],
 ) -> None:  # fmt: skip
     rows = _index_rows(object_id, index_id, index, column_ids)
+    # a PRIMARY KEY or UNIQUE constraint is an object of its own (sys.key_constraints), its index is not
+    constraint_id = f"nextval('{CATALOG}.object_ids')" if index.kind != "INDEX" else "NULL"
     con.execute(
-        f"INSERT INTO {CATALOG}.indexes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {CATALOG}.indexes VALUES (?, ?, ?, ?, ?, ?, ?, ?, {constraint_id})",
         [object_id, index_id, index.name, 1 if index.clustered else 2, index.unique,
          index.kind == "PRIMARY KEY", index.kind == "UNIQUE", index.filter_definition],
     )  # fmt: skip
@@ -175,14 +214,17 @@ def _insert_index(
 
 def _heap(con: duckdb.DuckDBPyConnection, object_id: int) -> None:
     con.execute(
-        f"INSERT INTO {CATALOG}.indexes VALUES (?, 0, NULL, 0, false, false, false, NULL)", [object_id]
+        f"INSERT INTO {CATALOG}.indexes VALUES (?, 0, NULL, 0, false, false, false, NULL, NULL)", [object_id]
     )
 
 
 def _insert_columns(con: duckdb.DuckDBPyConnection, object_id: int, table: TableDefinition) -> None:
     ids = table.column_ids()
-    rows = [_column_row(object_id, table, ids[c.name.lower()], c) for c in table.columns]
-    con.executemany(f"INSERT INTO {CATALOG}.columns VALUES ({', '.join('?' * 20)})", rows)
+    rows = [
+        _column_row(object_id, table, ids[c.name.lower()], _registered_default(con, table, c))
+        for c in table.columns
+    ]
+    con.executemany(f"INSERT INTO {CATALOG}.columns VALUES ({', '.join('?' * 26)})", rows)
 
 
 def replace_columns(con: duckdb.DuckDBPyConnection, table: TableDefinition) -> None:
@@ -274,7 +316,8 @@ def lookup(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> TableDefin
     rows = con.execute(
         f"""SELECT object_id, schema_name, table_name, name, is_nullable, data_type, max_characters,
                    numeric_precision, numeric_scale, datetime_precision, collation_name, is_identity,
-                   definition, is_persisted, column_id
+                   definition, is_persisted, column_id, identity_seed, identity_increment,
+                   default_object_id, default_name, default_definition, default_system_named
             FROM {CATALOG}.columns
             WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)
             ORDER BY column_id""",
@@ -287,11 +330,14 @@ def lookup(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> TableDefin
             name=row[3],
             sql_type=type_from_parts(row[5], row[6], row[7], row[8], row[9]),
             nullable=bool(row[4]),
-            identity=(1, 1) if row[11] else None,
+            identity=(int(row[15]), int(row[16])) if row[11] else None,
             collation=row[10],
             definition=row[12],
             persisted=bool(row[13]),
             column_id=int(row[14]),
+            default_constraint=None
+            if row[19] is None
+            else DefaultConstraint(row[19], row[18], int(row[17]), bool(row[20])),
         )
         for row in rows
     )

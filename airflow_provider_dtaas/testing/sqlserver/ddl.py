@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlglot import exp
 from sqlglot.dialects.tsql import TSQL
@@ -18,6 +19,7 @@ from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
 from airflow_provider_dtaas.testing.sqlserver.catalog import (
     DeclaredColumn,
+    DefaultConstraint,
     IndexColumn,
     IndexDefinition,
     TableDefinition,
@@ -112,6 +114,19 @@ def tsql_definition(node: exp.Expr) -> str:
     return f"({text})"
 
 
+def default_definition(node: exp.Expr) -> str:
+    """A DEFAULT expression as sys.default_constraints shows it: in parentheses, a number in two
+    (``((0))``, ``((-1))``), function names in lower case (``(getdate())``, ``(newid())``)."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    number = node.this if isinstance(node, exp.Neg) else node
+    if isinstance(number, exp.Literal) and not number.is_string:
+        return f"(({node.sql('tsql')}))"
+    if isinstance(node, exp.Uuid):
+        return "(newid())"
+    return f"({node.sql('tsql', normalize_functions='lower')})"
+
+
 def _computed(
     definition: exp.ColumnDef, constraint: exp.ComputedColumnConstraint, translate: Translate
 ) -> DeclaredColumn:
@@ -158,6 +173,7 @@ def column_definition(
     default_sql: str | None = None
     identity: tuple[int, int] | None = None
     collation: str | None = None
+    default: DefaultConstraint | None = None
     keys: list[tuple[IndexDefinition, bool | None]] = []
     siblings = [c.kind for c in definition.constraints]
     clustered = next(
@@ -183,6 +199,11 @@ def column_definition(
             )
         elif isinstance(ckind, exp.DefaultColumnConstraint):
             default_sql = ckind.this.sql("duckdb")
+            default = DefaultConstraint(
+                default_definition(ckind.this),
+                name=None if name_node is None else name_node.name,
+                system_named=name_node is None,
+            )
         elif isinstance(ckind, exp.GeneratedAsIdentityColumnConstraint):
             start, increment = ckind.args.get("start"), ckind.args.get("increment")
             identity = (int(start.name) if start else 1, int(increment.name) if increment else 1)
@@ -191,7 +212,9 @@ def column_definition(
             collation = ckind.this.name
     if isinstance(sql_type, RowversionType):  # the database counter fills it; never NULL
         nullable, default_sql = False, ROWVERSION
-    column = DeclaredColumn(definition.name, sql_type, nullable, default_sql, identity, collation)
+    column = DeclaredColumn(
+        definition.name, sql_type, nullable, default_sql, identity, collation, default_constraint=default
+    )
     return column, keys
 
 
@@ -265,10 +288,7 @@ def table_definition(
     indexes = _clustering_of(keys, table_name)
     primary = {c.name.lower() for i in indexes if i.kind == "PRIMARY KEY" for c in i.columns}
     columns = [
-        DeclaredColumn(c.name, c.sql_type, False, c.default_sql, c.identity, c.collation)
-        if c.name.lower() in primary and not c.is_computed
-        else c
-        for c in columns
+        replace(c, nullable=False) if c.name.lower() in primary and not c.is_computed else c for c in columns
     ]
     return TableDefinition(schema_name, table_name, tuple(columns), indexes)
 

@@ -1,5 +1,6 @@
 """What ``sys.columns`` says about a type, pure: system_type_id, max_length (bytes), precision, scale;
-and the estimated bytes a row of given columns takes on a page (for ``sys.dm_db_partition_stats``).
+the rows of ``sys.types`` (SQL Server 2022's system types); and the estimated bytes a row of given
+columns takes on a page (for ``sys.dm_db_partition_stats``).
 
 Derived from a type's name and its INFORMATION_SCHEMA facts only, so it holds for every SqlType."""
 
@@ -17,6 +18,63 @@ SYSTEM_TYPE_IDS = {
     "char": 175, "timestamp": 189, "nvarchar": 231, "nchar": 239, "xml": 241,
     "hierarchyid": 240, "geometry": 240, "geography": 240,
 }  # fmt: skip
+
+# user_type_id of the types that share a system_type_id (the CLR types share 240; sysname is nvarchar)
+USER_TYPE_IDS = {"hierarchyid": 128, "geometry": 129, "geography": 130}
+
+
+@dataclass(frozen=True)
+class SystemType:
+    """One row of ``sys.types`` for a system type (schema ``sys``, not user-defined)."""
+
+    name: str
+    system_type_id: int
+    user_type_id: int
+    max_length: int
+    precision: int
+    scale: int
+    collated: bool = False  # collation_name is the database's
+    nullable: bool = True
+    assembly: bool = False  # a CLR type
+
+
+# sys.types of SQL Server 2022 (16.x), as SELECT * FROM sys.types WHERE is_user_defined = 0 answers.
+SYSTEM_TYPES = (
+    SystemType("image", 34, 34, 16, 0, 0),
+    SystemType("text", 35, 35, 16, 0, 0, collated=True),
+    SystemType("uniqueidentifier", 36, 36, 16, 0, 0),
+    SystemType("date", 40, 40, 3, 10, 0),
+    SystemType("time", 41, 41, 5, 16, 7),
+    SystemType("datetime2", 42, 42, 8, 27, 7),
+    SystemType("datetimeoffset", 43, 43, 10, 34, 7),
+    SystemType("tinyint", 48, 48, 1, 3, 0),
+    SystemType("smallint", 52, 52, 2, 5, 0),
+    SystemType("int", 56, 56, 4, 10, 0),
+    SystemType("smalldatetime", 58, 58, 4, 16, 0),
+    SystemType("real", 59, 59, 4, 24, 0),
+    SystemType("money", 60, 60, 8, 19, 4),
+    SystemType("datetime", 61, 61, 8, 23, 3),
+    SystemType("float", 62, 62, 8, 53, 0),
+    SystemType("sql_variant", 98, 98, 8016, 0, 0),
+    SystemType("ntext", 99, 99, 16, 0, 0, collated=True),
+    SystemType("bit", 104, 104, 1, 1, 0),
+    SystemType("decimal", 106, 106, 17, 38, 38),
+    SystemType("numeric", 108, 108, 17, 38, 38),
+    SystemType("smallmoney", 122, 122, 4, 10, 4),
+    SystemType("bigint", 127, 127, 8, 19, 0),
+    SystemType("hierarchyid", 240, 128, 892, 0, 0, assembly=True),
+    SystemType("geometry", 240, 129, -1, 0, 0, assembly=True),
+    SystemType("geography", 240, 130, -1, 0, 0, assembly=True),
+    SystemType("varbinary", 165, 165, 8000, 0, 0),
+    SystemType("varchar", 167, 167, 8000, 0, 0, collated=True),
+    SystemType("binary", 173, 173, 8000, 0, 0),
+    SystemType("char", 175, 175, 8000, 0, 0, collated=True),
+    SystemType("timestamp", 189, 189, 8, 0, 0, nullable=False),
+    SystemType("nvarchar", 231, 231, 8000, 0, 0, collated=True),
+    SystemType("nchar", 239, 239, 8000, 0, 0, collated=True),
+    SystemType("xml", 241, 241, -1, 0, 0),
+    SystemType("sysname", 231, 256, 256, 0, 0, collated=True, nullable=False),
+)
 
 _FIXED_LENGTHS = {
     "tinyint": 1, "smallint": 2, "int": 4, "bigint": 8, "bit": 1, "money": 8, "smallmoney": 4,

@@ -9,6 +9,8 @@ views, ``__sys`` the sys views and ``__cdc`` the cdc metadata tables; translatio
 
 from __future__ import annotations
 
+from airflow_provider_dtaas.testing.sqlserver.systypes import USER_TYPE_IDS
+
 CATALOG = "__dtaas"
 INFO = "__info"
 SYS = "__sys"
@@ -18,7 +20,9 @@ INTERNAL_SCHEMAS = (CATALOG, INFO, SYS, CDC)
 # 4: change tables, cdc.captured_columns and cdc.lsn_time_mapping
 # 5: change tracking versions: min valid / cleanup versions per table, committed versions, side tables;
 #    objects.max_column_id_used (column ids are not reused after ALTER TABLE DROP COLUMN)
-CATALOG_VERSION = 5
+# 6: identity seed and increment, DEFAULT constraints (definition, name, object id) per column; PRIMARY KEY
+#    and UNIQUE constraints have object ids (sys.key_constraints, sys.default_constraints, sys.objects)
+CATALOG_VERSION = 6
 DATABASE_ID = 5  # DB_ID() of the one user database; 1-4 are master, tempdb, model, msdb
 
 TABLES = f"""
@@ -40,11 +44,13 @@ CREATE TABLE IF NOT EXISTS {CATALOG}.columns (
     is_nullable BOOLEAN NOT NULL, collation_name VARCHAR,
     system_type_id UTINYINT NOT NULL, max_length SMALLINT NOT NULL, precision UTINYINT NOT NULL,
     scale UTINYINT NOT NULL, is_identity BOOLEAN NOT NULL, is_computed BOOLEAN NOT NULL,
-    is_persisted BOOLEAN NOT NULL, definition VARCHAR);
+    is_persisted BOOLEAN NOT NULL, definition VARCHAR, identity_seed DECIMAL(38, 0),
+    identity_increment DECIMAL(38, 0), default_object_id INTEGER, default_name VARCHAR,
+    default_definition VARCHAR, default_system_named BOOLEAN);
 CREATE TABLE IF NOT EXISTS {CATALOG}.indexes (
     object_id INTEGER NOT NULL, index_id INTEGER NOT NULL, name VARCHAR, type UTINYINT NOT NULL,
     is_unique BOOLEAN NOT NULL, is_primary_key BOOLEAN NOT NULL, is_unique_constraint BOOLEAN NOT NULL,
-    filter_definition VARCHAR);
+    filter_definition VARCHAR, constraint_object_id INTEGER);
 CREATE TABLE IF NOT EXISTS {CATALOG}.index_columns (
     object_id INTEGER NOT NULL, index_id INTEGER NOT NULL, index_column_id INTEGER NOT NULL,
     column_id INTEGER NOT NULL, key_ordinal UTINYINT NOT NULL, is_descending_key BOOLEAN NOT NULL,
@@ -76,6 +82,10 @@ DEFAULT_OPTIONS = f"""
 INSERT INTO {CATALOG}.database_options
     SELECT false, false, false, false, 2, 3, true WHERE NOT EXISTS (FROM {CATALOG}.database_options);
 """
+
+# sys.columns.user_type_id: the system_type_id, but for the CLR types that share 240
+_CLR_TYPE_IDS = " ".join(f"WHEN '{name}' THEN {type_id}" for name, type_id in USER_TYPE_IDS.items())
+USER_TYPE_ID = f"CAST(CASE data_type {_CLR_TYPE_IDS} ELSE system_type_id END AS INTEGER)"
 
 _SCHEMAS = f"""
     SELECT DISTINCT schema_name FROM duckdb_schemas()
@@ -141,22 +151,19 @@ CREATE OR REPLACE VIEW {SYS}.tables AS
            CAST(0 AS UTINYINT) AS temporal_type, 'NON_TEMPORAL_TABLE' AS temporal_type_desc,
            false AS is_memory_optimized, o.max_column_id_used
     FROM {CATALOG}.objects o JOIN {SYS}.schemas s ON s.name = o.schema_name;
-CREATE OR REPLACE VIEW {SYS}.objects AS
-    SELECT name, object_id, principal_id, schema_id, parent_object_id, type, type_desc, create_date,
-           modify_date, is_ms_shipped, is_published, is_schema_published
-    FROM {SYS}.tables;
 CREATE OR REPLACE VIEW {SYS}.columns AS
-    SELECT object_id, name, column_id, system_type_id, CAST(system_type_id AS INTEGER) AS user_type_id,
+    SELECT object_id, name, column_id, system_type_id, {USER_TYPE_ID} AS user_type_id,
            max_length, precision, scale, collation_name, is_nullable,
            data_type IN ('char', 'varchar', 'nchar', 'nvarchar', 'binary', 'varbinary') AS is_ansi_padded,
            false AS is_rowguidcol, is_identity, is_computed, false AS is_filestream, false AS is_replicated,
            false AS is_non_sql_subscribed, false AS is_merge_published, false AS is_dts_replicated,
-           false AS is_xml_document, 0 AS xml_collection_id, 0 AS default_object_id, 0 AS rule_object_id,
+           false AS is_xml_document, 0 AS xml_collection_id,
+           coalesce(default_object_id, 0) AS default_object_id, 0 AS rule_object_id,
            false AS is_sparse, false AS is_column_set, CAST(0 AS UTINYINT) AS generated_always_type,
            'NOT_APPLICABLE' AS generated_always_type_desc, false AS is_hidden, false AS is_masked
     FROM {CATALOG}.columns;
 CREATE OR REPLACE VIEW {SYS}.computed_columns AS
-    SELECT object_id, name, column_id, system_type_id, CAST(system_type_id AS INTEGER) AS user_type_id,
+    SELECT object_id, name, column_id, system_type_id, {USER_TYPE_ID} AS user_type_id,
            max_length, precision, scale, collation_name, is_nullable, false AS is_ansi_padded,
            false AS is_rowguidcol,
            false AS is_identity, true AS is_computed, definition, false AS uses_database_collation,
@@ -211,13 +218,6 @@ CREATE OR REPLACE MACRO {CATALOG}.change_tracking_current_version() AS (
     FROM {CATALOG}.database_options o);
 CREATE OR REPLACE MACRO {CATALOG}.change_tracking_min_valid_version(i) AS (
     SELECT max(min_valid_version) FROM {CATALOG}.change_tracking_tables WHERE object_id = i);
-CREATE OR REPLACE MACRO {CATALOG}.object_id_of(s, t) AS (
-    SELECT max(object_id) FROM {CATALOG}.objects
-    WHERE lower(schema_name) = lower(s) AND lower(table_name) = lower(t));
-CREATE OR REPLACE MACRO {CATALOG}.object_id(n) AS (
-    SELECT max(object_id) FROM {CATALOG}.objects
-    WHERE lower(schema_name || '.' || table_name) = lower(regexp_replace(regexp_replace(
-        replace(replace(n, '[', ''), ']', ''), '^{{db}}\\.', '', 'i'), '^([^.]*)$', 'dbo.\\1')));
 CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_get_max_lsn() AS (SELECT max(start_lsn) FROM {CDC}.lsn_time_mapping);
 CREATE OR REPLACE MACRO {CATALOG}.fn_cdc_get_min_lsn(i) AS coalesce(
     (SELECT max(start_lsn) FROM {CDC}.change_tables WHERE lower(capture_instance) = lower(i)),

@@ -109,11 +109,26 @@ def _function(node: exp.Anonymous, facts: SessionFacts) -> exp.Expr:
         return exp.Anonymous(this="get_current_timestamp")
     if name == "DB_ID":
         return _literal(5)
+    if name == "OBJECTPROPERTY" and len(node.expressions) == 2:
+        node.set("this", f"{CATALOG}.objectproperty")  # renamed in place: its arguments are rewritten next
+        return node
     return node
+
+
+# fn_listextendedproperty(...) in FROM: the double keeps no extended properties (MS_Description comments)
+_NO_EXTENDED_PROPERTIES = (
+    "SELECT CAST(NULL AS VARCHAR) AS objtype, CAST(NULL AS VARCHAR) AS objname, "
+    "CAST(NULL AS VARCHAR) AS name, CAST(NULL AS VARCHAR) AS value WHERE false"
+)
 
 
 def _table(node: exp.Table, facts: SessionFacts, relations: Mapping[str, str]) -> exp.Expr:
     identifier = node.this
+    if isinstance(identifier, exp.Anonymous) and identifier.name.lower() == "fn_listextendedproperty":
+        return exp.Subquery(
+            this=sqlglot.parse_one(_NO_EXTENDED_PROPERTIES, read="duckdb"),
+            alias=exp.TableAlias(this=exp.to_identifier(node.alias or "fn_listextendedproperty")),
+        )
     if node.name.startswith("#") or (
         isinstance(identifier, exp.Identifier) and identifier.args.get("temporary")
     ):
@@ -136,6 +151,21 @@ def _table(node: exp.Table, facts: SessionFacts, relations: Mapping[str, str]) -
         node.set("db", exp.to_identifier(SYS))
     elif schema is not None and schema.name.lower() == "cdc":
         node.set("db", exp.to_identifier(CDC))
+    return node
+
+
+def _schema_qualified_column(node: exp.Column, relations: Mapping[str, str]) -> exp.Column:
+    """``sys.columns.name`` (a column named by schema and table, as SQLAlchemy writes) names the emulated
+    view as ``_table`` renamed it; a view computed per statement has only its name left."""
+    schema = node.db.lower()
+    renamed = {"sys": SYS, "information_schema": INFO, "cdc": CDC}.get(schema)
+    if renamed is None:
+        return node
+    node.set("catalog", None)
+    if schema == "sys" and node.table.lower() in relations:
+        node.set("db", None)
+    else:
+        node.set("db", exp.to_identifier(renamed))
     return node
 
 
@@ -322,7 +352,7 @@ def to_duckdb(
     sys views computed per statement (``stats``), by view name. ``params`` are the bound values, whose
     Python types tell the SQL Server types of parameters.
     """
-    tree = _cdc_functions(statement.copy())
+    tree = _string_concatenations(_object_ids(_cdc_functions(statement.copy())))
     if lookup is not None:
         lookup = _remembered(lookup)
         order_guids(tree, lookup)
@@ -360,8 +390,6 @@ def to_duckdb(
             return _literal("dbo")
         if isinstance(node, exp.CurrentUser):
             return _literal(facts.login)
-        if isinstance(node, exp.ObjectId):
-            return _object_id(node.this)
         if isinstance(node, exp.Literal) and not node.is_string and (exact := _long_numeric(node.name)):
             return exact
         if isinstance(node, exp.Column) and node.name.lower() == "0x" and not node.table:
@@ -371,6 +399,8 @@ def to_duckdb(
             return _function(node, facts)
         if isinstance(node, exp.Table):
             return _table(node, facts, computed)
+        if isinstance(node, exp.Column) and node.args.get("db") is not None:
+            return _schema_qualified_column(node, computed)
         if isinstance(node, exp.DataType):
             return _data_type(node)
         return node
@@ -378,14 +408,53 @@ def to_duckdb(
     return tree.transform(rewrite, copy=False).sql("duckdb")
 
 
-def _object_id(name: exp.Expr) -> exp.Expr:
+def _object_id(name: exp.Expr, kind: exp.Expr | None = None) -> exp.Expr:
     """``OBJECT_ID`` of a literal name resolved part by part, unquoted as SQL Server does (``[a]]b]``
-    is ``a]b``, a dot inside brackets belongs to the name); of any other expression, by the catalog."""
+    is ``a]b``, a dot inside brackets belongs to the name); of any other expression, by the catalog.
+    Tables and their constraints are objects; ``kind`` ('U', 'PK', 'D'...) narrows to one type."""
+    kind = exp.null() if kind is None else kind
     if isinstance(name, exp.National) or (isinstance(name, exp.Literal) and name.is_string):
         *qualifiers, table = split_name(name.name) or [""]
         schema = qualifiers[-1] if qualifiers else "dbo"
-        return exp.func(f"{CATALOG}.object_id_of", exp.Literal.string(schema), exp.Literal.string(table))
-    return exp.func(f"{CATALOG}.object_id", name)
+        return exp.func(
+            f"{CATALOG}.object_id_of", exp.Literal.string(schema), exp.Literal.string(table), kind
+        )
+    return exp.func(f"{CATALOG}.object_id", name, kind)
+
+
+def _object_ids(tree: exp.Expr) -> exp.Expr:
+    """Every ``OBJECT_ID(...)`` as a call of the catalog's macro, before the other rewrites: its arguments
+    (a CAST, an N'' literal) are then rewritten like any other expression."""
+    for node in reversed(list(tree.find_all(exp.ObjectId))):
+        node.replace(_object_id(node.this, node.args.get("expression")))
+    return tree
+
+
+def _operands(node: exp.Expr) -> list[exp.Expr]:
+    if isinstance(node, exp.Add | exp.DPipe):
+        return [*_operands(node.this), *_operands(node.expression)]
+    return [node.this if isinstance(node, exp.Paren) else node]
+
+
+def _is_text(node: exp.Expr) -> bool:
+    if isinstance(node, exp.National) or (isinstance(node, exp.Literal) and node.is_string):
+        return True
+    return (
+        isinstance(node, exp.Cast)
+        and isinstance(node.to, exp.DataType)
+        and node.to.is_type(*exp.DataType.TEXT_TYPES)
+    )
+
+
+def _string_concatenations(tree: exp.Expr) -> exp.Expr:
+    """``a + N'.' + b``: T-SQL's + of strings is concatenation (DuckDB's ||), known here when an operand is
+    a string literal or a CAST to a character type and none is a number."""
+    for node in reversed(list(tree.find_all(exp.Add))):
+        operands = _operands(node)
+        numbers = any(isinstance(o, exp.Literal) and not o.is_string for o in operands)
+        if not numbers and any(_is_text(o) for o in operands):
+            node.replace(exp.DPipe(this=node.this, expression=node.expression))
+    return tree
 
 
 _CHANGE_TRACKING_FUNCTIONS = {"CHANGE_TRACKING_CURRENT_VERSION": 0, "CHANGE_TRACKING_MIN_VALID_VERSION": 1}
