@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlencode
 
@@ -46,7 +46,7 @@ def adbc_missing() -> str | None:
     """Why the ADBC PostgreSQL driver cannot be used here, or ``None`` when it can."""
     try:
         import adbc_driver_manager  # noqa: F401
-        import adbc_driver_postgresql.dbapi  # noqa: F401
+        import adbc_driver_postgresql  # noqa: F401
     except ImportError as err:
         return f"adbc-driver-postgresql is not installed ({err.name or 'import failed'})"
     return None
@@ -83,43 +83,75 @@ class AdbcSession:
     """
 
     def __init__(self, uri: str) -> None:
-        import adbc_driver_postgresql.dbapi
+        # ADBC's own handles, not its DB-API module: that one imports pandas (about 50 MB and 0.4 s
+        # of every task's start) for DataFrame methods DTaaS never calls
+        import adbc_driver_manager
+        import adbc_driver_postgresql
 
-        # autocommit off: the driver opens a transaction at once, which import_snapshot can shape
-        self.conn: Any = adbc_driver_postgresql.dbapi.connect(uri, autocommit=False)
+        self._database: Any = adbc_driver_postgresql.connect(uri)
+        try:
+            self.conn: Any = adbc_driver_manager.AdbcConnection(self._database)
+            # autocommit off: the driver opens a transaction at once, which import_snapshot can shape
+            self.conn.set_autocommit(False)
+        except BaseException:
+            self._database.close()
+            raise
+
+    @contextmanager
+    def _statement(self, sql: str) -> Iterator[Any]:
+        from adbc_driver_manager import AdbcStatement
+
+        statement = AdbcStatement(self.conn)
+        try:
+            statement.set_sql_query(sql)
+            yield statement
+        finally:
+            with suppress(Exception):
+                statement.close()
 
     def import_snapshot(self, snapshot: str) -> None:
         """See exactly what the transaction that exported ``snapshot`` sees (REPEATABLE READ, READ ONLY).
         Must come before the session's first query."""
         if not _SNAPSHOT_ID.fullmatch(snapshot):
             raise ValueError("not a snapshot id from pg_export_snapshot()")
-        with self.conn.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        for sql in (
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            f"SET TRANSACTION SNAPSHOT '{snapshot}'",
+        ):
+            with self._statement(sql) as statement:
+                statement.execute_update()
 
     def batches(
         self, sql: str, columns: list[MappedColumn], rows: Callable[[], int], *, hint_bytes: int
     ) -> Iterator[pa.RecordBatch]:
         """Stream the query's rows in batches of ``rows()`` rows with the mapped types."""
-        cursor = self.conn.cursor()
+        from adbc_driver_manager._reader import AdbcRecordBatchReader
+
         try:
-            cursor.adbc_statement.set_options(**{_BATCH_HINT_OPTION: str(hint_bytes)})
-            cursor.execute(sql)
-            for batch in rebatch(_error_aware_reader(cursor), rows):
-                yield conform_batch(batch, columns)
+            with self._statement(sql) as statement:
+                statement.set_options(**{_BATCH_HINT_OPTION: str(hint_bytes)})
+                stream, _ = statement.execute_query()
+                # ADBC's reader raises the driver's errors with their SQLSTATE when the stream fails
+                # midway (a lost connection, a cancelled query); pyarrow's own reader would lose it
+                reader = AdbcRecordBatchReader._import_from_c(stream.address)
+                try:
+                    for batch in rebatch(reader, rows):
+                        yield conform_batch(batch, columns)
+                finally:
+                    with suppress(Exception):
+                        reader.close()
         except adbc_errors() as err:
             if _NAN_TO_BIGINT in str(err):
                 raise nan_in_numeric(columns) from err
             raise
-        finally:
-            with suppress(Exception):
-                cursor.close()
 
     def close(self) -> None:
         with suppress(Exception):
             self.conn.rollback()
         with suppress(Exception):
             self.conn.close()
+        with suppress(Exception):
+            self._database.close()
 
 
 def nan_in_numeric(columns: list[MappedColumn]) -> ValueConversionError:
@@ -135,14 +167,6 @@ def nan_in_numeric(columns: list[MappedColumn]) -> ValueConversionError:
         f"{which}: cannot convert to decimal128: a value is NaN, which no decimal holds. Make the column "
         "unconstrained numeric (it then lands as its exact text), or replace NaN in a view"
     )
-
-
-def _error_aware_reader(cursor: Any) -> Any:
-    # The DB-API cursor's own reader raises ADBC's exception, with the SQLSTATE, when the stream fails
-    # midway (a lost connection, a cancelled query); fetch_record_batch() hands out the bare pyarrow
-    # reader, whose errors lose both (apache/arrow-adbc#1523).
-    reader = getattr(getattr(cursor, "_results", None), "reader", None)
-    return reader if reader is not None else cursor.fetch_record_batch()
 
 
 def render_bound(conn: Any, sql: str, params: tuple[Any, ...] | None) -> str:
