@@ -37,15 +37,20 @@ def _to_array(values: Sequence[Any], column: MappedColumn) -> pa.Array[Any]:
     if column.transport == "guid":
         return pa.array([None if v is None else str(v).upper() for v in values], type=pa.string())
     if column.transport == "text":
-        text = pa.array(values, type=pa.string())
-        if pa.types.is_time(column.arrow_type):
-            return _parse_time(text, column.arrow_type)
-        if column.source.data_type == "datetimeoffset":
-            # SQL Server's style 121 'yyyy-mm-dd hh:mi:ss.fffffff +hh:mm' -> ISO 8601, which Snowflake
-            # and Parquet readers parse: 'yyyy-mm-ddThh:mi:ss.fffffff+hh:mm'
-            return pc.replace_substring_regex(text, r"^(\S+) (\S+) ([+-]\d\d:\d\d)$", r"\1T\2\3")
-        return text
+        return from_text(pa.array(values, type=pa.string()), column)
     return pa.array(values, type=column.arrow_type)
+
+
+def from_text(text: pa.Array[Any], column: MappedColumn) -> pa.Array[Any]:
+    """A column that travels as text (``transport="text"``), as the server's text arrives, in its
+    mapped form; every reader backend applies it, so they agree."""
+    if pa.types.is_time(column.arrow_type):
+        return _parse_time(text, column.arrow_type)
+    if column.source.data_type == "datetimeoffset":
+        # SQL Server's style 121 'yyyy-mm-dd hh:mi:ss.fffffff +hh:mm' -> ISO 8601, which Snowflake
+        # and Parquet readers parse: 'yyyy-mm-ddThh:mi:ss.fffffff+hh:mm'
+        return pc.replace_substring_regex(text, r"^(\S+) (\S+) ([+-]\d\d:\d\d)$", r"\1T\2\3")
+    return text
 
 
 def _parse_time(text: pa.Array[Any], arrow_type: pa.DataType) -> pa.Array[Any]:

@@ -1,4 +1,10 @@
-"""SQL Server source: introspection and streamed reads into Arrow record batches (pymssql)."""
+"""SQL Server source: introspection and streamed reads into Arrow record batches.
+
+Catalog queries, chunk planning and watermarks go through pymssql. The rows themselves are fetched by
+the connection's reader backend (extra ``reader``, see :mod:`~airflow_provider_dtaas.core.readers`):
+mssql-python's Arrow fetch (:mod:`.mssql_arrow`, which says how a consistent read stays one view) when
+it is installed and can honour the connection's extras, the pymssql cursor otherwise.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
 
 from airflow_provider_dtaas.core.identifiers import quote_mssql_table
 from airflow_provider_dtaas.core.mssql_tls import ConnectionExtraError, MsSqlTls, tls_from_extras
+from airflow_provider_dtaas.core.readers import ReaderChoice
 from airflow_provider_dtaas.core.sql_dialect import MSSQL
 from airflow_provider_dtaas.core.typemap import SourceColumn
 from airflow_provider_dtaas.hooks.keyset_reader import (
@@ -18,6 +25,12 @@ from airflow_provider_dtaas.hooks.keyset_reader import (
     SourceTableNotFoundError,
     SourceUnreachableError,
 )
+from airflow_provider_dtaas.hooks.mssql_arrow import (
+    ArrowRead,
+    MsSqlArrowReaderMixin,
+    arrow_read_error,
+    mssql_python_errors,
+)
 from airflow_provider_dtaas.hooks.mssql_cdc import CdcReaderMixin
 from airflow_provider_dtaas.hooks.mssql_tls import (
     SourceTlsError,
@@ -25,6 +38,7 @@ from airflow_provider_dtaas.hooks.mssql_tls import (
     describe_bundle,
     freetds_config,
     pymssql_arguments,
+    pymssql_extras,
     tls_failure,
 )
 from airflow_provider_dtaas.hooks.mssql_tracking import ChangeTrackingReaderMixin
@@ -80,27 +94,39 @@ _LOGIN_REFUSED = re.compile(r"Login failed(?: for user '[^']*')?\.", re.IGNORECA
 _DATABASE_UNAVAILABLE = "cannot open database"
 
 
-class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixin, MsSqlHook):
+class DtaasMsSqlHook(
+    CdcReaderMixin, ChangeTrackingReaderMixin, MsSqlArrowReaderMixin, KeysetReaderMixin, MsSqlHook
+):
     """MsSqlHook that describes tables and streams them as Arrow record batches (through the shared
     :class:`KeysetReaderMixin`: ``consistent_reader``, ``plan_chunks``, ``iter_record_batches``,
     ``max_watermark``).
 
     Connection extras ``encrypt`` (``off``, ``request``, ``require`` or ``strict``),
     ``trust_server_certificate`` and ``ca_file`` set up TLS and the check of the server's certificate
-    (see ``core.mssql_tls``); the other extras go to ``pymssql.connect`` as MsSqlHook passes them.
+    (see ``core.mssql_tls``); ``reader`` (``auto``, ``mssql-python`` or ``dbapi``) picks how rows are
+    fetched; the other extras go to ``pymssql.connect`` as MsSqlHook passes them.
 
     :param mssql_conn_id: Airflow connection of type ``mssql``.
     :param database: database to use instead of the connection's own.
+    :param reader: the reader backend, instead of the connection's extra.
     """
 
     hook_name = "DTaaS SQL Server source"
     source_dialect = MSSQL
     unique_keys_sql = _UNIQUE_KEYS_SQL
+    login_refused = _LOGIN_REFUSED
 
-    def __init__(self, *args: Any, database: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, database: str | None = None, reader: ReaderChoice | None = None, **kwargs: Any
+    ) -> None:
         if database:
             kwargs["schema"] = database
         super().__init__(*args, **kwargs)
+        self._reader_requested = reader
+        # the isolation each consistent read's pymssql connection chose, by id() of the connection
+        self._read_isolation: dict[int, str] = {}
+        # the mssql-python side of each open consistent read, by id() of its pymssql connection
+        self._arrow_reads: dict[int, ArrowRead] = {}
 
     def get_conn(self) -> Any:
         import pymssql
@@ -108,7 +134,7 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
         extras = self.connection.extra_dejson
         tls = tls_from_extras(extras, conn_id=self.get_conn_id())
         try:
-            conn = super().get_conn() if tls is None else self._connect_with_tls(tls)
+            conn = self._connect_plain() if tls is None else self._connect_with_tls(tls)
         except pymssql.Error as err:
             message = _driver_message(err)
             refused = _login_refusal(err, message)
@@ -119,6 +145,20 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
         # connection that named one: each connection sets its own, the extra 'timeout' (0: none)
         conn._conn.query_timeout = int(extras.get("timeout") or 0)
         return conn
+
+    def _connect_plain(self) -> Any:
+        """pymssql.connect as MsSqlHook calls it, without the extras that are DTaaS's (``reader``)."""
+        import pymssql
+
+        conn = self.connection
+        return pymssql.connect(
+            server=conn.host or "",
+            user=conn.login,
+            password=conn.password,
+            database=self.schema or conn.schema or "",
+            port=str(conn.port),
+            **pymssql_extras(conn.extra_dejson),
+        )
 
     def _connect_with_tls(self, tls: MsSqlTls) -> Any:
         """pymssql.connect as MsSqlHook calls it, with FreeTDS configured for the connection's TLS
@@ -210,6 +250,7 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
             raise self.read_error(err, "reading sys.databases") from err
         snapshot = bool(row and int(row[0] or 0) == 1)
         versioned = bool(row and row[1])
+        self._read_isolation[id(conn)] = "SNAPSHOT" if snapshot else "READ COMMITTED"
         if snapshot:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL SNAPSHOT")
             self.log.info("reading under SNAPSHOT isolation: one consistent view, writers not blocked")
@@ -229,6 +270,10 @@ class DtaasMsSqlHook(CdcReaderMixin, ChangeTrackingReaderMixin, KeysetReaderMixi
         """The driver's error as a :class:`SourceReadError` naming what failed and whether it may pass."""
         import pymssql
 
+        if isinstance(err, mssql_python_errors()):
+            return arrow_read_error(
+                err, doing, self.connection.extra_dejson.get("timeout"), self.get_conn_id()
+            )
         if not isinstance(err, pymssql.Error):
             return err
         number = _error_number(err)

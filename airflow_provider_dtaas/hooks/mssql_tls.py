@@ -33,7 +33,8 @@ from airflow_provider_dtaas.core.mssql_tls import (
 
 FREETDSCONF = "FREETDSCONF"
 _FREETDSCONF_LOCK = threading.Lock()
-_NOT_PASSED_TO_PYMSSQL = frozenset({*TLS_EXTRAS, PYMSSQL_ENCRYPTION, "sqlalchemy_scheme"})
+# ``reader`` is DTaaS's choice of reader backend (core.readers), not pymssql's
+_NOT_PASSED_TO_PYMSSQL = frozenset({*TLS_EXTRAS, PYMSSQL_ENCRYPTION, "sqlalchemy_scheme", "reader"})
 
 _PRELOGIN = 0x12
 _PACKET = struct.Struct(">BBHHBB")  # type, status, length, spid, packet id, window
@@ -57,6 +58,11 @@ _TRUST_ADVICE = (
 
 class SourceTlsError(ConnectionError):
     """TLS with the source cannot be set up as its connection asks; trying again will not help."""
+
+
+def pymssql_extras(extras: Mapping[str, Any]) -> dict[str, Any]:
+    """The extras MsSqlHook hands pymssql.connect, less DTaaS's own (``reader``)."""
+    return {key: value for key, value in extras.items() if key not in ("sqlalchemy_scheme", "reader")}
 
 
 def pymssql_arguments(extras: Mapping[str, Any], tls: MsSqlTls) -> dict[str, Any]:

@@ -119,7 +119,9 @@ class DtaasPostgresSourceHook(KeysetReaderMixin, PostgresHook):
         requested = self._reader_requested
         if requested is None:
             requested = self.connection.extra_dejson.get(READER_EXTRA)
-        decision = choose_reader(requested, conn_id=self.get_conn_id(), adbc_missing=adbc_missing())
+        decision = choose_reader(
+            requested, conn_id=self.get_conn_id(), arrow_backend="adbc", arrow_missing=adbc_missing()
+        )
         self.log.info(
             "connection %s: rows are fetched %s (%s)",
             self.get_conn_id(),

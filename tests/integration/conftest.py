@@ -232,6 +232,21 @@ def pg_server() -> Iterator[dict[str, Any]]:
     admin.close()
 
 
+IN_PROCESS_DOUBLE = (
+    "the SQL Server double runs in the test's own process, and mssql-python's Arrow fetch holds the GIL "
+    "while it waits for the server: the two would deadlock (test_mssql_arrow.py runs it in a process "
+    "of its own)"
+)
+
+
+@pytest.fixture(autouse=True)
+def _in_process_double_reads_through_pymssql(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connections to an in-process SQL Server double read through pymssql under reader ``auto``."""
+    from airflow_provider_dtaas.hooks import mssql_arrow
+
+    monkeypatch.setattr(mssql_arrow, "mssql_python_missing", lambda: IN_PROCESS_DOUBLE)
+
+
 @pytest.fixture(scope="session")
 def sqlserver_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str, Any]]:
     import secrets

@@ -408,3 +408,25 @@ BATCHES = [
 @pytest.mark.parametrize(("batch", "statements"), BATCHES)
 def test_split_statements(batch: str, statements: list[str]) -> None:
     assert split_statements(batch) == statements
+
+
+@pytest.mark.parametrize(
+    ("select", "reported"),
+    [
+        pytest.param("CONVERT(VARCHAR(34), x, 121)", CharType("varchar", length=34), id="varchar-style"),
+        pytest.param("CONVERT(NVARCHAR(40), x, 126)", CharType("nvarchar", length=40), id="nvarchar-style"),
+        pytest.param("CONVERT(NVARCHAR(MAX), x, 1)", CharType("nvarchar", length=None), id="max-style"),
+        pytest.param("CONVERT(CHAR(10), x, 121)", None, id="char-left-to-the-result"),
+    ],
+)
+def test_a_convert_with_a_style_reports_its_text_type_as_sql_server_does(
+    select: str, reported: SqlType | None
+) -> None:
+    """ODBC clients size their buffers from it: an unbounded type for CONVERT(varchar(34), ...) makes
+    arrow-odbc refuse the column."""
+    import sqlglot
+
+    from airflow_provider_dtaas.testing.sqlserver.resolve import project
+
+    (column,) = project(sqlglot.parse_one(f"SELECT {select} AS y", read="tsql"), lambda _s, _t: None) or []
+    assert (None if column.declared is None else column.declared.sql_type) == reported

@@ -1,5 +1,5 @@
-"""The ADBC reader's pure parts: which reader a connection gets, ADBC's Arrow conformed to the type map,
-a batch stream cut to size, the libpq URI. No server."""
+"""The ADBC reader's pure parts: ADBC's Arrow conformed to the type map, a batch stream cut to size,
+the libpq URI (which reader a connection gets: test_readers.py). No server."""
 
 from __future__ import annotations
 
@@ -14,66 +14,10 @@ import pytest
 from airflow_provider_dtaas.core.batches import ValueConversionError, rebatch
 from airflow_provider_dtaas.core.pg_arrow import OutOfRangeTemporalError, conform_batch
 from airflow_provider_dtaas.core.pg_typemap import map_pg_column, pg_arrow_select_expression
-from airflow_provider_dtaas.core.readers import ReaderChoiceError, choose_reader
 from airflow_provider_dtaas.core.typemap import SourceColumn
 from airflow_provider_dtaas.hooks.pg_adbc import batch_hint_bytes, libpq_uri, nan_in_numeric
 
 S = SourceColumn
-MISSING = "adbc-driver-postgresql is not installed (adbc_driver_postgresql)"
-
-# -- which reader --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("requested", "missing", "backend"),
-    [
-        pytest.param(None, None, "adbc", id="absent-installed"),
-        pytest.param("", None, "adbc", id="empty-installed"),
-        pytest.param("auto", None, "adbc", id="auto-installed"),
-        pytest.param("adbc", None, "adbc", id="adbc-installed"),
-        pytest.param("dbapi", None, "dbapi", id="dbapi-installed"),
-        pytest.param(None, MISSING, "dbapi", id="absent-missing"),
-        pytest.param("auto", MISSING, "dbapi", id="auto-missing"),
-        pytest.param("dbapi", MISSING, "dbapi", id="dbapi-missing"),
-    ],
-)
-def test_the_reader_follows_the_extra_and_what_is_installed(
-    requested: str | None, missing: str | None, backend: str
-) -> None:
-    assert choose_reader(requested, conn_id="src", adbc_missing=missing).backend == backend
-
-
-def test_auto_without_adbc_says_why_and_how_to_get_it() -> None:
-    reason = choose_reader("auto", conn_id="src", adbc_missing=MISSING).reason
-    assert reason.startswith("extra reader=auto and adbc-driver-postgresql is not installed")
-    assert "airflow-provider-dtaas[adbc]" in reason
-
-
-@pytest.mark.parametrize(
-    ("requested", "missing", "message"),
-    [
-        pytest.param(
-            "adbc",
-            MISSING,
-            r"connection 'src' selects reader=adbc, but the ADBC reader cannot run here: "
-            r"adbc-driver-postgresql is not installed .*set reader to auto or dbapi",
-            id="adbc-missing",
-        ),
-        pytest.param(
-            "fast",
-            None,
-            r"connection 'src': extra reader='fast' is not a reader; use one of auto, adbc, dbapi",
-            id="unknown",
-        ),
-        pytest.param(True, None, r"connection 'src': extra reader=True is not a reader", id="not-text"),
-    ],
-)
-def test_an_unusable_reader_is_refused_naming_the_connection(
-    requested: object, missing: str | None, message: str
-) -> None:
-    with pytest.raises(ReaderChoiceError, match=message):
-        choose_reader(requested, conn_id="src", adbc_missing=missing)
-
 
 # -- ADBC's Arrow -> the type map ----------------------------------------------------------------
 

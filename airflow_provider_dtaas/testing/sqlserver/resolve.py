@@ -1,7 +1,8 @@
 """Which SQL Server type to report for each result column of a SELECT.
 
 A projection that is a plain table column reports the column's declared type (so ``SELECT * FROM
-dbo.orders`` says decimal(18,2), nvarchar(200), datetime2(7)); CAST/CONVERT report their target type;
+dbo.orders`` says decimal(18,2), nvarchar(200), datetime2(7)); CAST/CONVERT report their target type
+(a CONVERT with a style only when it makes varchar or nvarchar text);
 COUNT(*) reports int; a column of a derived table or CTE reports the type it has there. Anything else
 returns None and the caller derives a type from the DuckDB result. Unaliased expressions get an empty
 column name, as SQL Server sends them."""
@@ -15,7 +16,7 @@ from sqlglot import exp
 
 from airflow_provider_dtaas.testing.sqlserver.catalog import DeclaredColumn, TableDefinition
 from airflow_provider_dtaas.testing.sqlserver.typemap import UnsupportedType, declared_type
-from airflow_provider_dtaas.testing.sqlserver.types import IntType
+from airflow_provider_dtaas.testing.sqlserver.types import CharType, IntType
 
 Lookup = Callable[[str, str], TableDefinition | None]
 
@@ -123,6 +124,15 @@ def _computed(node: exp.Expr, name: str) -> DeclaredColumn | None:
             return DeclaredColumn(name, declared_type(node.to))
         except UnsupportedType:
             return None
+    if isinstance(node, exp.Convert) and isinstance(node.this, exp.DataType):  # CONVERT with a style
+        try:
+            target = declared_type(node.this)
+        except UnsupportedType:
+            return None
+        # the style only shapes text: a CONVERT to varchar(n) reports varchar(n), as SQL Server does
+        if isinstance(target, CharType) and not target.fixed:
+            return DeclaredColumn(name, target)
+        return None
     if isinstance(node, exp.Count):
         return DeclaredColumn(name, IntType("bigint" if node.args.get("big_int") else "int"), nullable=False)
     return None
