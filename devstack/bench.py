@@ -2,14 +2,17 @@
 
 - DAG parsing: 100 specs x 50 tables built by the factory, median of 5 runs in fresh processes,
   against the 2 s target (bench/results/parse.md);
-- source read: a 2M-row SQL Server table read into Parquet by DTaaS and by the pandas path, peak RSS
-  against the 400 MB target (bench/results/source.md, see devstack/bench_source.py);
+- SQL Server source: DTaaS against Airflow's SqlToS3Operator and dlt, the SQL Server double -> Parquet
+  on S3 (bench/results/source.md, see devstack/bench_source.py);
 - PostgreSQL source: DTaaS (ADBC and DB-API readers) against Airflow's SqlToS3Operator, dlt and an
-  Arrow-native ceiling, PostgreSQL -> Parquet on S3 (bench/results/pg_source.md, see
-  devstack/bench_pg.py; DTAAS_BENCH_PG_ROWS sets the table's size);
+  Arrow-native ceiling, PostgreSQL -> Parquet on S3 at 1M and 5M rows, with a profile of DTaaS
+  (bench/results/pg_source.md and pg_source_profile.txt, see devstack/bench_pg.py);
 - progress writes: what recording per-batch progress costs a load, against the 2 % target
-  (bench/results/progress.md, see devstack/bench_progress.py).
-`python -m devstack bench NAME...` runs only the named ones (parse, source, pg_source, progress).
+  (bench/results/progress.md, see devstack/bench_progress.py);
+- the local stack: CDC commit -> Snowflake latency, a MERGE of 100k changes into 1M rows, the full load
+  through Snowflake (PUT + COPY into fakesnow) and chunk-parallel reads on two Celery workers
+  (bench/results/stack.md, see devstack/bench_stack.py).
+`python -m devstack bench NAME...` runs only the named ones (parse, source, pg_source, progress, stack).
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ def run(cfg: StackConfig, only: list[str] | None = None) -> int:
     from devstack.bench_pg import pg_source_benchmark
     from devstack.bench_progress import progress_benchmark
     from devstack.bench_source import source_benchmark
+    from devstack.bench_stack import stack_benchmark
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = cfg.root / "bench" / "results"
@@ -113,6 +117,7 @@ def run(cfg: StackConfig, only: list[str] | None = None) -> int:
         "source": ("source.md", source_benchmark),
         "pg_source": ("pg_source.md", pg_source_benchmark),
         "progress": ("progress.md", progress_benchmark),
+        "stack": ("stack.md", stack_benchmark),
     }
     unknown = sorted(set(only or ()) - set(benchmarks))
     if unknown:

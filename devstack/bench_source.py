@@ -1,15 +1,19 @@
-"""Source read benchmark: a 2M-row SQL Server table read into Parquet, DTaaS against the pandas path.
+"""SQL Server source benchmark: DTaaS against the tools users would pick instead, on the SQL Server double.
 
 The table lives in the SQL Server double (the bench's column mix: bigint key, int, smallint,
-decimal(18,2), decimal(9,4), varchar, nvarchar, varchar, datetime2(3), datetimeoffset(3), 10% NULL).
-Each tool runs in a fresh process through a real pymssql connection and writes a local Parquet file:
+decimal(18,2), decimal(9,4), varchar, nvarchar, varchar, datetime2(3), datetimeoffset(3), 10% NULL),
+``DTAAS_BENCH_SOURCE_ROWS`` rows (500,000). Each tool copies it into Parquet objects on a moto S3
+server through a real pymssql connection, in a fresh process, interleaved, median of 3
+(the runner and the table of :mod:`devstack.bench_pg`):
 
-- DTaaS: ``DtaasMsSqlHook`` keyset chunks, record batches of ``batch_rows`` capped by ``batch_size_mb``,
-  streamed into one Parquet writer (what the full-load operator does per part);
-- pandas: ``MsSqlHook.get_pandas_df`` then ``DataFrame.to_parquet``, the path Airflow's
-  ``SqlToS3Operator`` takes.
+- DTaaS, the full-load operator as a task runs it, with the mssql-python reader (the default where it
+  is installed) and with the DB-API reader (pymssql, ``reader: dbapi``);
+- Airflow's ``SqlToS3Operator`` (``MsSqlHook.get_pandas_df``, then pandas to Parquet);
+- dlt ``sql_table(backend="pyarrow")`` over SQLAlchemy's ``mssql+pymssql`` dialect.
 
-Peak RSS is the client process's own high-water mark (VmHWM); runs are interleaved.
+The double is a Python TDS server on the same cores: it bounds every tool's speed (a real SQL Server
+serves rows several times faster), so this table shows memory and the tools' own overhead more than
+what a production server would give.
 """
 
 from __future__ import annotations
@@ -17,18 +21,36 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
 from airflow_provider_dtaas.testing.sqlserver import SqlServerDouble
 from airflow_provider_dtaas.testing.sqlserver.engine import Session
+from devstack.bench_pg import (
+    _DLT,
+    _DTAAS,
+    _SQL_TO_S3,
+    BUCKET,
+    Tool,
+    _bench_python,
+    _environment,
+    _moto,
+    _s3,
+    results_table,
+    run_tools,
+)
 from devstack.config import StackConfig
+from devstack.services import ensure_postgres
 
-ROWS = int(os.environ.get("DTAAS_BENCH_SOURCE_ROWS", "2000000"))
-RUNS = int(os.environ.get("DTAAS_BENCH_SOURCE_RUNS", "3"))
+ROWS = int(os.environ.get("DTAAS_BENCH_SOURCE_ROWS", "500000"))
 TARGET_RSS_MB = 400
+DTAAS = "DTaaS full load, mssql-python reader"
+TOOLS = [
+    Tool(DTAAS, _DTAAS, "bench_mssql"),
+    Tool("DTaaS full load, DB-API reader (pymssql)", _DTAAS, "bench_mssql_dbapi"),
+    Tool("Airflow SqlToS3Operator (pandas)", _SQL_TO_S3, "bench_mssql"),
+    Tool('dlt sql_table(backend="pyarrow") → filesystem', _DLT, "bench_mssql"),
+]
 
 _DDL = """CREATE TABLE dbo.bench_rows (
     id bigint NOT NULL PRIMARY KEY, qty int NULL, flag smallint NULL, amount decimal(18,2) NULL,
@@ -53,70 +75,15 @@ SELECT i,
             tick := CAST(0 AS UTINYINT), offset_minutes := CAST(60 AS SMALLINT)) END
 FROM range(1, {rows} + 1) t(i)"""
 
-# Peak RSS is this process's VmHWM: ru_maxrss would include the parent's RSS at fork time (Linux keeps
-# the pre-exec high-water mark), and the parent here holds the double and its 2M-row table.
-PEAK_RSS = """
-def peak_mb():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-"""
-
-_DTAAS = (
-    PEAK_RSS
-    + """
-import sys, time
-import pyarrow.parquet as pq
-from airflow_provider_dtaas.core.batching import MB
-from airflow_provider_dtaas.core.typemap import map_columns
-from airflow_provider_dtaas.hooks.mssql import DtaasMsSqlHook
-imported = peak_mb()
-started = time.perf_counter()
-hook = DtaasMsSqlHook(mssql_conn_id="bench_mssql")
-table = hook.describe_table("dbo", "bench_rows")
-columns = map_columns(table.columns, table="dbo.bench_rows")
-key = [c for c in columns if c.name == "id"]
-rows = 0
-writer = None
-with hook.consistent_reader() as conn:
-    for chunk in hook.plan_chunks("dbo", "bench_rows", key, chunk_rows=1_000_000, conn=conn):
-        batches = hook.iter_record_batches("dbo", "bench_rows", columns, batch_rows=100_000,
-            max_batch_bytes=100 * MB, order_by=["id"], chunk=chunk, conn=conn)
-        for batch in batches:
-            if writer is None:
-                writer = pq.ParquetWriter(sys.argv[1], batch.schema, compression="zstd")
-            writer.write_batch(batch)
-            rows += batch.num_rows
-writer.close()
-print(rows, time.perf_counter() - started, peak_mb(), imported)
-"""
-)
-
-_PANDAS = (
-    PEAK_RSS
-    + """
-import sys, time
-import pandas
-from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
-imported = peak_mb()
-started = time.perf_counter()
-frame = MsSqlHook(mssql_conn_id="bench_mssql").get_pandas_df("SELECT * FROM dbo.bench_rows ORDER BY id")
-frame.to_parquet(sys.argv[1], compression="zstd")
-print(len(frame), time.perf_counter() - started, peak_mb(), imported)
-"""
-)
-
-TOOLS = {"DTaaS keyset chunks → Arrow → Parquet": _DTAAS, "MsSqlHook.get_pandas_df → to_parquet": _PANDAS}
-
 
 def source_benchmark(cfg: StackConfig) -> str:
-    python = str(cfg.bin_dir / "python")
+    python = _bench_python(cfg)
+    ensure_postgres(cfg)
     password = secrets.token_urlsafe(16)
     with (
         tempfile.TemporaryDirectory(prefix="dtaas-bench-src-") as tmp,
         SqlServerDouble(data_dir=Path(tmp) / "mssql", port=0, password=password, database="bench") as server,
+        _moto(Path(tmp)) as s3_url,
     ):
         session = Session(server.database, login="bench", spid=1)
         try:
@@ -133,46 +100,25 @@ def source_benchmark(cfg: StackConfig) -> str:
             "schema": "bench",
             "extra": {"tds_version": "7.4"},
         }
-        env = {**os.environ, "AIRFLOW_CONN_BENCH_MSSQL": json.dumps(conn)}
-        measured: dict[str, list[tuple[int, float, float, float]]] = {name: [] for name in TOOLS}
-        for _ in range(RUNS):
-            for name, code in TOOLS.items():
-                out = Path(tmp) / "out.parquet"
-                result = subprocess.run(
-                    [python, "-c", code, str(out)], capture_output=True, text=True, env=env, cwd=cfg.root
-                )
-                if result.returncode != 0:
-                    raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
-                rows, seconds, rss, imported = result.stdout.split()[-4:]
-                measured[name].append((int(rows), float(seconds), float(rss), float(imported)))
-                out.unlink(missing_ok=True)
-    lines = [
-        f"## Source read: {ROWS:,} rows from the SQL Server double into Parquet, "
-        f"median of {RUNS} interleaved runs",
-        "",
-        "| tool | rows | seconds | rows/s | peak RSS (MB) | of which imports (MB) | runs' peak RSS (MB) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    medians = {}
-    for name, runs in measured.items():
-        rows_read = runs[0][0]
-        seconds = statistics.median(r[1] for r in runs)
-        rss = statistics.median(r[2] for r in runs)
-        imports = statistics.median(r[3] for r in runs)
-        each = ", ".join(f"{r[2]:,.0f}" for r in runs)
-        medians[name] = (seconds, rss)
-        lines.append(
-            f"| {name} | {rows_read:,} | {seconds:.1f} | {rows_read / seconds:,.0f} | {rss:,.0f} "
-            f"| {imports:,.0f} | {each} |"
-        )
-    (ours_s, ours_rss), (peer_s, peer_rss) = medians.values()
-    verdict = "meets" if ours_rss < TARGET_RSS_MB else "MISSES"
-    lines += [
-        "",
-        f"DTaaS/pandas: {peer_s / ours_s:.2f}x the speed at {ours_rss / peer_rss:.2f}x the memory. "
-        f"Target: peak RSS under {TARGET_RSS_MB} MB while reading; this run {verdict} it.",
-        "The double (a Python TDS server on the same 2 cores) bounds both tools' speed; a real SQL Server "
-        "serves rows several times faster.",
-        "",
-    ]
-    return "\n".join(lines)
+        env = {
+            **_environment(cfg, f"{cfg.name}_bench_pg", s3_url, Path(tmp)),
+            "AIRFLOW_CONN_BENCH_MSSQL": json.dumps(conn),
+            "AIRFLOW_CONN_BENCH_MSSQL_DBAPI": json.dumps(
+                {**conn, "extra": {**conn["extra"], "reader": "dbapi"}}
+            ),
+            "BENCH_SOURCE_EXTRA": "database: bench",
+            "BENCH_TABLE": "dbo.bench_rows",
+            "BENCH_SQLALCHEMY_URL": f"mssql+pymssql://sa:{password}@127.0.0.1:{server.port}/bench",
+        }
+        _s3(s3_url).create_bucket(Bucket=BUCKET)
+        measured = run_tools(python, TOOLS, env, s3_url, cwd=cfg.root, tag="mssql")
+    title = f"## SQL Server (the double) → Parquet on S3 (moto): {ROWS:,} rows, median of 3 interleaved runs"
+    ours = measured[DTAAS]
+    peak = sorted(ours.peak_mb)[len(ours.peak_mb) // 2]
+    verdict = "meets" if peak < TARGET_RSS_MB else "MISSES"
+    return (
+        results_table(title, ROWS, measured, TOOLS, decimal="decimal(18,2)")
+        + f"Target: DTaaS's peak RSS under {TARGET_RSS_MB} MB while reading; this run {verdict} it. "
+        "The double (a Python TDS server on the same cores) bounds every tool's speed; a real SQL "
+        "Server serves rows several times faster.\n"
+    )

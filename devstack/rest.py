@@ -24,6 +24,15 @@ class AirflowClient:
         response.raise_for_status()
         return response.json()
 
+    def put_connection(self, conn_id: str, body: dict[str, Any]) -> None:
+        """Create the connection, or replace it (``body``: conn_type, host, port, login, schema, extra)."""
+        payload = {"connection_id": conn_id, **body}
+        if isinstance(payload.get("extra"), dict):
+            payload["extra"] = json.dumps(payload["extra"])
+        self._session.delete(f"{self.base_url}/api/v2/connections/{conn_id}", timeout=30)
+        response = self._session.post(f"{self.base_url}/api/v2/connections", json=payload, timeout=30)
+        response.raise_for_status()
+
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
