@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description="DTaaS local stack")
     parser.add_argument("command", choices=["services", "up", "down", "status", "demo", "bench"])
     parser.add_argument(
-        "benchmarks", nargs="*", help="bench: only these benchmarks (parse, source, pg_source, progress)"
+        "benchmarks",
+        nargs="*",
+        help="bench: only these benchmarks (parse, source, pg_source, progress, stack)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s devstack %(message)s", stream=sys.stderr)

@@ -2,7 +2,7 @@
 
 The table lives in the SQL Server double (the bench's column mix: bigint key, int, smallint,
 decimal(18,2), decimal(9,4), varchar, nvarchar, varchar, datetime2(3), datetimeoffset(3), 10% NULL),
-``DTAAS_BENCH_SOURCE_ROWS`` rows (500,000). Each tool copies it into Parquet objects on a moto S3
+``DTAAS_BENCH_SOURCE_ROWS`` rows (300,000). Each tool copies it into Parquet objects on a moto S3
 server through a real pymssql connection, in a fresh process, interleaved, median of 3
 (the runner and the table of :mod:`devstack.bench_pg`):
 
@@ -42,7 +42,7 @@ from devstack.bench_pg import (
 from devstack.config import StackConfig
 from devstack.services import ensure_postgres
 
-ROWS = int(os.environ.get("DTAAS_BENCH_SOURCE_ROWS", "500000"))
+ROWS = int(os.environ.get("DTAAS_BENCH_SOURCE_ROWS", "300000"))
 TARGET_RSS_MB = 400
 DTAAS = "DTaaS full load, mssql-python reader"
 TOOLS = [
