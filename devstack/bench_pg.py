@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -581,7 +582,14 @@ def _profile(python: str, env: dict[str, str], cfg: StackConfig, rows: int) -> s
         )
     finally:
         os.unlink(script.name)
+    out.write_text(_without_machine_paths(out.read_text(), script.name))
     return f"Profile of one DTaaS run (ADBC reader, {rows:,} rows): bench/results/pg_source_profile.txt\n"
+
+
+def _without_machine_paths(report: str, script: str) -> str:
+    """The profile as committed: the script's temporary path and the checkout's folder left out."""
+    report = report.replace(script, "bench_dtaas.py").replace(os.path.basename(script), "bench_dtaas.py")
+    return re.sub(r"(?:\.\./|/)?[\w.-]*/?(?=airflow_provider_dtaas/)", "", report)
 
 
 def _peaks_table(peaks: dict[int, dict[str, float]]) -> str:
