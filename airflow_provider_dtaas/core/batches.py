@@ -68,6 +68,31 @@ def _parse_time(text: pa.Array[Any], arrow_type: pa.DataType) -> pa.Array[Any]:
     return as_ns if arrow_type == pa.time64("ns") else pc.cast(as_ns, arrow_type, safe=False)
 
 
+def conform_columns(
+    batch: pa.RecordBatch,
+    columns: list[MappedColumn],
+    convert: Callable[[pa.Array[Any], MappedColumn], pa.Array[Any]],
+) -> pa.RecordBatch:
+    """A driver's batch, whose columns are the select list of ``columns`` in order, with each column
+    made its mapped type by ``convert(values, column)``: the Arrow-native readers' common step.
+
+    :raises ValueConversionError: a value that does not fit its column's type, naming the column.
+    """
+    if batch.num_columns != len(columns):
+        raise ValueError(f"the driver sent {batch.num_columns} columns for a select list of {len(columns)}")
+    arrays = []
+    for index, column in enumerate(columns):
+        values = batch.column(index)
+        try:
+            arrays.append(convert(values, column))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+            raise ValueConversionError(
+                f"column {column.name} (#{index + 1}, {column.source.data_type}): "
+                f"cannot convert to {column.arrow_type} (the driver sent {values.type}): {err}"
+            ) from err
+    return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema(columns))
+
+
 def rebatch(stream: Iterable[pa.RecordBatch], rows: Callable[[], int]) -> Iterator[pa.RecordBatch]:
     """Cut a stream of record batches of any sizes into batches of ``rows()`` rows (asked before each
     cut, so a byte cap learnt from one batch sizes the next), the last one shorter. Holds at most one

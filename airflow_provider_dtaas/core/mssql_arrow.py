@@ -30,9 +30,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_dtaas.core.batches import ValueConversionError, from_text
+from airflow_provider_dtaas.core.batches import conform_columns, from_text
 from airflow_provider_dtaas.core.mssql_tls import PYMSSQL_ENCRYPTION, TLS_EXTRAS, MsSqlTls
-from airflow_provider_dtaas.core.typemap import MappedColumn, arrow_schema
+from airflow_provider_dtaas.core.typemap import MappedColumn
 
 #: (source type, transport) pairs whose Arrow the reader's output was checked for against the DB-API
 #: path; datetime2 only up to 6 fraction digits (7 digits travel as text, which is checked too).
@@ -113,22 +113,12 @@ def conform_batch(batch: pa.RecordBatch, columns: list[MappedColumn]) -> pa.Reco
 
     :raises ValueConversionError: naming the column.
     """
-    schema = arrow_schema(columns)
-    if batch.num_columns != len(columns):
-        raise ValueError(f"the driver sent {batch.num_columns} columns for a select list of {len(columns)}")
-    arrays = []
-    for index, column in enumerate(columns):
-        values = batch.column(index)
-        try:
-            if column.transport == "text":  # the server's text, mapped as the DB-API path maps it
-                arrays.append(from_text(pc.cast(values, pa.string()), column))
-            elif values.type == column.arrow_type:
-                arrays.append(values)
-            else:
-                arrays.append(pc.cast(values, column.arrow_type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
-            raise ValueConversionError(
-                f"column {column.name} (#{index + 1}, {column.source.data_type}): "
-                f"cannot convert {values.type} to {column.arrow_type}: {err}"
-            ) from err
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    return conform_columns(batch, columns, _conform_array)
+
+
+def _conform_array(values: pa.Array[Any], column: MappedColumn) -> pa.Array[Any]:
+    if column.transport == "text":  # the server's text, mapped as the DB-API path maps it
+        return from_text(pc.cast(values, pa.string()), column)
+    if values.type == column.arrow_type:
+        return values
+    return pc.cast(values, column.arrow_type)

@@ -24,8 +24,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_dtaas.core.batches import ValueConversionError
-from airflow_provider_dtaas.core.typemap import MappedColumn, arrow_schema
+from airflow_provider_dtaas.core.batches import conform_columns
+from airflow_provider_dtaas.core.typemap import MappedColumn
 
 # The range every reader of the destination (and Python's datetime) agrees on.
 _FIRST_DAY, _LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
@@ -44,21 +44,13 @@ def conform_batch(batch: pa.RecordBatch, columns: list[MappedColumn]) -> pa.Reco
         ``numeric(p,s)``), naming the column.
     :raises OutOfRangeTemporalError: a date or timestamp outside the years 1 to 9999.
     """
-    schema = arrow_schema(columns)
-    if batch.num_columns != len(columns):
-        raise ValueError(f"the driver sent {batch.num_columns} columns for a select list of {len(columns)}")
-    arrays = []
-    for index, column in enumerate(columns):
-        values = batch.column(index)
-        try:
-            arrays.append(_conform_array(values, column))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
-            raise ValueConversionError(
-                f"column {column.name} (#{index + 1}, {column.source.data_type}): "
-                f"cannot convert to {column.arrow_type}: {err}"
-            ) from err
-        _check_temporal_range(arrays[-1], column)
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    return conform_columns(batch, columns, _conform_checked)
+
+
+def _conform_checked(values: pa.Array[Any], column: MappedColumn) -> pa.Array[Any]:
+    conformed = _conform_array(values, column)
+    _check_temporal_range(conformed, column)
+    return conformed
 
 
 def _conform_array(values: pa.Array[Any], column: MappedColumn) -> pa.Array[Any]:
