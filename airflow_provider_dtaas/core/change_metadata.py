@@ -13,6 +13,7 @@ before-image, 4 update after-image), ``__$update_mask`` and, when the reader joi
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +61,13 @@ def with_change_metadata(batch: pa.RecordBatch, *, synced_at: datetime) -> pa.Re
     }
     arrays = [batch.column(names.index(n)) for n in kept] + list(metadata.values())
     return pa.RecordBatch.from_arrays(arrays, names=kept + list(metadata))
+
+
+def operation_counts(batch: pa.RecordBatch) -> dict[str, int]:
+    """The inserts, updates and deletes among a change batch's rows (``_dtaas_op``; before-images
+    not counted): a window's counts where no MERGE reduces its changes (S3 only)."""
+    read = Counter(batch.column(batch.schema.names.index("_dtaas_op")).to_pylist())
+    return {"inserted": read["I"], "updated": read["U"], "deleted": read["D"]}
 
 
 def _hex_column(column: Any) -> Any:

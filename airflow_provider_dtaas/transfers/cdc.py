@@ -39,7 +39,7 @@ from airflow_provider_dtaas.core.capture_instances import (
     Reading,
     choose_instance,
 )
-from airflow_provider_dtaas.core.change_metadata import with_change_metadata
+from airflow_provider_dtaas.core.change_metadata import operation_counts, with_change_metadata
 from airflow_provider_dtaas.core.lsn import Lsn, Position, Window, next_window
 from airflow_provider_dtaas.core.plan import TablePlan
 from airflow_provider_dtaas.core.source_table import SourceTable
@@ -280,6 +280,7 @@ class TableChanges(WatermarkChangesMixin):
         for sink in sinks:
             sink.prepare()
         changes = read = 0
+        operations = {"inserted": 0, "updated": 0, "deleted": 0}  # as read, for a window with no MERGE
         progress_chunk = -1 - totals["windows"]
         log = self.log.bind(
             window=totals["windows"] + 1,
@@ -302,6 +303,8 @@ class TableChanges(WatermarkChangesMixin):
                 landed = with_change_metadata(batch, synced_at=synced_at)
                 for sink in sinks:
                     sink.write(0, part, landed)
+                for name, count in operation_counts(landed).items():
+                    operations[name] += count
                 changes += batch.num_rows
                 read += batch.nbytes
                 if self.progress is not None:
@@ -344,7 +347,7 @@ class TableChanges(WatermarkChangesMixin):
             for sink in sinks
             if isinstance(sink, SnowflakeChangeSink) and sink.schema_changes
         ]
-        merged = next((s.counts for s in sinks if isinstance(s, SnowflakeChangeSink)), None)
+        merged = next((s.counts for s in sinks if isinstance(s, SnowflakeChangeSink)), operations)
         counts = self._counts(changes, merged, last)
         failpoints.hit("cdc.before_checkpoint", self.table)
         self.state.commit_window(window_id, counts)

@@ -91,15 +91,26 @@ class CdcCase:
             assert time.monotonic() < deadline, f"CDC did not capture: {statement}"
             time.sleep(0.5)
 
-    def spec(self, *, mode: str = "full_load_and_cdc", cdc: str = "", tables: list[str] | None = None) -> str:
+    def spec(
+        self,
+        *,
+        mode: str = "full_load_and_cdc",
+        cdc: str = "",
+        tables: list[str] | None = None,
+        snowflake: bool = True,
+    ) -> str:
         listed = "\n".join(f"  - dbo.{t}" for t in tables or self.tables)
         return (
             f"name: it_cdc\nmode: {mode}\n{cdc}"
             f"source: {{conn_id: {self.conn_id}}}\n"
             "destinations:\n"
             f"  s3: {{conn_id: it_s3, bucket: {BUCKET}, prefix: {self.schema.lower()}/}}\n"
-            f"  snowflake: {{conn_id: {self.snowflake_conn}, database: ITDB, schema: {self.schema}}}\n"
-            f"tables:\n{listed}\n"
+            + (
+                f"  snowflake: {{conn_id: {self.snowflake_conn}, database: ITDB, schema: {self.schema}}}\n"
+                if snowflake
+                else ""
+            )
+            + f"tables:\n{listed}\n"
         )
 
     def run(self, spec_text: str, **params: Any) -> dict[str, dict[str, Any]]:
@@ -576,6 +587,25 @@ def test_before_images_land_in_s3_and_never_in_snowflake(case: CdcCase) -> None:
     rows = case._rows(case._json(manifest_key))
     assert [(r["_dtaas_op"], r["qty"]) for r in rows] == [("B", 1), ("U", 2)]
     case.assert_in_sync(table)  # the replay skips before-images, as the MERGE does
+
+
+def test_with_s3_alone_a_window_counts_the_operations_it_read(case: CdcCase) -> None:
+    """No MERGE reduces the changes: the window counts every insert, update and delete it landed."""
+    table = case.create()
+    case.change(f"INSERT INTO dbo.{table} VALUES (1, N'apple', 1), (2, N'pear', 2), (3, N'plum', 3)")
+    spec = case.spec(snowflake=False)
+    assert case.run(spec)[f"dbo.{table}"]["windows"] == 0  # the snapshot
+    case.change(f"INSERT INTO dbo.{table} VALUES (4, N'fig', NULL)")
+    case.change(f"UPDATE dbo.{table} SET qty = 10 WHERE id = 1")
+    case.change(f"DELETE FROM dbo.{table} WHERE id = 2")
+    case.change(f"UPDATE dbo.{table} SET id = 30 WHERE id = 3")  # a key update: a delete and an insert
+    for qty in (5, 6, 7):
+        case.change(f"UPDATE dbo.{table} SET qty = {qty} WHERE id = 4")
+    second = case.run(spec)[f"dbo.{table}"]
+    assert second["rows"] == 8
+    assert (second["inserted"], second["updated"], second["deleted"]) == (2, 4, 2)
+    (window,) = [h for h in history(case, table) if h["kind"] == "changes"]
+    assert (window["inserted"], window["updated"], window["deleted"]) == (2, 4, 2)
 
 
 TRACKING = "cdc: {method: change_tracking}\n"

@@ -10,7 +10,11 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_dtaas.core import s3_layout as layout
-from airflow_provider_dtaas.core.change_metadata import ChangeBatchError, with_change_metadata
+from airflow_provider_dtaas.core.change_metadata import (
+    ChangeBatchError,
+    operation_counts,
+    with_change_metadata,
+)
 from airflow_provider_dtaas.core.plan import PartitionRule, plan_tables
 from airflow_provider_dtaas.core.spec_loader import SpecError, parse_spec
 from airflow_provider_dtaas.core.text_render import json_lines, rendering_table_markdown, text_batch
@@ -224,6 +228,21 @@ def test_change_metadata_columns_follow_the_table_columns() -> None:
     assert out.column("_dtaas_op").to_pylist() == ["B", "U"]
     assert out.column("_dtaas_lsn").to_pylist() == ["0x0000002A000001F00003"] * 2
     assert out.column("_dtaas_commit_ts").to_pylist() == [datetime(2026, 1, 1, 12)] * 2
+
+
+def test_a_change_batch_counts_its_inserts_updates_and_deletes_but_not_before_images() -> None:
+    lsn = bytes.fromhex("0000002a000001f00003")
+    operations = [2, 3, 4, 4, 1, 2, 3, 4]  # I, B, U, U, D, I, B, U
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "__$start_lsn": pa.array([lsn] * len(operations)),
+            "__$seqval": pa.array([lsn] * len(operations)),
+            "__$operation": pa.array(operations),
+            "id": pa.array(range(len(operations))),
+        }
+    )
+    landed = with_change_metadata(batch, synced_at=datetime(2026, 1, 2, tzinfo=UTC))
+    assert operation_counts(landed) == {"inserted": 2, "updated": 3, "deleted": 1}
 
 
 def test_an_unknown_cdc_operation_is_refused() -> None:
