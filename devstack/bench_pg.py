@@ -179,11 +179,22 @@ rows = None
     + _RESULT
 )
 
+# The ceilings' one upload of their Parquet file (a fresh boto3 client, as the peers make theirs).
+_UPLOAD = """
+import os
+import boto3
+def upload(path, bucket, key):
+    boto3.client(
+        "s3", endpoint_url=os.environ["BENCH_S3_URL"], aws_access_key_id=os.environ["BENCH_S3_KEY"],
+        aws_secret_access_key=os.environ["BENCH_S3_SECRET"], region_name="us-east-1",
+    ).upload_file(path, bucket, key)
+"""
+
 _CEILING = (
     PEAK_RSS
+    + _UPLOAD
     + """
 import json, os, sys, tempfile
-import boto3
 import pyarrow.parquet as pq
 import adbc_driver_postgresql.dbapi
 imported = peak_mb()
@@ -198,10 +209,7 @@ with tempfile.TemporaryDirectory() as tmp:
             for batch in reader:
                 writer.write_batch(batch)
                 rows += batch.num_rows
-    boto3.client(
-        "s3", endpoint_url=os.environ["BENCH_S3_URL"], aws_access_key_id=os.environ["BENCH_S3_KEY"],
-        aws_secret_access_key=os.environ["BENCH_S3_SECRET"], region_name="us-east-1",
-    ).upload_file(path, bucket, f"{prefix}part.parquet")
+    upload(path, bucket, f"{prefix}part.parquet")
 """
     + _RESULT
 )
@@ -211,9 +219,9 @@ with tempfile.TemporaryDirectory() as tmp:
 # unscaled bigint cast back to decimal128, dictionaries only for columns whose values repeat.
 _CEILING_TUNED = (
     PEAK_RSS
+    + _UPLOAD
     + """
 import json, os, sys, tempfile
-import boto3
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -252,10 +260,7 @@ with tempfile.TemporaryDirectory() as tmp:
         rows += batch.num_rows
     writer.close()
     statement.close(); conn.close(); db.close()
-    boto3.client(
-        "s3", endpoint_url=os.environ["BENCH_S3_URL"], aws_access_key_id=os.environ["BENCH_S3_KEY"],
-        aws_secret_access_key=os.environ["BENCH_S3_SECRET"], region_name="us-east-1",
-    ).upload_file(path, bucket, f"{prefix}part.parquet")
+    upload(path, bucket, f"{prefix}part.parquet")
 """
     + _RESULT
 )

@@ -13,7 +13,6 @@ before-image, 4 update after-image), ``__$update_mask`` and, when the reader joi
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -66,8 +65,11 @@ def with_change_metadata(batch: pa.RecordBatch, *, synced_at: datetime) -> pa.Re
 def operation_counts(batch: pa.RecordBatch) -> dict[str, int]:
     """The inserts, updates and deletes among a change batch's rows (``_dtaas_op``; before-images
     not counted): a window's counts where no MERGE reduces its changes (S3 only)."""
-    read = Counter(batch.column(batch.schema.names.index("_dtaas_op")).to_pylist())
-    return {"inserted": read["I"], "updated": read["U"], "deleted": read["D"]}
+    ops = batch.column(batch.schema.names.index("_dtaas_op"))
+    return {
+        name: pc.equal(ops, pa.scalar(op)).true_count
+        for name, op in (("inserted", "I"), ("updated", "U"), ("deleted", "D"))
+    }
 
 
 def _hex_column(column: Any) -> Any:

@@ -146,6 +146,17 @@ def pg_connection(
     return conn_id
 
 
+def scratch_keyed_table(plain: Any, name: str) -> None:
+    """``public.<name>`` made anew: 5,000 rows (id 1..5000 as the primary key, ``v`` = 'v<id>'), for
+    the tests that write while a read is under way. ``plain``: an autocommit psycopg2 connection."""
+    with plain.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS public.{name}")
+        cur.execute(
+            f"CREATE TABLE public.{name} AS SELECT i AS id, 'v' || i AS v FROM generate_series(1, 5000) i"
+        )
+        cur.execute(f"ALTER TABLE public.{name} ADD PRIMARY KEY (id)")
+
+
 def pg_reference(conn: Any) -> Reference:
     """What psycopg2 reads with a plain query and a client cursor, each value as Arrow gives it back:
     the reference every reader of the hook must equal."""

@@ -19,7 +19,14 @@ from airflow_provider_dtaas.core.row_filter import render_row_filter
 from airflow_provider_dtaas.core.typemap import MappedColumn, select_columns
 from airflow_provider_dtaas.hooks.keyset_reader import SourceReadError
 from airflow_provider_dtaas.hooks.postgres_source import DtaasPostgresSourceHook
-from tests.integration.pg_source_db import BENCH_ROWS, DATABASE, pg_case, pg_connection, pg_reference
+from tests.integration.pg_source_db import (
+    BENCH_ROWS,
+    DATABASE,
+    pg_case,
+    pg_connection,
+    pg_reference,
+    scratch_keyed_table,
+)
 from tests.integration.source_contract import SourceCase, SourceReadContract
 
 CONN_ID = "it_pg_adbc"
@@ -348,13 +355,7 @@ def test_adbc_reads_the_snapshot_of_the_consistent_read(
     began stay invisible to every chunk, and no writer waits for the reader."""
     import psycopg2
 
-    with plain.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS public.scratch_adbc_snapshot")
-        cur.execute(
-            "CREATE TABLE public.scratch_adbc_snapshot AS"
-            " SELECT i AS id, 'v' || i AS v FROM generate_series(1, 5000) i"
-        )
-        cur.execute("ALTER TABLE public.scratch_adbc_snapshot ADD PRIMARY KEY (id)")
+    scratch_keyed_table(plain, "scratch_adbc_snapshot")
     columns = adbc.map_columns(adbc.get_source_columns("public", "scratch_adbc_snapshot"))
     writer = psycopg2.connect(dbname=DATABASE, **pg_server)
     try:

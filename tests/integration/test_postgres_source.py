@@ -20,7 +20,14 @@ from airflow_provider_dtaas.core.batches import ValueConversionError
 from airflow_provider_dtaas.core.typemap import UnsupportedTypeError
 from airflow_provider_dtaas.hooks.keyset_reader import SourceReadError, SourceUnreachableError
 from airflow_provider_dtaas.hooks.postgres_source import DtaasPostgresSourceHook
-from tests.integration.pg_source_db import BENCH_ROWS, DATABASE, NO_RIGHTS_ROLE, pg_case, pg_connection
+from tests.integration.pg_source_db import (
+    BENCH_ROWS,
+    DATABASE,
+    NO_RIGHTS_ROLE,
+    pg_case,
+    pg_connection,
+    scratch_keyed_table,
+)
 from tests.integration.source_contract import SourceCase, SourceReadContract
 
 CONN_ID = "it_pg_source"
@@ -195,13 +202,7 @@ def test_one_snapshot_for_the_whole_read_and_no_writer_waits(
 ) -> None:
     import psycopg2
 
-    with plain.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS public.scratch_snapshot")
-        cur.execute(
-            "CREATE TABLE public.scratch_snapshot AS"
-            " SELECT i AS id, 'v' || i AS v FROM generate_series(1, 5000) i"
-        )
-        cur.execute("ALTER TABLE public.scratch_snapshot ADD PRIMARY KEY (id)")
+    scratch_keyed_table(plain, "scratch_snapshot")
     columns = hook.map_columns(hook.get_source_columns("public", "scratch_snapshot"))
     writer = psycopg2.connect(dbname=DATABASE, **pg_server)
     try:
